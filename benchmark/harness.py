@@ -1,0 +1,204 @@
+"""Runs a grid: hands each run to an executor, and each worker computes it against the store.
+
+The unit of work is one run. A worker claims the run's lock, skips it when the store already
+holds its outcome, resumes from its last finished generation otherwise, and records how it ended.
+A run that raises is recorded as failed (with its traceback) and the grid goes on.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import traceback
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from benchmark.components import Executor, TaskLost
+from benchmark.errors import Diverged
+from benchmark.loop import generations
+from benchmark.plugins import default_registry
+from benchmark.registry import Registry
+from benchmark.spec import GridSpec, RunSpec, run_spec_from_dict
+from benchmark.store import DIVERGED, DONE, FAILED, Store
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """A run as plain data, so it can cross process and machine boundaries."""
+
+    store: str
+    run: Mapping[str, Any]
+    retry_failed: bool = False
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    label: str
+    status: str
+    #: Generations stored for the run when it ended.
+    generations: int
+    reason: str = ""
+    #: False when the store already held the outcome and nothing was computed.
+    computed: bool = True
+
+
+def _outcome(store: Store, run: RunSpec, *, computed: bool) -> RunOutcome | None:
+    """The stored outcome of ``run`` if it needs no more work, else None."""
+    status = store.status(run.run_id)
+    finished = store.finished_generations(run.run_id)
+    if status is None:
+        return None
+    if status["status"] == DONE and len(finished) < run.generations + 1:
+        return None  # the grid asks for more generations than were run: continue
+    return RunOutcome(run.run_id, run.label, status["status"], len(finished), status.get("reason", ""), computed)
+
+
+def execute_run(task: RunTask, registry: Registry | None = None) -> RunOutcome:
+    """Compute one run to its end (or find it already done). Safe to call from any worker, any number of times."""
+    registry = registry or default_registry()
+    store = Store(task.store)
+    run = run_spec_from_dict(task.run)
+    with store.claim(run.run_id) as claimed:
+        if not claimed:
+            return RunOutcome(run.run_id, run.label, "busy", len(store.finished_generations(run.run_id)), computed=False)
+        known = _outcome(store, run, computed=False)
+        if known is not None and not (task.retry_failed and known.status in (FAILED, DIVERGED)):
+            return known
+        store.clear_status(run.run_id)
+        description = run.describe()
+        store.begin(description)
+        status, reason, trace = DONE, "", ""
+        try:
+            for result in generations(run, registry, store.resume_point(run.run_id), threads=task.threads):
+                store.commit(run.run_id, result)
+                registry.hook.on_generation_end(run=description, record=result.record)
+        except Diverged as exc:
+            status, reason = DIVERGED, str(exc)
+        except Exception as exc:  # a plugin's bug is a result of the run, not the end of the grid
+            status, reason, trace = FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        done = len(store.finished_generations(run.run_id))
+        store.finish(run.run_id, status, generations=run.generations, reason=reason, traceback=trace)
+        return RunOutcome(run.run_id, run.label, status, done, reason)
+
+
+@dataclass
+class GridSummary:
+    outcomes: list[RunOutcome] = field(default_factory=list)
+
+    @property
+    def counts(self) -> Counter:
+        return Counter(o.status for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[RunOutcome]:
+        return [o for o in self.outcomes if o.status == FAILED]
+
+    def describe(self) -> str:
+        counts = self.counts
+        reused = sum(1 for o in self.outcomes if not o.computed)
+        parts = [f"{len(self.outcomes)} runs: {counts.get(DONE, 0)} done"]
+        for status in (DIVERGED, FAILED):
+            if counts.get(status):
+                parts.append(f"{counts[status]} {status}")
+        if reused:
+            parts.append(f"{reused} already in the store")
+        lines = [", ".join(parts)]
+        for o in self.outcomes:
+            if o.status in (FAILED, DIVERGED):
+                lines.append(f"  {o.status}: {o.label} ({o.run_id}): {o.reason}")
+        return "\n".join(lines)
+
+
+class _Progress:
+    """A progress bar over generations, fed by polling the store (works for any executor)."""
+
+    def __init__(self, store: Store, runs: list[RunSpec], enabled: bool) -> None:
+        self.store, self.runs = store, runs
+        self.total = sum(r.generations + 1 for r in runs)
+        self._stop = threading.Event()
+        self._bar = None
+        if enabled and self.total:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total, unit="gen", desc="generations", file=sys.stderr, dynamic_ncols=True)
+            self._thread = threading.Thread(target=self._poll, daemon=True)
+            self._thread.start()
+
+    def _count(self) -> int:
+        return sum(min(len(self.store.finished_generations(r.run_id)), r.generations + 1) for r in self.runs)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.5):
+            self._update()
+
+    def _update(self) -> None:
+        if self._bar is not None:
+            self._bar.n = self._count()
+            self._bar.refresh()
+
+    def run_finished(self, outcome: RunOutcome, done: int, total: int) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"runs {done}/{total}")
+            self._update()
+        else:
+            print(f"[{done}/{total}] {outcome.status}: {outcome.label}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._bar is not None:
+            self._update()
+            self._bar.close()
+
+
+def run_grid(
+    grid: GridSpec,
+    store: Store,
+    executor: Executor,
+    registry: Registry,
+    *,
+    retry_failed: bool = False,
+    progress: bool | None = None,
+    on_outcome: Callable[[RunOutcome], None] | None = None,
+) -> GridSummary:
+    """Run every run of ``grid`` on ``executor``, storing results in ``store``."""
+    store.check(create=True)
+    store.record_grid(grid.name, grid.source, grid.path, [r.run_id for r in grid.runs])
+    runs = list(dict((r.run_id, r) for r in grid.runs).values())
+    threads = getattr(executor, "threads_per_run", None)
+    tasks = [RunTask(str(store.root), r.describe(), retry_failed, threads) for r in runs]
+    fn = partial(execute_run, registry=registry) if getattr(executor, "in_process", False) else execute_run
+    bar = _Progress(store, runs, enabled=sys.stderr.isatty() if progress is None else progress)
+    summary = GridSummary()
+    by_id = {r.run_id: r for r in runs}
+    try:
+        for outcome in executor.map(fn, tasks):
+            if isinstance(outcome, TaskLost):
+                outcome = _record_lost(store, by_id[outcome.task.run["run_id"]], outcome.reason)
+            elif outcome.status == "busy":
+                # another process holds the run: wait for it, then take its outcome (or finish its work)
+                outcome = _wait_for(store, by_id[outcome.run_id], retry_failed, threads, registry)
+            summary.outcomes.append(outcome)
+            bar.run_finished(outcome, len(summary.outcomes), len(tasks))
+            if on_outcome is not None:
+                on_outcome(outcome)
+    finally:
+        bar.close()
+    return summary
+
+
+def _record_lost(store: Store, run: RunSpec, reason: str) -> RunOutcome:
+    with store.claim(run.run_id, wait=True):
+        store.finish(run.run_id, FAILED, generations=run.generations, reason=reason)
+    return RunOutcome(run.run_id, run.label, FAILED, len(store.finished_generations(run.run_id)), reason)
+
+
+def _wait_for(store: Store, run: RunSpec, retry_failed: bool, threads: int | None, registry: Registry) -> RunOutcome:
+    with store.claim(run.run_id, wait=True):
+        pass
+    return execute_run(RunTask(str(store.root), run.describe(), retry_failed, threads), registry)
+

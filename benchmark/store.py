@@ -1,0 +1,192 @@
+"""Crash-safe, resumable result storage in a local (or shared) directory.
+
+Layout::
+
+    STORE/store.json                 {"schema": N}; a store of another schema is refused
+    STORE/grids/NAME.json            the grid as last run: its source and its run ids
+    STORE/runs/RUN_ID/run.json       the run's canonical spec
+    STORE/runs/RUN_ID/lock           flock-ed by the one process computing the run
+    STORE/runs/RUN_ID/gen-0003/      one finished generation: record.json, model.npz|.pt, policy.npz
+    STORE/runs/RUN_ID/status.json    how the run ended: done, failed or diverged, with the reason
+
+A generation directory is written under a temporary name, fsync-ed and renamed into place, so it
+either exists whole or not at all: a process killed at any instant leaves the run resumable from
+its last finished generation. Only the holder of a run's lock writes it, so two processes on
+one store never compute a run twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from benchmark import SCHEMA_VERSION, checkpoint
+from benchmark.errors import StoreError
+from benchmark.loop import GenerationResult, Resume
+
+#: Terminal statuses; "done" means every requested generation finished.
+DONE, FAILED, DIVERGED = "done", "failed", "diverged"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Replace ``path`` with ``data`` as JSON in one rename; readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+class Store:
+    """A result store rooted at one directory."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    # ------------------------------------------------------------ store-wide
+
+    def check(self, *, create: bool) -> None:
+        """Make sure the store exists (creating it if asked) and has this code's schema."""
+        marker = self.root / "store.json"
+        if marker.exists():
+            try:
+                schema = read_json(marker).get("schema")
+            except (OSError, ValueError, AttributeError) as exc:
+                raise StoreError(f"{marker}: unreadable store marker: {exc}") from None
+            if schema != SCHEMA_VERSION:
+                raise StoreError(
+                    f"{marker}: store has result schema {schema}, this retrainbench writes schema {SCHEMA_VERSION}; "
+                    "use another --store"
+                )
+        elif create:
+            write_json_atomic(marker, {"schema": SCHEMA_VERSION})
+        else:
+            raise StoreError(f"{self.root}: not a retrainbench store (no store.json)")
+
+    def record_grid(self, name: str, source: str, path: str, run_ids: list[str]) -> None:
+        """Remember which runs a grid asked for, so reports can show the grid and select its runs."""
+        write_json_atomic(self.root / "grids" / f"{name}.json", {"name": name, "path": path, "source": source, "runs": run_ids})
+
+    def grids(self) -> dict[str, dict[str, Any]]:
+        folder = self.root / "grids"
+        return {p.stem: read_json(p) for p in sorted(folder.glob("*.json"))} if folder.exists() else {}
+
+    def run_ids(self) -> list[str]:
+        folder = self.root / "runs"
+        return sorted(p.name for p in folder.iterdir() if (p / "run.json").exists()) if folder.exists() else []
+
+    # ------------------------------------------------------------ one run
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "runs" / run_id
+
+    @contextlib.contextmanager
+    def claim(self, run_id: str, *, wait: bool = False) -> Iterator[bool]:
+        """Hold the run's lock for the block; yields False (without waiting) when another process holds it."""
+        directory = self.run_dir(run_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def begin(self, run: Mapping[str, Any]) -> None:
+        """Write the run's spec and clear what a killed writer left half-done. Call while holding the claim."""
+        directory = self.run_dir(run["run_id"])
+        for leftover in directory.glob(".tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        write_json_atomic(directory / "run.json", dict(run))
+
+    def finished_generations(self, run_id: str) -> list[int]:
+        """Generations 0..k stored whole (a gap would end the list: generations only ever finish in order)."""
+        directory = self.run_dir(run_id)
+        found = {int(p.name[4:]) for p in directory.glob("gen-*") if p.name[4:].isdigit()} if directory.exists() else set()
+        done = []
+        while len(done) in found:
+            done.append(len(done))
+        return done
+
+    def commit(self, run_id: str, result: GenerationResult) -> None:
+        """Store one finished generation atomically. Call while holding the claim."""
+        directory = self.run_dir(run_id)
+        final = directory / f"gen-{result.generation:04d}"
+        if final.exists():
+            raise StoreError(f"{final} already exists: generation stored twice")
+        tmp = directory / f".tmp-gen-{result.generation:04d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            checkpoint.save(result.model_state, tmp, "model")
+            checkpoint.save(result.policy_state, tmp, "policy")
+            write_json_atomic(tmp / "record.json", result.record)
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _fsync_dir(directory)
+
+    def resume_point(self, run_id: str) -> Resume | None:
+        """State after the last finished generation, or None when nothing has finished."""
+        finished = self.finished_generations(run_id)
+        if not finished:
+            return None
+        last = self.run_dir(run_id) / f"gen-{finished[-1]:04d}"
+        return Resume(finished[-1], checkpoint.load(last, "model"), checkpoint.load(last, "policy"))
+
+    def records(self, run_id: str) -> list[dict[str, Any]]:
+        directory = self.run_dir(run_id)
+        return [read_json(directory / f"gen-{t:04d}" / "record.json") for t in self.finished_generations(run_id)]
+
+    def spec(self, run_id: str) -> dict[str, Any]:
+        return read_json(self.run_dir(run_id) / "run.json")
+
+    def status(self, run_id: str) -> dict[str, Any] | None:
+        path = self.run_dir(run_id) / "status.json"
+        return read_json(path) if path.exists() else None
+
+    def finish(self, run_id: str, status: str, *, generations: int, reason: str = "", traceback: str = "") -> None:
+        write_json_atomic(
+            self.run_dir(run_id) / "status.json",
+            {"status": status, "generations": generations, "reason": reason, "traceback": traceback},
+        )
+
+    def clear_status(self, run_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.run_dir(run_id) / "status.json")

@@ -1,0 +1,118 @@
+"""Low-dimensional datasets drawn on demand: a Gaussian, eight Gaussians, moons, circles, a swiss roll.
+
+All are generators (any number of points, from the run's data stream). The Gaussian and the
+mixture of eight Gaussians know their density and their modes, which density-based and
+mode-coverage metrics use.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from benchmark import Dataset, Param, hookimpl
+
+
+class GaussianData(Dataset):
+    """Isotropic Gaussian N(mean, scale^2 I) in dim dimensions: the setting of the closed forms."""
+
+    name = "gaussian"
+    has_density = True
+    parameters = {
+        "dim": Param(1, int, "dimension", low=1),
+        "mean": Param(0.0, float, "every coordinate's mean"),
+        "scale": Param(1.0, float, "standard deviation of every coordinate", above=0),
+    }
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        p = self.params
+        return p["mean"] + p["scale"] * rng.standard_normal((n, p["dim"]))
+
+    def modes(self) -> np.ndarray:
+        return np.full((1, self.params["dim"]), self.params["mean"])
+
+    def log_density(self, x: np.ndarray) -> np.ndarray:
+        p = self.params
+        z = (x - p["mean"]) / p["scale"]
+        return -0.5 * np.sum(z**2, axis=1) - p["dim"] * (math.log(p["scale"]) + 0.5 * math.log(2 * math.pi))
+
+
+class EightGaussians(Dataset):
+    """Equal mixture of Gaussians evenly spaced on a circle (2-D); knows its modes and density."""
+
+    name = "eight-gaussians"
+    has_density = True
+    parameters = {
+        "modes": Param(8, int, "number of mixture components", low=1),
+        "radius": Param(2.0, float, "radius of the circle of centres", above=0),
+        "std": Param(0.2, float, "standard deviation of each component", above=0),
+    }
+
+    def modes(self) -> np.ndarray:
+        k = self.params["modes"]
+        angles = 2 * np.pi * np.arange(k) / k
+        return self.params["radius"] * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        centres = self.modes()
+        which = rng.integers(0, len(centres), size=n)
+        return centres[which] + self.params["std"] * rng.standard_normal((n, 2))
+
+    def log_density(self, x: np.ndarray) -> np.ndarray:
+        from scipy.special import logsumexp
+
+        std, centres = self.params["std"], self.modes()
+        sq = np.sum((x[:, None, :] - centres[None]) ** 2, axis=2)
+        log_components = -0.5 * sq / std**2 - 2 * math.log(std) - math.log(2 * math.pi)
+        return logsumexp(log_components, axis=1) - math.log(len(centres))
+
+
+class Moons(Dataset):
+    """Two interleaving half circles (scikit-learn's make_moons), centred."""
+
+    name = "moons"
+    parameters = {"noise": Param(0.1, float, "standard deviation of the Gaussian noise", low=0)}
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        from sklearn.datasets import make_moons
+
+        x, _ = make_moons(n, noise=self.params["noise"], random_state=np.random.RandomState(rng.integers(2**31)))
+        return x - np.array([0.5, 0.25])
+
+
+class Circles(Dataset):
+    """Two concentric circles (scikit-learn's make_circles)."""
+
+    name = "circles"
+    parameters = {
+        "noise": Param(0.05, float, "standard deviation of the Gaussian noise", low=0),
+        "factor": Param(0.5, float, "inner radius over outer radius", above=0, high=1),
+    }
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        from sklearn.datasets import make_circles
+
+        x, _ = make_circles(
+            n, noise=self.params["noise"], factor=self.params["factor"], random_state=np.random.RandomState(rng.integers(2**31))
+        )
+        return x
+
+
+class SwissRoll(Dataset):
+    """The 2-D swiss roll (scikit-learn's make_swiss_roll, coordinates x and z), scaled to about [-1.5, 1.5]."""
+
+    name = "swiss-roll"
+    parameters = {"noise": Param(0.5, float, "standard deviation of the noise before scaling", low=0)}
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        from sklearn.datasets import make_swiss_roll
+
+        x, _ = make_swiss_roll(n, noise=self.params["noise"], random_state=np.random.RandomState(rng.integers(2**31)))
+        return x[:, [0, 2]] / 8.0
+
+
+@hookimpl
+def register_datasets(register):
+    for dataset in (GaussianData, EightGaussians, Moons, Circles, SwissRoll):
+        register(dataset)
