@@ -13,6 +13,7 @@ import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -240,6 +241,8 @@ class Evaluation:
     dataset: Dataset
     rng: np.random.Generator
     context: RunContext
+    #: ``features(extractor, which)``: features of "samples", "test" or "train" (real ones are cached).
+    features: Callable[[str, str], np.ndarray] | None = None
 
 
 class Metric(Component):
@@ -263,6 +266,9 @@ class Metric(Component):
 
 class FeatureExtractor(Component):
     """Maps images to feature vectors for feature-space metrics (FID, precision/recall)."""
+
+    def prepare(self, data: DataSplits, context: RunContext, cache_dir: Path | None) -> None:
+        """Get ready for a run's data once (load weights, or train on ``data.train`` and cache under ``cache_dir``)."""
 
     @abstractmethod
     def extract(self, images: np.ndarray, context: RunContext) -> np.ndarray:

@@ -74,7 +74,9 @@ def execute_run(task: RunTask, registry: Registry | None = None) -> RunOutcome:
         store.begin(description)
         status, reason, trace = DONE, "", ""
         try:
-            for result in generations(run, registry, store.resume_point(run.run_id), threads=task.threads):
+            for result in generations(
+                run, registry, store.resume_point(run.run_id), threads=task.threads, cache_dir=store.cache_dir
+            ):
                 store.commit(run.run_id, result)
                 registry.hook.on_generation_end(run=description, record=result.record)
         except Diverged as exc:

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from benchmark.components import (
     RunContext,
 )
 from benchmark.errors import Diverged
+from benchmark.features import FeatureSpace
 from benchmark.registry import Registry
 from benchmark.seeding import stream
 from benchmark.spec import RunSpec
@@ -97,16 +99,24 @@ def _measure(metric: Metric, evaluation: Evaluation) -> dict[str, Any]:
 
 
 def generations(
-    run: RunSpec, registry: Registry, resume: Resume | None = None, *, threads: int | None = None
+    run: RunSpec,
+    registry: Registry,
+    resume: Resume | None = None,
+    *,
+    threads: int | None = None,
+    cache_dir: Path | None = None,
 ) -> Iterator[GenerationResult]:
     """Yield generations ``resume.generation + 1`` (or 0) .. ``run.generations`` of ``run``.
 
-    Raises Diverged when the model's samples or training losses stop being finite.
+    ``cache_dir`` keeps what is reused across runs (real-data features). Raises Diverged when
+    the model's samples or training losses stop being finite.
     """
     parts = RunParts.build(run, registry, threads)
     seed = run.seed
     n_pool = parts.policy.pool_size(run.n_real, run.generations)
     data = parts.dataset.load(run.n_real, run.n_test, n_pool, stream(seed, "data"))
+    data_key = {"dataset": run.dataset.canonical(), "seed": seed, "n_real": run.n_real, "n_test": run.n_test}
+    space = FeatureSpace(registry, data, data_key, parts.context, cache_dir)
     model: Model = parts.family.create(data, parts.context)
     policy_state: Mapping[str, np.ndarray] = parts.policy.initial_state()
     start = 0
@@ -159,6 +169,9 @@ def generations(
                 dataset=parts.dataset,
                 rng=stream(seed, t, "metric", label),
                 context=parts.context,
+                features=lambda name, which: (
+                    space.of_samples(name, samples, t) if which == "samples" else space.real(name, which)
+                ),
             )
             metrics[label] = _measure(metric, evaluation)
         seconds["metrics"] = time.perf_counter() - clock

@@ -74,6 +74,11 @@ class Store:
 
     # ------------------------------------------------------------ store-wide
 
+    @property
+    def cache_dir(self) -> Path:
+        """What runs share and may recompute: real-data features, trained feature extractors."""
+        return self.root / "cache"
+
     def check(self, *, create: bool) -> None:
         """Make sure the store exists (creating it if asked) and has this code's schema."""
         marker = self.root / "store.json"
