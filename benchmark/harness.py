@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from benchmark.components import Executor, TaskLost
+from benchmark.environment import describe_environment
 from benchmark.errors import Diverged
 from benchmark.loop import generations
 from benchmark.plugins import default_registry
@@ -169,7 +170,7 @@ def run_grid(
 ) -> GridSummary:
     """Run every run of ``grid`` on ``executor``, storing results in ``store``."""
     store.check(create=True)
-    store.record_grid(grid.name, grid.source, grid.path, [r.run_id for r in grid.runs])
+    store.record_grid(grid.name, grid.source, grid.path, [r.run_id for r in grid.runs], describe_environment(executor))
     runs = list(dict((r.run_id, r) for r in grid.runs).values())
     threads = getattr(executor, "threads_per_run", None)
     tasks = [RunTask(str(store.root), r.describe(), retry_failed, threads) for r in runs]

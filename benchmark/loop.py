@@ -36,6 +36,10 @@ from benchmark.seeding import stream
 from benchmark.spec import RunSpec
 
 
+#: Evaluation samples kept per generation for galleries: images, and points of vector data.
+GALLERY_IMAGES, GALLERY_POINTS = 64, 1000
+
+
 @dataclass(frozen=True)
 class GenerationResult:
     """What one generation produced: a JSON-able record and the state to resume from."""
@@ -44,6 +48,8 @@ class GenerationResult:
     record: dict[str, Any]
     model_state: Mapping[str, Any]
     policy_state: Mapping[str, np.ndarray]
+    #: The first evaluation samples, kept for sample galleries in reports.
+    gallery: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -184,4 +190,5 @@ def generations(
             "fit": fit,
             "seconds": seconds,
         }
-        yield GenerationResult(t, record, model.state_dict(), dict(policy_state))
+        keep = GALLERY_IMAGES if data.kind == "image" else GALLERY_POINTS
+        yield GenerationResult(t, record, model.state_dict(), dict(policy_state), samples[:keep].astype(np.float32))

@@ -28,6 +28,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from benchmark import SCHEMA_VERSION, checkpoint
 from benchmark.errors import StoreError
 from benchmark.loop import GenerationResult, Resume
@@ -97,9 +99,12 @@ class Store:
         else:
             raise StoreError(f"{self.root}: not a retrainbench store (no store.json)")
 
-    def record_grid(self, name: str, source: str, path: str, run_ids: list[str]) -> None:
-        """Remember which runs a grid asked for, so reports can show the grid and select its runs."""
-        write_json_atomic(self.root / "grids" / f"{name}.json", {"name": name, "path": path, "source": source, "runs": run_ids})
+    def record_grid(self, name: str, source: str, path: str, run_ids: list[str], environment: dict[str, Any]) -> None:
+        """Remember which runs a grid asked for, and where it ran, so reports can show the grid and select its runs."""
+        write_json_atomic(
+            self.root / "grids" / f"{name}.json",
+            {"name": name, "path": path, "source": source, "runs": run_ids, "environment": environment},
+        )
 
     def grids(self) -> dict[str, dict[str, Any]]:
         folder = self.root / "grids"
@@ -160,6 +165,9 @@ class Store:
         try:
             checkpoint.save(result.model_state, tmp, "model")
             checkpoint.save(result.policy_state, tmp, "policy")
+            if result.gallery is not None:
+                with open(tmp / "samples.npy", "wb") as fh:
+                    np.save(fh, result.gallery)
             write_json_atomic(tmp / "record.json", result.record)
             os.rename(tmp, final)
         except BaseException:
@@ -178,6 +186,11 @@ class Store:
     def records(self, run_id: str) -> list[dict[str, Any]]:
         directory = self.run_dir(run_id)
         return [read_json(directory / f"gen-{t:04d}" / "record.json") for t in self.finished_generations(run_id)]
+
+    def gallery(self, run_id: str, generation: int) -> np.ndarray | None:
+        """The evaluation samples kept for generation ``generation`` (None when none were kept)."""
+        path = self.run_dir(run_id) / f"gen-{generation:04d}" / "samples.npy"
+        return np.load(path, allow_pickle=False) if path.exists() else None
 
     def spec(self, run_id: str) -> dict[str, Any]:
         return read_json(self.run_dir(run_id) / "run.json")
