@@ -42,7 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", help="where runs execute (default: the grid's executor, else 'local')")
     run.add_argument("--workers", type=int, help="parallel worker processes for the local executor (default: cores)")
     run.add_argument("--smoke", action="store_true", help="shrink sizes, generations, seeds and training to the smoke budget")
-    run.add_argument("--retry-failed", action="store_true", help="run again the runs stored as failed or diverged")
+    run.add_argument(
+        "--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+        help="executor parameter, e.g. -o workers=4 -o address=tcp://host:8786 (overrides the grid's [executor] params)",
+    )
+    run.add_argument("--timeout", type=float, metavar="SECONDS", help="record a run as timed-out after this many seconds")
+    run.add_argument("--fail-fast", action="store_true", help="stop the grid at the first failed run")
+    run.add_argument("--retry-failed", action="store_true", help="run again the runs stored as failed, diverged or timed-out")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (one line per finished run instead)")
 
     listing = commands.add_parser("list", parents=[common], help="list datasets, model families, policies, metrics, executors")
@@ -90,28 +96,64 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     registry = _registry(args)
     grid = load_grid(args.grid, registry, smoke=args.smoke)
-    if args.workers is not None and args.workers < 1:
-        raise GridError("--workers", "", f"must be >= 1 (got {args.workers})")
-    name = args.executor or (grid.executor.name if grid.executor else "local")
-    try:
-        entry = registry.get("executor", name)
-    except RetrainbenchError as exc:
-        raise GridError("--executor", "", str(exc)) from None
-    params = dict(grid.executor.kwargs) if grid.executor and grid.executor.name == name else {}
-    if args.workers is not None:
-        if "workers" not in entry.component.parameters:
-            raise GridError("--workers", "", f"executor {name!r} takes no workers")
-        params["workers"] = args.workers
-    executor = entry.component(params)
+    if args.timeout is not None and not args.timeout > 0:
+        raise GridError("--timeout", "", f"must be > 0 seconds (got {args.timeout})")
+    executor = _executor(args, grid, registry)
+    name = executor.name
     store = Store(args.store or DEFAULT_RESULTS / (f"{grid.name}-smoke" if args.smoke else grid.name))
     for note in grid.skipped:
         print(f"retrainbench: note: skipped: {note}", file=sys.stderr)
     print(f"retrainbench: grid {grid.name!r}: {len(grid.runs)} runs on executor {name!r}, store {store.root}", file=sys.stderr)
     summary = run_grid(
-        grid, store, executor, registry, retry_failed=args.retry_failed, progress=False if args.no_progress else None
+        grid,
+        store,
+        executor,
+        registry,
+        retry_failed=args.retry_failed,
+        timeout=args.timeout,
+        fail_fast=args.fail_fast,
+        progress=False if args.no_progress else None,
     )
     print(summary.describe())
     return EXIT_RUNS_FAILED if summary.failed else EXIT_OK
+
+
+def _executor(args: argparse.Namespace, grid, registry):
+    """The executor from --executor / --workers / --option, else the grid's [executor], else ``local``."""
+    from benchmark.errors import GridError
+    from benchmark.params import ParamError
+
+    name = args.executor or (grid.executor.name if grid.executor else "local")
+    try:
+        entry = registry.get("executor", name)
+    except RetrainbenchError as exc:
+        raise GridError("--executor", "", str(exc)) from None
+    reason = entry.unavailable_reason()
+    if reason:
+        raise GridError("--executor", "", f"executor {name!r} is unavailable: {reason}")
+    params = dict(grid.executor.kwargs) if grid.executor and grid.executor.name == name else {}
+    for option in args.option:
+        key, sep, text = option.partition("=")
+        if not sep or not key:
+            raise GridError("--option", option, "must be KEY=VALUE")
+        params[key] = _parse_value(text)
+    if args.workers is not None:
+        params["workers"] = args.workers
+    try:
+        return entry.component(params)
+    except ParamError as exc:
+        flag = "--workers" if exc.key == "workers" and args.workers is not None else "--option"
+        raise GridError(flag, exc.key, f"executor {name!r}: {exc}") from None
+
+
+def _parse_value(text: str):
+    """A command-line value as the TOML scalar it spells (int, float, bool), else a string."""
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -150,17 +192,35 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _plugin_origin(plugin: str) -> str:
+    """Where a plugin that failed came from: its entry point's distribution, or the environment variable."""
+    import importlib.metadata
+
+    from benchmark.plugins import ENTRY_POINT_GROUP, PLUGINS_ENV
+
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=plugin):
+        if ep.dist is not None:
+            return f"entry point {ep.value!r} of {ep.dist.name} {ep.dist.version}"
+    return f"module named in {PLUGINS_ENV} or passed by the caller"
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
+    from benchmark.hookspecs import REGISTRATION_HOOKS
+
     registry = _registry(args)
     registered: dict[str, list[str]] = {}
     for e in registry:
         registered.setdefault(e.plugin, []).append(f"{e.kind} {e.name}")
+    for hook in sorted(name for name in vars(registry.hook) if not name.startswith("_") and name not in REGISTRATION_HOOKS):
+        for impl in getattr(registry.hook, hook).get_hookimpls():
+            registered.setdefault(impl.plugin_name, []).append(f"observer {hook}")
     for plugin, (dist, version) in sorted(registry.plugins.items()):
         print(f"{plugin}  ({dist} {version})")
         for item in registered.get(plugin, []) or ["(registered nothing)"]:
             print(f"    {item}")
     for plugin, reason in registry.failures:
         print(f"{plugin}  FAILED: {reason}")
+        print(f"    from {_plugin_origin(plugin)}")
     return EXIT_OK
 
 

@@ -7,11 +7,14 @@ A run that raises is recorded as failed (with its traceback) and the grid goes o
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
 import threading
 import traceback
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -23,7 +26,10 @@ from benchmark.loop import generations
 from benchmark.plugins import default_registry
 from benchmark.registry import Registry
 from benchmark.spec import GridSpec, RunSpec, run_spec_from_dict
-from benchmark.store import DIVERGED, DONE, FAILED, Store
+from benchmark.store import DIVERGED, DONE, FAILED, TIMED_OUT, Store
+
+#: Outcomes ``--retry-failed`` runs again.
+RETRYABLE = (FAILED, DIVERGED, TIMED_OUT)
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,45 @@ class RunTask:
     run: Mapping[str, Any]
     retry_failed: bool = False
     threads: int | None = None
+    #: Seconds the run may take in this attempt before it is recorded as timed out.
+    timeout: float | None = None
+
+
+class RunTimeout(Exception):
+    """The run exceeded its time limit."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float | None, on_expiry: Callable[[], None]) -> Iterator[None]:
+    """Interrupt the block after ``seconds``.
+
+    In a process's main thread (inline, local, submitit) an alarm raises RunTimeout inside the
+    run, which then ends like any failure. Elsewhere (dask worker threads) nothing can interrupt
+    the thread, so a watchdog calls ``on_expiry``, which records the timeout and ends the process.
+    """
+    if seconds is None:
+        yield
+        return
+    if threading.current_thread() is threading.main_thread():
+
+        def alarm(signum, frame):
+            raise RunTimeout(f"exceeded the {seconds:g} s timeout")
+
+        previous = signal.signal(signal.SIGALRM, alarm)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    else:
+        watchdog = threading.Timer(seconds, on_expiry)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            yield
+        finally:
+            watchdog.cancel()
 
 
 @dataclass(frozen=True)
@@ -68,20 +113,28 @@ def execute_run(task: RunTask, registry: Registry | None = None) -> RunOutcome:
         if not claimed:
             return RunOutcome(run.run_id, run.label, "busy", len(store.finished_generations(run.run_id)), computed=False)
         known = _outcome(store, run, computed=False)
-        if known is not None and not (task.retry_failed and known.status in (FAILED, DIVERGED)):
+        if known is not None and not (task.retry_failed and known.status in RETRYABLE):
             return known
         store.clear_status(run.run_id)
         description = run.describe()
         store.begin(description)
         status, reason, trace = DONE, "", ""
+
+        def give_up() -> None:  # the watchdog's last resort: record, then end the stuck process
+            store.finish(run.run_id, TIMED_OUT, generations=run.generations, reason=f"exceeded the {task.timeout:g} s timeout")
+            os._exit(70)
+
         try:
-            for result in generations(
-                run, registry, store.resume_point(run.run_id), threads=task.threads, cache_dir=store.cache_dir
-            ):
-                store.commit(run.run_id, result)
-                registry.hook.on_generation_end(run=description, record=result.record)
+            with _deadline(task.timeout, give_up):
+                for result in generations(
+                    run, registry, store.resume_point(run.run_id), threads=task.threads, cache_dir=store.cache_dir
+                ):
+                    store.commit(run.run_id, result)
+                    registry.hook.on_generation_end(run=description, record=result.record)
         except Diverged as exc:
             status, reason = DIVERGED, str(exc)
+        except RunTimeout as exc:
+            status, reason = TIMED_OUT, str(exc)
         except Exception as exc:  # a plugin's bug is a result of the run, not the end of the grid
             status, reason, trace = FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc()
         done = len(store.finished_generations(run.run_id))
@@ -97,22 +150,28 @@ class GridSummary:
     def counts(self) -> Counter:
         return Counter(o.status for o in self.outcomes)
 
+    #: Runs never started because --fail-fast stopped the grid.
+    not_run: int = 0
+
     @property
     def failed(self) -> list[RunOutcome]:
-        return [o for o in self.outcomes if o.status == FAILED]
+        """Runs that did not produce their result: failed (exceptions, dead workers) or timed out."""
+        return [o for o in self.outcomes if o.status in (FAILED, TIMED_OUT)]
 
     def describe(self) -> str:
         counts = self.counts
         reused = sum(1 for o in self.outcomes if not o.computed)
         parts = [f"{len(self.outcomes)} runs: {counts.get(DONE, 0)} done"]
-        for status in (DIVERGED, FAILED):
+        for status in (DIVERGED, FAILED, TIMED_OUT):
             if counts.get(status):
                 parts.append(f"{counts[status]} {status}")
         if reused:
             parts.append(f"{reused} already in the store")
+        if self.not_run:
+            parts.append(f"{self.not_run} not run (--fail-fast)")
         lines = [", ".join(parts)]
         for o in self.outcomes:
-            if o.status in (FAILED, DIVERGED):
+            if o.status in RETRYABLE:
                 lines.append(f"  {o.status}: {o.label} ({o.run_id}): {o.reason}")
         return "\n".join(lines)
 
@@ -165,30 +224,47 @@ def run_grid(
     registry: Registry,
     *,
     retry_failed: bool = False,
+    timeout: float | None = None,
+    fail_fast: bool = False,
     progress: bool | None = None,
     on_outcome: Callable[[RunOutcome], None] | None = None,
 ) -> GridSummary:
-    """Run every run of ``grid`` on ``executor``, storing results in ``store``."""
+    """Run every run of ``grid`` on ``executor``, storing results in ``store``.
+
+    ``timeout`` limits each run's seconds per attempt; ``fail_fast`` stops at the first failed run.
+    """
     store.check(create=True)
     store.record_grid(grid.name, grid.source, grid.path, [r.run_id for r in grid.runs], describe_environment(executor))
     runs = list(dict((r.run_id, r) for r in grid.runs).values())
     threads = getattr(executor, "threads_per_run", None)
-    tasks = [RunTask(str(store.root), r.describe(), retry_failed, threads) for r in runs]
+    tasks = [RunTask(str(store.root), r.describe(), retry_failed, threads, timeout) for r in runs]
     fn = partial(execute_run, registry=registry) if getattr(executor, "in_process", False) else execute_run
     bar = _Progress(store, runs, enabled=sys.stderr.isatty() if progress is None else progress)
     summary = GridSummary()
     by_id = {r.run_id: r for r in runs}
+    busy: list[RunSpec] = []
+
+    def finished(outcome: RunOutcome) -> None:
+        summary.outcomes.append(outcome)
+        bar.run_finished(outcome, len(summary.outcomes), len(tasks))
+        if on_outcome is not None:
+            on_outcome(outcome)
+
     try:
-        for outcome in executor.map(fn, tasks):
+        outcomes = executor.map(fn, tasks)
+        for outcome in outcomes:
             if isinstance(outcome, TaskLost):
-                outcome = _record_lost(store, by_id[outcome.task.run["run_id"]], outcome.reason)
+                finished(_record_lost(store, by_id[outcome.task.run["run_id"]], outcome.reason))
             elif outcome.status == "busy":
-                # another process holds the run: wait for it, then take its outcome (or finish its work)
-                outcome = _wait_for(store, by_id[outcome.run_id], retry_failed, threads, registry)
-            summary.outcomes.append(outcome)
-            bar.run_finished(outcome, len(summary.outcomes), len(tasks))
-            if on_outcome is not None:
-                on_outcome(outcome)
+                busy.append(by_id[outcome.run_id])  # another process holds it: come back at the end
+            else:
+                finished(outcome)
+            if fail_fast and summary.failed:
+                outcomes.close()  # executors cancel what has not started
+                summary.not_run = len(tasks) - len(summary.outcomes) - len(busy)
+                return summary
+        for run in busy:
+            finished(_wait_for(store, run, retry_failed, threads, timeout, registry))
     finally:
         bar.close()
     return summary
@@ -200,8 +276,10 @@ def _record_lost(store: Store, run: RunSpec, reason: str) -> RunOutcome:
     return RunOutcome(run.run_id, run.label, FAILED, len(store.finished_generations(run.run_id)), reason)
 
 
-def _wait_for(store: Store, run: RunSpec, retry_failed: bool, threads: int | None, registry: Registry) -> RunOutcome:
+def _wait_for(
+    store: Store, run: RunSpec, retry_failed: bool, threads: int | None, timeout: float | None, registry: Registry
+) -> RunOutcome:
     with store.claim(run.run_id, wait=True):
         pass
-    return execute_run(RunTask(str(store.root), run.describe(), retry_failed, threads), registry)
+    return execute_run(RunTask(str(store.root), run.describe(), retry_failed, threads, timeout), registry)
 

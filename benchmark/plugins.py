@@ -28,7 +28,12 @@ DISABLE_AUTOLOAD_ENV = "RETRAINBENCH_DISABLE_PLUGIN_AUTOLOAD"
 PLUGINS_ENV = "RETRAINBENCH_PLUGINS"
 
 #: Modules of the core that are plugins themselves and always load (like llm's default plugins).
-BUILTIN_PLUGINS = ("benchmark.executors.inline", "benchmark.executors.local")
+BUILTIN_PLUGINS = (
+    "benchmark.executors.inline",
+    "benchmark.executors.local",
+    "benchmark.executors.dask_cluster",
+    "benchmark.executors.slurm",
+)
 
 _default: Registry | None = None
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import SCHEMA_VERSION
+from benchmark.components import Dataset
 from benchmark.errors import GridError, RegistryError
 from benchmark.params import ParamError, resolve
 from benchmark.registry import Registry, suggestion
@@ -259,7 +260,10 @@ def parse_grid(
 
     executor = None
     if settings["executor"] is not None:
-        executors = _components(where, [settings["executor"]], "executor", "executor", registry)
+        try:
+            executors = _components(where, [settings["executor"]], "executor", "executor", registry)
+        except GridError as exc:  # one table, not an array of tables: name its keys as the file spells them
+            raise GridError(where, exc.key.replace("executor[0]", "executor", 1), exc.message) from None
         if len(executors) != 1:
             raise GridError(where, "executor.params", "an executor takes single values, not lists")
         executor = executors[0][0]
@@ -287,6 +291,8 @@ def parse_grid(
                 skipped.append(f"{metric.label} needs a likelihood, which {model.label} does not have")
             elif "density" in needs and not data_cls.has_density:
                 skipped.append(f"{metric.label} needs the true density, which {dataset.label} does not have")
+            elif "modes" in needs and data_cls.modes is Dataset.modes:
+                skipped.append(f"{metric.label} needs mixture modes, which {dataset.label} does not have")
             else:
                 metrics.append((metric, entry))
         warm = settings["warm_start"]

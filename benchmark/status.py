@@ -42,7 +42,9 @@ def describe_store(root: Path) -> str:
     store.check(create=False)
     states = run_states(store)
     counts = Counter(s["state"] for s in states)
-    lines = [f"{store.root}: {len(states)} runs: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))]
+    order = ["done", "running", "pending", "diverged", "failed", "timed-out"]
+    ranked = sorted(counts.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order))
+    lines = [f"{store.root}: {len(states)} runs: " + ", ".join(f"{n} {state}" for state, n in ranked)]
     for s in states:
         reason = f": {s['reason']}" if s["reason"] else ""
         lines.append(f"  {s['state']:<9} {s['run_id']}  {s['label']}  ({s['stored']}/{s['requested']} generations){reason}")

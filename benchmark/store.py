@@ -7,7 +7,7 @@ Layout::
     STORE/runs/RUN_ID/run.json       the run's canonical spec
     STORE/runs/RUN_ID/lock           flock-ed by the one process computing the run
     STORE/runs/RUN_ID/gen-0003/      one finished generation: record.json, model.npz|.pt, policy.npz
-    STORE/runs/RUN_ID/status.json    how the run ended: done, failed or diverged, with the reason
+    STORE/runs/RUN_ID/status.json    how the run ended: done, failed, diverged or timed-out, with the reason
 
 A generation directory is written under a temporary name, fsync-ed and renamed into place, so it
 either exists whole or not at all: a process killed at any instant leaves the run resumable from
@@ -35,7 +35,7 @@ from benchmark.errors import StoreError
 from benchmark.loop import GenerationResult, Resume
 
 #: Terminal statuses; "done" means every requested generation finished.
-DONE, FAILED, DIVERGED = "done", "failed", "diverged"
+DONE, FAILED, DIVERGED, TIMED_OUT = "done", "failed", "diverged", "timed-out"
 
 
 def _fsync_dir(path: Path) -> None:

@@ -1,0 +1,28 @@
+# Two entry points for a fresh machine (see README.md):
+#   make leaderboard   install, run the default grid, write leaderboards/default/
+#   make test          install, run the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup leaderboard test smoke
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[all,test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The main job. A grid whose runs partly fail still gets its leaderboard; the exit code says so.
+leaderboard: setup
+	$(BIN)/retrainbench run grids/default.toml --store results/default; status=$$?; \
+	$(BIN)/retrainbench report --store results/default --out leaderboards/default --grid default && exit $$status
+
+smoke: setup
+	$(BIN)/retrainbench run grids/smoke.toml --store results/smoke --no-progress
+	$(BIN)/retrainbench report --store results/smoke --out results/smoke-report --grid smoke
+
+test: setup
+	$(BIN)/python -m pytest

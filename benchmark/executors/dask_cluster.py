@@ -1,0 +1,70 @@
+"""The ``dask`` executor: runs on a Dask distributed cluster, or on a local one it starts.
+
+Each run is one Dask task. Workers find their plugins through the same entry points (install
+retrainbench and the plugin packages on every worker) and must see the store at the same path
+(a shared filesystem; see CONTRIBUTING.md). A task whose workers keep dying is given up by the
+scheduler after its ``allowed-failures``; it is then reported lost and recorded as failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from benchmark.components import Executor, R, T, TaskLost
+from benchmark.executors.local import cores
+from benchmark.hookspecs import hookimpl
+from benchmark.params import Param
+
+
+class DaskExecutor(Executor):
+    """Dask distributed: connects to a scheduler address, or starts a local cluster of worker processes."""
+
+    name = "dask"
+    requires = ("distributed",)
+    install_hint = 'pip install "retrainbench[dask]"'
+    parameters = {
+        "address": Param(None, str, "scheduler address, e.g. tcp://10.0.0.5:8786 (default: start a local cluster)", optional=True),
+        "workers": Param(None, int, "worker processes of the local cluster (default: one per core)", low=1, optional=True),
+        "retries": Param(2, int, "times the scheduler retries a task whose worker died", low=0),
+    }
+
+    @property
+    def threads_per_run(self) -> int | None:
+        if self.params["address"] is not None:
+            return None  # a remote worker knows its own cores
+        return max(1, cores() // (self.params["workers"] or cores()))
+
+    def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R | TaskLost]:
+        import dask
+        from distributed import Client, LocalCluster, as_completed
+        from distributed.scheduler import KilledWorker
+
+        tasks = list(tasks)
+        with dask.config.set({"distributed.scheduler.allowed-failures": self.params["retries"]}):
+            if self.params["address"] is not None:
+                client, cluster = Client(self.params["address"]), None
+            else:
+                cluster = LocalCluster(
+                    n_workers=self.params["workers"] or cores(), threads_per_worker=1, processes=True, dashboard_address=None
+                )
+                client = Client(cluster)
+            try:
+                futures = client.map(fn, tasks, pure=False)
+                index = {future.key: i for i, future in enumerate(futures)}
+                try:
+                    for future in as_completed(futures):
+                        try:
+                            yield future.result()
+                        except KilledWorker as exc:
+                            yield TaskLost(tasks[index[future.key]], f"worker process died: {exc}")
+                finally:
+                    client.cancel(futures)
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+
+
+@hookimpl
+def register_executors(register):
+    register(DaskExecutor)

@@ -1,0 +1,333 @@
+"""Each policy builds the training set of ARCHITECTURE.md section 2, alone and chained through the loop.
+
+Points are tagged: column 0 says where a point comes from (REAL, POOL, or SYNTHETIC), column 1 is a
+unique id, so a test can say exactly which points a training set holds.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pytest
+
+from benchmark import Dataset, DataSplits, Model, ModelFamily, PolicyStep, RunContext, TrainingSet, hookimpl
+from benchmark.loop import generations
+from benchmark.plugins import build_registry
+from benchmark.spec import parse_grid
+from plugins.policies import Accumulate, AccumulateSubsample, Fresh, Mix, Replace
+
+REAL, POOL, SYNTHETIC = 0.0, 1.0, 2.0
+N = 10
+
+
+def tagged(tag: float, ids: np.ndarray) -> np.ndarray:
+    return np.column_stack([np.full(len(ids), tag), ids.astype(float)])
+
+
+class Sampler:
+    """Stands in for the previous generation's model: hands out never-seen synthetic points and counts calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.next_id = 10_000
+
+    def __call__(self, n: int) -> np.ndarray:
+        self.calls.append(n)
+        ids = np.arange(self.next_id, self.next_id + n)
+        self.next_id += n
+        return tagged(SYNTHETIC, ids)
+
+
+REAL_SET = tagged(REAL, np.arange(N))
+POOL_SET = tagged(POOL, np.arange(1000, 1000 + 10 * N))
+
+
+def step(generation: int, sampler: Sampler, state=None, seed: int = 0, pool: np.ndarray = POOL_SET) -> PolicyStep:
+    return PolicyStep(
+        generation=generation, real=REAL_SET, pool=pool, sample=sampler, state=state or {},
+        rng=np.random.default_rng(seed),
+    )
+
+
+def rows(data: np.ndarray, tag: float) -> np.ndarray:
+    return data[data[:, 0] == tag]
+
+
+def check_composition(built: TrainingSet) -> None:
+    """The composition adds up, and its counts match the tags of the points."""
+    assert sum(built.composition.values()) == len(built.data)
+    names = {REAL: "real", POOL: "fresh", SYNTHETIC: "synthetic"}
+    counts = {names[tag]: int(np.sum(built.data[:, 0] == tag)) for tag in names}
+    assert {k: v for k, v in counts.items() if v} == dict(built.composition)
+
+
+def ids(data: np.ndarray) -> list[int]:
+    return [int(i) for i in data[:, 1]]
+
+
+# ---------------------------------------------------------------- one step at a time
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3, 0.5, 1.0, 1.67, 3.0])
+def test_mix_is_the_real_set_plus_round_lambda_n_samples(lam):
+    sampler = Sampler()
+    built = Mix({"lambda": lam}).build(step(1, sampler))
+    m = math.floor(lam * N + 0.5)  # lam * N is never a tie here, so any rounding rule gives the same m
+    assert len(built.data) == N + m
+    check_composition(built)
+    np.testing.assert_array_equal(rows(built.data, REAL), REAL_SET)
+    if m == 0:
+        assert sampler.calls == []
+        assert dict(built.composition) == {"real": N}
+    else:
+        assert sampler.calls == [m]
+        assert dict(built.composition) == {"real": N, "synthetic": m}
+        assert ids(rows(built.data, SYNTHETIC)) == list(range(10_000, 10_000 + m))
+    assert dict(built.state) == {}
+
+
+def test_mix_with_lambda_zero_never_samples_over_generations():
+    sampler, policy = Sampler(), Mix({"lambda": 0})
+    for t in (1, 2, 3):
+        built = policy.build(step(t, sampler))
+        np.testing.assert_array_equal(built.data, REAL_SET)
+    assert sampler.calls == []
+
+
+def test_replace_is_n_samples_and_no_real_point():
+    sampler = Sampler()
+    for t in (1, 2, 3):
+        built = Replace().build(step(t, sampler))
+        assert dict(built.composition) == {"synthetic": N}
+        check_composition(built)
+        assert ids(built.data) == list(range(10_000 + (t - 1) * N, 10_000 + t * N))  # new samples every time
+    assert sampler.calls == [N, N, N]
+
+
+def test_accumulate_keeps_every_synthetic_set():
+    sampler, policy = Sampler(), Accumulate()
+    state = policy.initial_state()
+    earlier: list[np.ndarray] = []
+    for t in (1, 2, 3, 4):
+        built = policy.build(step(t, sampler, state))
+        check_composition(built)
+        assert dict(built.composition) == {"real": N, "synthetic": t * N}
+        np.testing.assert_array_equal(rows(built.data, REAL), REAL_SET)
+        state = built.state
+        assert len(state["synthetic"]) == t * N
+        for old in earlier:  # every earlier set is still there, unchanged
+            np.testing.assert_array_equal(state["synthetic"][: len(old)], old)
+        np.testing.assert_array_equal(rows(built.data, SYNTHETIC), state["synthetic"])
+        assert len(set(ids(state["synthetic"]))) == t * N
+        earlier.append(state["synthetic"].copy())
+    assert sampler.calls == [N] * 4
+
+
+@pytest.mark.parametrize(
+    ("params", "fresh", "synthetic"),
+    [
+        ({}, N // 2, N - N // 2),
+        ({"n_fresh": 3}, 3, N - 3),
+        ({"n_fresh": 3, "n_synthetic": 12}, 3, 12),
+        ({"n_synthetic": 4}, N // 2, 4),
+        ({"n_fresh": 0}, 0, N),
+        ({"n_fresh": 4, "n_synthetic": 0}, 4, 0),
+        ({"n_fresh": 15}, 15, 0),
+    ],
+)
+def test_fresh_takes_new_pool_points_every_generation(params, fresh, synthetic):
+    policy, sampler, G = Fresh(params), Sampler(), 4
+    assert policy.pool_size(N, G) == fresh * G
+    pool = POOL_SET[: policy.pool_size(N, G)]
+    seen: list[int] = []
+    for t in range(1, G + 1):
+        built = policy.build(step(t, sampler, pool=pool))
+        check_composition(built)
+        assert len(built.data) == fresh + synthetic
+        assert dict(built.composition) == {k: v for k, v in (("fresh", fresh), ("synthetic", synthetic)) if v}
+        assert len(rows(built.data, REAL)) == 0  # D itself is not part of the training set
+        fresh_rows = rows(built.data, POOL)
+        np.testing.assert_array_equal(fresh_rows, pool[(t - 1) * fresh : t * fresh])
+        seen += ids(fresh_rows)
+    assert len(seen) == len(set(seen)) == fresh * G  # never reused: the pool is used up exactly
+    assert sampler.calls == ([synthetic] * G if synthetic else [])
+
+
+def test_fresh_refuses_an_empty_training_set_and_an_exhausted_pool():
+    with pytest.raises(ValueError, match="empty training set"):
+        Fresh({"n_fresh": 0, "n_synthetic": 0}).build(step(1, Sampler()))
+    policy = Fresh({"n_fresh": 4})
+    pool = POOL_SET[: policy.pool_size(N, 2)]
+    policy.build(step(2, Sampler(), pool=pool))
+    with pytest.raises(ValueError, match="pool exhausted at generation 3"):
+        policy.build(step(3, Sampler(), pool=pool))
+
+
+def test_accumulate_subsample_draws_n_distinct_points_of_the_accumulated_pool():
+    sampler, policy = Sampler(), AccumulateSubsample()
+    state = policy.initial_state()
+    for t in (1, 2, 3, 4):
+        built = policy.build(step(t, sampler, state, seed=t))
+        check_composition(built)
+        state = built.state
+        assert len(state["synthetic"]) == t * N
+        assert len(built.data) == N
+        assert set(built.composition) <= {"real", "synthetic"}
+        drawn = ids(built.data)
+        assert len(set(drawn)) == N  # without replacement
+        assert set(drawn) <= set(ids(REAL_SET)) | set(ids(state["synthetic"]))
+    assert sampler.calls == [N] * 4
+
+
+def test_accumulate_subsample_is_uniform_over_the_pool():
+    """At generation t the pool holds n real and t*n synthetic points, so the real count is hypergeometric:
+    mean n * n / N_pool. Over R independent draws the mean count has standard error sqrt(var / R); we allow
+    4 standard errors (a false alarm has probability about 6e-5). Each point of the pool is drawn with
+    probability n / N_pool = 1/4 per repetition, so one never drawn in R = 400 would have probability 0.75^400."""
+    t, R = 3, 400
+    pool_size = N + t * N
+    counts, drawn = [], set()
+    for r in range(R):
+        sampler = Sampler()
+        state = {"synthetic": tagged(SYNTHETIC, np.arange(5000, 5000 + (t - 1) * N))}
+        built = AccumulateSubsample().build(step(t, sampler, state, seed=r))
+        counts.append(built.composition.get("real", 0))
+        drawn |= set(ids(built.data))
+        everything = set(ids(REAL_SET)) | set(ids(built.state["synthetic"]))
+    mean = N * N / pool_size
+    var = N * (N / pool_size) * (1 - N / pool_size) * (pool_size - N) / (pool_size - 1)
+    assert abs(np.mean(counts) - mean) < 4 * math.sqrt(var / R)
+    assert len(everything) == pool_size
+    assert drawn == everything  # every point of the pool can be drawn, this generation's samples included
+
+
+# ---------------------------------------------------------------- chained through the loop
+
+
+class IdData(Dataset):
+    """Point i is (REAL, i): train, test and pool are told apart by their ids."""
+
+    name = "ids"
+
+    def draw(self, n, rng):
+        return tagged(REAL, np.arange(n))
+
+
+class RecordingModel(Model):
+    """Remembers what it was fit on; its samples are tagged with the generation of the fit that made them."""
+
+    def __init__(self, log: list) -> None:
+        self.log, self.generation = log, -1
+
+    def fit(self, data, *, warm_start, rng):
+        self.generation += 1
+        self.log.append(data.copy())
+        return {}
+
+    def sample(self, n, rng):
+        return np.column_stack([np.full(n, 100.0 + self.generation), rng.random(n)])
+
+    def state_dict(self):
+        return {"generation": np.array(self.generation)}
+
+    def load_state_dict(self, state):
+        self.generation = int(state["generation"])
+
+
+class Recording(ModelFamily):
+    """A family whose models record their training sets."""
+
+    name = "recording"
+    log: list = []
+
+    def create(self, data: DataSplits, context: RunContext) -> Model:
+        return RecordingModel(Recording.log)
+
+
+@hookimpl
+def register_datasets(register):
+    register(IdData)
+
+
+@hookimpl
+def register_model_families(register):
+    register(Recording)
+
+
+N_REAL, N_TEST, G = 20, 8, 3
+EXPECTED = {
+    "mix[lambda=0.0]": lambda t: {"real": N_REAL},
+    "mix[lambda=0.5]": lambda t: {"real": N_REAL, "synthetic": N_REAL // 2},
+    "replace": lambda t: {"synthetic": N_REAL},
+    "accumulate": lambda t: {"real": N_REAL, "synthetic": t * N_REAL},
+    "fresh[n_fresh=5]": lambda t: {"fresh": 5, "synthetic": N_REAL - 5},
+    "fresh[n_fresh=5,n_synthetic=0]": lambda t: {"fresh": 5},
+}
+
+
+@pytest.fixture(scope="module")
+def loop_registry():
+    """The first-party plugins plus this module's dataset and family."""
+    return build_registry([sys.modules[__name__]], autoload=True)
+
+
+def chain(registry, policies):
+    doc = {
+        "name": "policies", "generations": G, "seeds": [0], "n_real": N_REAL, "n_test": N_TEST, "n_eval": 5,
+        "datasets": [{"name": "ids"}], "models": [{"name": "recording"}], "policies": policies,
+        "metrics": [{"name": "mean-distance"}],
+    }
+    for run in parse_grid(doc, registry).runs:
+        Recording.log.clear()
+        results = list(generations(run, registry))
+        yield run, [r.record for r in results], list(Recording.log)
+
+
+def test_policies_chained_through_the_loop(loop_registry):
+    policies = [
+        {"name": "mix", "params": {"lambda": [0, 0.5]}},
+        {"name": "replace"},
+        {"name": "accumulate"},
+        {"name": "fresh", "params": {"n_fresh": 5}},
+        {"name": "fresh", "params": {"n_fresh": 5, "n_synthetic": 0}},
+    ]
+    train_ids = set(range(N_REAL))
+    labels = set()
+    for run, records, fitted in chain(loop_registry, policies):
+        label = run.policy.label
+        labels.add(label)
+        assert [r["generation"] for r in records] == list(range(G + 1))
+        assert records[0]["composition"] == {"real": N_REAL} and records[0]["training_size"] == N_REAL
+        assert set(ids(fitted[0])) == train_ids
+        fresh_seen: list[int] = []
+        for t in range(1, G + 1):
+            record, data = records[t], fitted[t]
+            assert record["composition"] == EXPECTED[label](t), (label, t)
+            assert record["training_size"] == len(data) == sum(record["composition"].values())
+            real = data[data[:, 0] == REAL]
+            synthetic_tags = set(data[data[:, 0] >= 100, 0])
+            if label == "accumulate":  # S_i came from the model of generation i-1
+                assert synthetic_tags == {100.0 + i for i in range(t)}
+            elif "synthetic" in record["composition"]:  # fresh samples of the model of generation t-1
+                assert synthetic_tags == {100.0 + t - 1}
+            if label.startswith("fresh"):
+                assert not set(ids(real)) & train_ids  # never D, never the test set: the pool
+                assert min(ids(real)) >= N_REAL + N_TEST
+                fresh_seen += ids(real)
+            elif "real" in record["composition"]:
+                assert set(ids(real)) == train_ids and len(real) == N_REAL
+        assert len(fresh_seen) == len(set(fresh_seen))
+    assert labels == set(EXPECTED)
+
+
+def test_accumulate_subsample_chained_through_the_loop(loop_registry):
+    [(run, records, fitted)] = chain(loop_registry, [{"name": "accumulate-subsample"}])
+    for t in range(1, G + 1):
+        composition = records[t]["composition"]
+        assert records[t]["training_size"] == N_REAL == sum(composition.values())
+        data = fitted[t]
+        assert composition.get("real", 0) == int(np.sum(data[:, 0] == REAL))
+        assert set(data[data[:, 0] >= 100, 0]) <= {100.0 + i for i in range(t)}
+        assert set(ids(data[data[:, 0] == REAL])) <= set(range(N_REAL))

@@ -1,0 +1,302 @@
+"""Plugin loading and registration: duplicates, unknown names, broken plugins, environment switches, observers."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import benchmark
+from benchmark import Dataset, Metric, hookimpl
+from benchmark.errors import PluginLoadError, RegistryError
+from benchmark.executors.inline import InlineExecutor
+from benchmark.harness import run_grid
+from benchmark.plugins import BUILTIN_PLUGINS, DISABLE_AUTOLOAD_ENV, ENTRY_POINT_GROUP, PLUGINS_ENV, build_registry
+from benchmark.spec import parse_grid
+from benchmark.store import Store
+
+FIRST_PARTY = {"toy-datasets", "analytic-families", "policies", "basic-metrics"}
+
+
+@pytest.fixture(autouse=True)
+def _no_plugin_env(monkeypatch):
+    monkeypatch.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
+    monkeypatch.delenv(PLUGINS_ENV, raising=False)
+
+
+def dataset_class(name: str) -> type[Dataset]:
+    class Data(Dataset):
+        def draw(self, n, rng):
+            return rng.standard_normal((n, 1))
+
+    Data.name = name
+    return Data
+
+
+def plugin(module_name: str, **hooks) -> types.ModuleType:
+    """A plugin module whose hooks are the given functions (named after the hook they implement)."""
+    module = types.ModuleType(module_name)
+    for hook, function in hooks.items():
+        setattr(module, hook, hookimpl(function))
+    return module
+
+
+def registers_datasets(module_name: str, *classes) -> types.ModuleType:
+    def register_datasets(register):
+        for cls in classes:
+            register(cls)
+
+    return plugin(module_name, register_datasets=register_datasets)
+
+
+# ---------------------------------------------------------------- registration
+
+
+def test_components_are_registered_with_their_plugin():
+    first, second = dataset_class("alpha"), dataset_class("beta")
+    registry = build_registry([registers_datasets("plug_one", first, second)], autoload=False)
+    assert registry.failures == []
+    assert registry.get("dataset", "alpha").component is first
+    assert registry.get("dataset", "beta").plugin == "plug_one"
+    assert registry.plugins["plug_one"] == ("plug_one", "local")
+
+
+def test_a_duplicate_name_is_refused_naming_both_plugins():
+    original, clash = dataset_class("twin"), dataset_class("twin")
+    modules = [registers_datasets("plug_first", original), registers_datasets("plug_second", clash)]
+    registry = build_registry(modules, autoload=False)
+    entry = registry.get("dataset", "twin")
+    assert entry.component is original and entry.plugin == "plug_first"
+    [(failed, reason)] = registry.failures
+    assert failed == "plug_second"
+    assert "'twin'" in reason and "plug_first" in reason and "plug_second" in reason
+
+    with pytest.raises(PluginLoadError, match="plug_second.*plug_first"):
+        build_registry(modules, autoload=False, strict=True)
+
+
+def test_a_name_taken_by_a_first_party_plugin_is_refused():
+    registry = build_registry([registers_datasets("plug_moons", dataset_class("moons"))], autoload=True)
+    assert registry.get("dataset", "moons").plugin == "toy-datasets"
+    # other installed plugins may fail for their own reasons; this one must fail for the clash
+    [reason] = [reason for failed, reason in registry.failures if failed == "plug_moons"]
+    assert "'moons'" in reason and "toy-datasets" in reason
+
+
+def test_the_same_name_in_two_kinds_is_allowed():
+    class Twin(Metric):
+        name = "twin"
+
+        def compute(self, evaluation):
+            return 0.0
+
+    module = plugin(
+        "plug_kinds",
+        register_datasets=lambda register: register(dataset_class("twin")),
+        register_metrics=lambda register: register(Twin),
+    )
+    registry = build_registry([module], autoload=False)
+    assert registry.failures == []
+    assert registry.get("metric", "twin").component is Twin
+    assert registry.get("dataset", "twin").kind == "dataset"
+
+
+def test_an_unknown_name_suggests_the_closest():
+    registry = build_registry([registers_datasets("plug_names", dataset_class("spiral"), dataset_class("blobs"))],
+                              autoload=False)
+    expected = r"unknown dataset 'spirall' \(did you mean 'spiral'\?\); known: blobs, spiral"
+    with pytest.raises(RegistryError, match=expected):
+        registry.get("dataset", "spirall")
+    with pytest.raises(RegistryError) as info:
+        registry.get("dataset", "zzz")
+    assert "did you mean" not in str(info.value) and "known: blobs, spiral" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("registered", "message"),
+    [
+        (type("NotAData", (Metric,), {"name": "wrong", "compute": lambda self, e: 0.0}), "not a subclass of Dataset"),
+        (object, "not a subclass of Dataset"),
+        ("a string", "not a subclass of Dataset"),
+        (type("Nameless", (Dataset,), {}), "without a name"),
+    ],
+    ids=["metric-as-dataset", "plain-class", "not-a-class", "no-name"],
+)
+def test_registering_the_wrong_thing_is_refused(registered, message):
+    good = dataset_class("fine")
+    registry = build_registry(
+        [registers_datasets("plug_wrong", registered), registers_datasets("plug_good", good)], autoload=False
+    )
+    [(failed, reason)] = registry.failures
+    assert failed == "plug_wrong" and message in reason
+    assert registry.entries["dataset"] == {"fine": registry.get("dataset", "fine")}
+    assert registry.get("dataset", "fine").component is good
+
+
+# ---------------------------------------------------------------- broken plugins
+
+
+def test_a_plugin_whose_import_raises_is_reported_and_skipped(plugin_dir):
+    plugin_dir("plug_broken", 'raise RuntimeError("no GPU driver 42")\n')
+    plugin_dir(
+        "plug_working",
+        """
+        from benchmark import Dataset, hookimpl
+
+        class Working(Dataset):
+            name = "working"
+
+        @hookimpl
+        def register_datasets(register):
+            register(Working)
+        """,
+    )
+    registry = build_registry(["plug_broken", "plug_working", "plug_not_there"], autoload=True)
+    failures = [(name, reason) for name, reason in registry.failures if name.startswith("plug_")]
+    assert failures == [
+        ("plug_broken", "RuntimeError: no GPU driver 42"),
+        ("plug_not_there", "ModuleNotFoundError: No module named 'plug_not_there'"),
+    ]
+    assert registry.get("dataset", "working").plugin == "plug_working"
+    assert registry.get("dataset", "moons").plugin == "toy-datasets"  # the entry points still load
+    assert "plug_broken" not in registry.plugins
+
+    with pytest.raises(PluginLoadError, match=r"'plug_broken' failed: RuntimeError: no GPU driver 42"):
+        build_registry(["plug_broken", "plug_working"], autoload=False, strict=True)
+
+
+def test_a_plugin_whose_hook_raises_is_reported():
+    def register_datasets(register):
+        raise KeyError("oops")
+
+    registry = build_registry(
+        [
+            plugin("plug_raises", register_datasets=register_datasets),
+            registers_datasets("plug_ok", dataset_class("ok")),
+        ],
+        autoload=False,
+    )
+    assert registry.failures == [("plug_raises", "register_datasets raised KeyError: 'oops'")]
+    assert registry.get("dataset", "ok").plugin == "plug_ok"
+
+
+# ---------------------------------------------------------------- environment and entry points
+
+
+def test_disabling_autoload_leaves_only_the_builtin_executors(monkeypatch):
+    monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")
+    registry = build_registry()
+    assert set(registry.plugins) == set(BUILTIN_PLUGINS)
+    assert registry.failures == []
+    assert {e.kind for e in registry} == {"executor"}
+    assert set(registry.entries["executor"]) >= {"inline", "local"}
+
+
+def test_plugins_named_in_the_environment_are_loaded(monkeypatch, plugin_dir):
+    for name in ("plug_env_a", "plug_env_b"):
+        plugin_dir(
+            name,
+            f"""
+            from benchmark import Dataset, hookimpl
+
+            class Data(Dataset):
+                name = "{name}-data"
+
+            @hookimpl
+            def register_datasets(register):
+                register(Data)
+            """,
+        )
+    monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")
+    monkeypatch.setenv(PLUGINS_ENV, " plug_env_a, plug_env_b ,")
+    registry = build_registry()
+    assert set(registry.plugins) == {*BUILTIN_PLUGINS, "plug_env_a", "plug_env_b"}
+    assert registry.get("dataset", "plug_env_a-data").plugin == "plug_env_a"
+    assert registry.get("dataset", "plug_env_b-data").plugin == "plug_env_b"
+    assert registry.failures == []
+
+
+def test_first_party_plugins_come_through_the_entry_point_group(registry):
+    points = {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    assert FIRST_PARTY <= set(points)
+    for name in FIRST_PARTY:
+        assert points[name].value.startswith("plugins.")
+        assert points[name].dist.name == "retrainbench"
+        assert registry.plugins[name] == ("retrainbench", benchmark.__version__)
+    assert registry.get("policy", "mix").plugin == "policies"
+    assert registry.get("metric", "nll").plugin == "basic-metrics"
+    assert registry.get("model", "kde").plugin == "analytic-families"
+
+
+def test_the_version_of_a_component_names_its_distribution(registry):
+    entry = registry.get("model", "gaussian")
+    assert registry.version_of(entry) == f"retrainbench=={benchmark.__version__}/{entry.component.version}"
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_cli_plugins_shows_a_broken_plugin_and_strict_exits_2(run_cli):
+    env = {PLUGINS_ENV: "some_missing_module"}
+    reason = "ModuleNotFoundError: No module named 'some_missing_module'"
+    code, out, err = run_cli(["plugins"], env=env)
+    assert code == 0, err
+    assert f"some_missing_module  FAILED: {reason}" in out
+    assert "toy-datasets  (retrainbench" in out
+    assert f"plugin 'some_missing_module' skipped: {reason}" in err
+
+    code, out, err = run_cli(["plugins", "--strict-plugins"], env=env)
+    assert code == 2
+    assert err.strip() == f"retrainbench: error: plugin 'some_missing_module' failed: {reason}"
+    assert out == ""
+
+
+def test_cli_strict_plugins_refuses_a_run_before_writing(run_cli, tmp_path: Path):
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        'name = "g"\ngenerations = 1\nseeds = [0]\nn_real = 20\nn_test = 20\nn_eval = 20\n'
+        '[[datasets]]\nname = "gaussian"\n[[models]]\nname = "gaussian"\n[[policies]]\nname = "replace"\n'
+        '[[metrics]]\nname = "variance"\n'
+    )
+    code, _, err = run_cli(["run", grid, "--store", tmp_path / "store", "--strict-plugins"],
+                           env={PLUGINS_ENV: "some_missing_module"})
+    assert code == 2 and "some_missing_module" in err
+    assert not (tmp_path / "store").exists()
+
+
+# ---------------------------------------------------------------- observers
+
+
+def test_on_generation_end_is_called_once_per_generation_with_the_record(tmp_path: Path):
+    calls: list[tuple[dict, dict]] = []
+
+    def on_generation_end(run, record):
+        calls.append((run, record))
+
+    module = plugin("plug_observer", on_generation_end=on_generation_end)
+    registry = build_registry([module], autoload=True)
+    doc = {
+        "name": "observed", "generations": 3, "seeds": [0, 1], "n_real": 30, "n_test": 30, "n_eval": 30,
+        "datasets": [{"name": "gaussian"}], "models": [{"name": "gaussian"}],
+        "policies": [{"name": "mix", "params": {"lambda": 0.5}}], "metrics": [{"name": "variance"}],
+    }
+    grid = parse_grid(doc, registry)
+    store = Store(tmp_path / "store")
+    summary = run_grid(grid, store, InlineExecutor(), registry, progress=False)
+    assert summary.counts["done"] == 2
+
+    assert len(calls) == 2 * (3 + 1)
+    for run in grid.runs:
+        mine = [(r, rec) for r, rec in calls if r["run_id"] == run.run_id]
+        assert [rec["generation"] for _, rec in mine] == [0, 1, 2, 3]
+        assert [rec for _, rec in mine] == store.records(run.run_id)
+        assert all(r == run.describe() for r, _ in mine)
+        assert all(np.isfinite(rec["metrics"]["variance"]["value"]) for _, rec in mine)
+
+    # finished runs are skipped: no generation is computed, so nothing is observed again
+    again = run_grid(grid, store, InlineExecutor(), registry, progress=False)
+    assert [o.computed for o in again.outcomes] == [False, False]
+    assert len(calls) == 8
