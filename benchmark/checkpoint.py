@@ -7,7 +7,6 @@ only when a state needs it. Nested dicts are kept; keys may not contain '/'.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ def _unflatten(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
 
 
 def save(state: Mapping[str, Any], directory: Path, stem: str) -> Path:
-    """Write ``state`` as ``stem.pt`` or ``stem.npz`` in ``directory`` and fsync it."""
+    """Write ``state`` as ``stem.pt`` or ``stem.npz`` in ``directory``; return the path."""
     if _holds_torch(state):
         import torch
 
@@ -59,8 +58,6 @@ def save(state: Mapping[str, Any], directory: Path, stem: str) -> Path:
         path = directory / f"{stem}.npz"
         with open(path, "wb") as fh:
             np.savez(fh, **_flatten(state))
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
     return path
 
 

@@ -1,26 +1,48 @@
-"""Results and leaderboards, built from the store alone.
+"""Results and leaderboards, built from the store alone (nothing is rerun).
 
-``results.csv`` is tidy: one row per (run, generation, metric) with the run's components and their
-parameters as columns. ``leaderboard.csv`` / ``.md`` summarise, per dataset, model, policy and
-metric, the value at generation 0 and at the last generation over seeds.
+``write_report`` writes into the out folder:
+
+* ``results.csv``: tidy, one row per (run, generation, metric), with the run's components, its
+  configuration id (the run spec without the seed: runs that differ only by seed share it) and
+  every component parameter as a ``dataset.*`` / ``model.*`` / ``policy.*`` column;
+* ``runs.csv``: per run and metric, the stability statistics of ``benchmark.report.stats``;
+* ``leaderboard.csv`` / ``leaderboard.md``: per dataset, metric and configuration, those statistics
+  across seeds (mean, std, 95% CI, seeds) and the rank;
+* ``index.html``: a self-contained page with the tables, curves, sample galleries and the grid.
+
+The statistics, the statuses and the ranking score are defined in ``benchmark.report.stats``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from benchmark import SCHEMA_VERSION
 from benchmark.errors import StoreError
+from benchmark.registry import Registry
+from benchmark.report import stats, tables
 from benchmark.spec import run_spec_from_dict
 from benchmark.store import Store
 
-ID_COLUMNS = ["run_id", "dataset", "model", "policy", "seed", "generation", "metric", "value", "detail", "status"]
+ID_COLUMNS = [
+    "run_id", "dataset", "model", "policy", "seed", "generation", "metric", "value", "detail", "status", "config"
+]
 
 
-def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
-    """Every stored metric value, one row per (run, generation, metric)."""
+def config_id(spec: dict[str, Any]) -> str:
+    """What a run computes apart from its seed: runs sharing it are seeds of one configuration."""
+    canonical = {k: v for k, v in spec.items() if k not in ("seed", "run_id", "generations", "given")}
+    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def selected_runs(store: Store, grid: str | None = None) -> list[str]:
+    """The store's run ids (those of ``grid`` only, if given), after refusing any other result schema."""
     store.check(create=False)
     run_ids = store.run_ids()
     if grid is not None:
@@ -29,11 +51,39 @@ def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
             raise StoreError(f"{store.root}: no grid {grid!r} in this store (grids: {', '.join(grids) or 'none'})")
         wanted = set(grids[grid]["runs"])
         run_ids = [r for r in run_ids if r in wanted]
-    rows = []
     for run_id in run_ids:
+        schema = store.spec(run_id).get("schema")
+        if schema != SCHEMA_VERSION:
+            raise StoreError(
+                f"{store.run_dir(run_id) / 'run.json'}: result schema {schema!r}, but this report is of schema "
+                f"{SCHEMA_VERSION}: a report never mixes schema versions (use a retrainbench of that schema, or "
+                "another store)"
+            )
+    return run_ids
+
+
+def _typed(values: pd.Series) -> pd.Series:
+    """A parameter column with a nullable dtype that keeps the parameter's type (missing values are NA)."""
+    present = [v for v in values if v is not None]
+    kinds = {type(v) for v in present}
+    if not present:
+        return values.astype(object)
+    if kinds == {bool}:
+        return values.astype("boolean")
+    if kinds == {int}:
+        return values.astype("Int64")
+    if kinds <= {int, float}:
+        return values.astype("Float64")
+    if kinds == {str}:
+        return values.astype("string")
+    return values.astype(object)
+
+
+def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
+    """Every stored metric value, one row per (run, generation, metric)."""
+    rows = []
+    for run_id in selected_runs(store, grid):
         spec = store.spec(run_id)
-        if spec.get("schema") != SCHEMA_VERSION:
-            raise StoreError(f"{store.run_dir(run_id)}: result schema {spec.get('schema')} cannot be mixed with {SCHEMA_VERSION}")
         run = run_spec_from_dict(spec)
         status = (store.status(run_id) or {}).get("status", "pending")
         base = {
@@ -43,46 +93,67 @@ def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
             "policy": run.policy.label,
             "seed": run.seed,
             "status": status,
+            "config": config_id(spec),
         }
         for kind, component in (("dataset", run.dataset), ("model", run.model), ("policy", run.policy)):
             base.update({f"{kind}.{k}": v for k, v in component.params})
         for record in store.records(run_id):
             for metric, measured in record["metrics"].items():
-                rows.append({**base, "generation": record["generation"], "metric": metric, **measured})
-    frame = pd.DataFrame(rows)
-    if frame.empty:
+                rows.append({**base, "generation": record["generation"], "metric": metric,
+                             "value": measured.get("value"), "detail": measured.get("detail", "")})
+    if not rows:
         return pd.DataFrame(columns=ID_COLUMNS)
-    params = sorted(c for c in frame.columns if c not in ID_COLUMNS)
-    return frame[ID_COLUMNS + params].sort_values(["dataset", "model", "policy", "metric", "seed", "generation"], ignore_index=True)
+    params = sorted({c for row in rows for c in row} - set(ID_COLUMNS))
+    frame = pd.DataFrame({c: [row.get(c) for row in rows] for c in ID_COLUMNS})
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
+    for column in params:  # built from the Python values, so a missing one cannot turn ints into floats
+        frame[column] = _typed(pd.Series([row.get(column) for row in rows], dtype=object))
+    return frame.sort_values(["dataset", "model", "policy", "metric", "seed", "generation"], ignore_index=True)
 
 
-def leaderboard_frame(results: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, model, policy, metric): generation 0 and last generation over seeds, and the relative change."""
-    keys = ["dataset", "model", "policy", "metric"]
-    if results.empty:
-        return pd.DataFrame(columns=[*keys, "seeds", "generations", "first", "last", "relative_change", "relative_change_std"])
-    per_run = results.sort_values("generation").groupby([*keys, "run_id"], sort=False).agg(
-        generations=("generation", "max"), first=("value", "first"), last=("value", "last")
-    )
-    per_run["relative_change"] = (per_run["last"] - per_run["first"]) / per_run["first"].abs()
-    board = per_run.groupby(keys).agg(
-        seeds=("first", "size"),
-        generations=("generations", "max"),
-        first=("first", "mean"),
-        last=("last", "mean"),
-        relative_change=("relative_change", "mean"),
-        relative_change_std=("relative_change", "std"),
-    )
-    return board.reset_index().sort_values(keys, ignore_index=True)
+def summaries(
+    results: pd.DataFrame, registry: Registry | None = None
+) -> tuple[dict[str, stats.Direction], pd.DataFrame, pd.DataFrame]:
+    """Metric directions, per-run statistics and the ranked leaderboard of a results frame."""
+    dirs = stats.directions(results["metric"].unique(), registry)
+    runs = stats.run_summary(results, dirs)
+    return dirs, runs, stats.rank(stats.seed_summary(runs), dirs)
 
 
-def write_report(store_root: Path, out: Path, grid: str | None = None) -> list[Path]:
-    """Write results.csv, leaderboard.csv and leaderboard.md into ``out``; return their paths."""
-    results = results_frame(Store(store_root), grid)
-    board = leaderboard_frame(results)
+def leaderboard_frame(results: pd.DataFrame, registry: Registry | None = None) -> pd.DataFrame:
+    """Per dataset, metric and configuration: statistics across seeds and the rank (see ``report.stats``)."""
+    return summaries(results, registry)[2]
+
+
+#: Leaderboard columns in the order of leaderboard.csv.
+BOARD_COLUMNS = [
+    "dataset", "metric", "rank", "model", "policy", "score", "status", "status_counts", "collapse_start", "seeds",
+    "generations", *(f"{s}_{k}" for s in stats.SEED_STATS for k in ("mean", "std", "ci_low", "ci_high")),
+    "direction", "config",
+]
+
+
+def write_report(store_root: Path, out: Path, grid: str | None = None, registry: Registry | None = None) -> list[Path]:
+    """Write results.csv, runs.csv, leaderboard.csv, leaderboard.md and index.html into ``out``; return their paths.
+
+    ``registry`` gives metric directions (default: the installed plugins); metrics it lacks get an unknown direction.
+    """
+    from benchmark.report.html import render_report
+
+    if registry is None:
+        from benchmark.plugins import default_registry
+
+        registry = default_registry()
+    store = Store(store_root)
+    results = results_frame(store, grid)
+    dirs, runs, board = summaries(results, registry)
+    title = f"retrainbench leaderboard: grid {grid}" if grid else "retrainbench leaderboard"
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "results.csv", out / "leaderboard.csv", out / "leaderboard.md"]
+    paths = [out / name for name in ("results.csv", "runs.csv", "leaderboard.csv", "leaderboard.md", "index.html")]
     results.to_csv(paths[0], index=False)
-    board.to_csv(paths[1], index=False)
-    paths[2].write_text(board.to_markdown(index=False, floatfmt=".4g") + "\n", encoding="utf-8")
+    runs.to_csv(paths[1], index=False)
+    board[BOARD_COLUMNS].to_csv(paths[2], index=False)
+    paths[3].write_text(tables.markdown(board, title) + "\n", encoding="utf-8")
+    page = render_report(store, selected_runs(store, grid), results, runs, board, dirs, title=title, grid=grid)
+    paths[4].write_text(page, encoding="utf-8")
     return paths

@@ -6,13 +6,17 @@ Layout::
     STORE/grids/NAME.json            the grid as last run: its source and its run ids
     STORE/runs/RUN_ID/run.json       the run's canonical spec
     STORE/runs/RUN_ID/lock           flock-ed by the one process computing the run
-    STORE/runs/RUN_ID/gen-0003/      one finished generation: record.json, model.npz|.pt, policy.npz
+    STORE/runs/RUN_ID/gen-0003/      one finished generation: record.json, model.npz|.pt, samples.npy,
+                                     and policy.npz when the policy keeps state
     STORE/runs/RUN_ID/status.json    how the run ended: done, failed, diverged or timed-out, with the reason
 
-A generation directory is written under a temporary name, fsync-ed and renamed into place, so it
-either exists whole or not at all: a process killed at any instant leaves the run resumable from
-its last finished generation. Only the holder of a run's lock writes it, so two processes on
-one store never compute a run twice.
+A generation directory is written under a temporary name and renamed into place, so it either
+exists whole or not at all: a process killed at any instant leaves the run resumable from its
+last finished generation (what a killed process wrote is in the page cache and survives it).
+Surviving a power cut or a kernel crash also needs the data on disk before the rename: a
+``durable`` store (``RETRAINBENCH_DURABLE=1``) fsyncs every file and directory, at a cost of
+tens of milliseconds per generation. Only the holder of a run's lock writes it, so two
+processes on one store never compute a run twice.
 """
 
 from __future__ import annotations
@@ -46,21 +50,23 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` as JSON in one rename; readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def read_json(path: Path) -> Any:
@@ -71,8 +77,12 @@ def read_json(path: Path) -> Any:
 class Store:
     """A result store rooted at one directory."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, durable: bool | None = None) -> None:
         self.root = Path(root)
+        if durable is None:
+            durable = os.environ.get("RETRAINBENCH_DURABLE", "") not in ("", "0")
+        #: fsync every generation before it counts as finished (survives power loss, costs time)
+        self.durable = durable
 
     # ------------------------------------------------------------ store-wide
 
@@ -163,17 +173,27 @@ class Store:
         tmp = directory / f".tmp-gen-{result.generation:04d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            checkpoint.save(result.model_state, tmp, "model")
-            checkpoint.save(result.policy_state, tmp, "policy")
+            written = [checkpoint.save(result.model_state, tmp, "model")]
+            if result.policy_state:  # most policies keep nothing
+                written.append(checkpoint.save(result.policy_state, tmp, "policy"))
             if result.gallery is not None:
-                with open(tmp / "samples.npy", "wb") as fh:
+                written.append(tmp / "samples.npy")
+                with open(written[-1], "wb") as fh:
                     np.save(fh, result.gallery)
-            write_json_atomic(tmp / "record.json", result.record)
+            written.append(tmp / "record.json")
+            with open(written[-1], "w", encoding="utf-8") as fh:
+                json.dump(result.record, fh, indent=1, sort_keys=True)
+            if self.durable:
+                for path in written:
+                    with open(path, "rb") as fh:
+                        os.fsync(fh.fileno())
+                _fsync_dir(tmp)
             os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        _fsync_dir(directory)
+        if self.durable:
+            _fsync_dir(directory)
 
     def resume_point(self, run_id: str) -> Resume | None:
         """State after the last finished generation, or None when nothing has finished."""
@@ -181,7 +201,8 @@ class Store:
         if not finished:
             return None
         last = self.run_dir(run_id) / f"gen-{finished[-1]:04d}"
-        return Resume(finished[-1], checkpoint.load(last, "model"), checkpoint.load(last, "policy"))
+        policy = checkpoint.load(last, "policy") if any(last.glob("policy.*")) else {}
+        return Resume(finished[-1], checkpoint.load(last, "model"), policy)
 
     def records(self, run_id: str) -> list[dict[str, Any]]:
         directory = self.run_dir(run_id)

@@ -1,0 +1,332 @@
+"""index.html from a real store: self-contained, every plugin and grid string escaped, tables, curves, galleries.
+
+The store comes from a tiny grid run in-process with a plugin whose policy and metric are named
+``<script>alert(1)</script>`` and whose image dataset exercises the image galleries. The browser test
+(test_report_browser.py) opens the page this module builds.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import shutil
+import tomllib
+from html.parser import HTMLParser
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from benchmark.harness import run_grid
+from benchmark.leaderboard import leaderboard_frame, results_frame, summaries, write_report
+from benchmark.plugins import build_registry
+from benchmark.registry import Registry
+from benchmark.spec import parse_grid
+from benchmark.store import Store
+
+XSS = "<script>alert(1)</script>"
+FAILURE = 'RuntimeError: <img src=x onerror=alert(4)> & "quoted"'
+GRID_NAME = 'tiny"<b>&grid'
+
+PLUGIN = '''
+"""A test plugin: a tiny image dataset and family, and a policy and a metric with hostile names."""
+import numpy as np
+
+from benchmark import Dataset, Metric, Model, ModelFamily, Param, Policy, TrainingSet, hookimpl
+
+XSS = "<script>alert(1)</script>"
+
+
+class Squares(Dataset):
+    """1x6x6 images of a bright 3x3 square at a random place."""
+
+    name = "tiny-squares"
+    kind = "image"
+
+    def draw(self, n, rng):
+        images = np.zeros((n, 1, 6, 6))
+        rows, cols = rng.integers(0, 4, size=(2, n))
+        for i in range(n):
+            images[i, 0, rows[i] : rows[i] + 3, cols[i] : cols[i] + 3] = 1.0
+        return images
+
+
+class PixelModel(Model):
+    def __init__(self, shape):
+        self.shape, self.mean, self.std = shape, np.zeros(shape), np.ones(shape)
+
+    def fit(self, data, *, warm_start, rng):
+        self.mean, self.std = data.mean(axis=0), data.std(axis=0)
+        return {}
+
+    def sample(self, n, rng):
+        return np.clip(self.mean + self.std * rng.standard_normal((n, *self.shape)), 0, 1)
+
+    def state_dict(self):
+        return {"mean": self.mean, "std": self.std}
+
+    def load_state_dict(self, state):
+        self.mean, self.std = np.asarray(state["mean"]), np.asarray(state["std"])
+
+
+class PixelGaussian(ModelFamily):
+    """Independent Gaussian pixels, clipped to [0, 1]."""
+
+    name = "pixel-gaussian"
+    data_kinds = ("image",)
+
+    def create(self, data, context):
+        return PixelModel(data.sample_shape)
+
+
+class Hostile(Policy):
+    """Fully synthetic, under a hostile name."""
+
+    name = XSS
+    parameters = {"loud": Param(False, bool, "a boolean parameter")}
+
+    def build(self, step):
+        n = len(step.real)
+        return TrainingSet(step.sample(n), {"synthetic": n})
+
+
+class HostileMetric(Metric):
+    """Spread of the samples, under a hostile name."""
+
+    name = XSS
+    higher_is_better = True
+
+    def compute(self, evaluation):
+        return float(evaluation.samples.std())
+
+
+@hookimpl
+def register_datasets(register):
+    register(Squares)
+
+
+@hookimpl
+def register_model_families(register):
+    register(PixelGaussian)
+
+
+@hookimpl
+def register_policies(register):
+    register(Hostile)
+
+
+@hookimpl
+def register_metrics(register):
+    register(HostileMetric)
+'''
+
+GRID = f"""# a comment that closes the pre: </pre><script>alert(3)</script>
+name = '{GRID_NAME}'
+description = "<img src=x onerror=alert(2)>"
+generations = 3
+seeds = [0, 1, 2]
+n_real = 64
+n_test = 64
+n_eval = 64
+
+[[datasets]]
+name = "eight-gaussians"
+
+[[datasets]]
+name = "tiny-squares"
+
+[[models]]
+name = "gaussian"
+
+[[models]]
+name = "pixel-gaussian"
+
+[[policies]]
+name = "mix"
+params = {{ lambda = 0.5 }}
+
+[[policies]]
+name = "{XSS}"
+params = {{ loud = true }}
+
+[[metrics]]
+name = "mean-distance"
+
+[[metrics]]
+name = "variance-ratio"
+
+[[metrics]]
+name = "{XSS}"
+"""
+
+
+def load_plugin(folder: Path) -> ModuleType:
+    """The hostile plugin as a module object (not put on sys.path, so nothing leaks into other tests)."""
+    path = folder / "hostile_plugin.py"
+    path.write_text(PLUGIN, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("hostile_plugin", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_store(folder: Path) -> tuple[Path, Registry]:
+    """Run the tiny grid into ``folder/store`` with the hostile plugin; return the store and that registry."""
+    registry = build_registry([load_plugin(folder)], autoload=True)
+    assert not registry.failures, registry.failures
+    grid = parse_grid(tomllib.loads(GRID), registry, where="tiny.toml", source=GRID)
+    store = folder / "store"
+    summary = run_grid(grid, Store(store), registry.get("executor", "inline").component({}), registry, progress=False)
+    assert summary.counts == {"done": 12}, summary.describe()
+    fail_one_run(Store(store))
+    return store, registry
+
+
+def fail_one_run(store: Store) -> str:
+    """Leave one run as the harness leaves a run that raised in generation 2, with a hostile reason; its id."""
+    run_id = next(
+        r for r in store.run_ids()
+        if (spec := store.spec(r))["dataset"]["name"] == "tiny-squares" and spec["policy"]["name"] == "mix"
+        and spec["seed"] == 2
+    )
+    for t in (2, 3):
+        shutil.rmtree(store.run_dir(run_id) / f"gen-{t:04d}")
+    store.finish(run_id, "failed", generations=3, reason=FAILURE)
+    return run_id
+
+
+class Page(HTMLParser):
+    """What the tests look at in a page: elements with attributes, and the text a reader sees."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.script = ""
+        self._in_script = False
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag):
+        self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script:
+            self.script += data
+        else:
+            self.text.append(data)
+
+    def tags(self, name: str) -> list[dict[str, str | None]]:
+        return [attrs for tag, attrs in self.elements if tag == name]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, Registry]:
+    return build_store(tmp_path_factory.mktemp("report"))
+
+
+@pytest.fixture(scope="module")
+def page(built, tmp_path_factory) -> tuple[str, Page]:
+    store, registry = built
+    out = tmp_path_factory.mktemp("out")
+    write_report(store, out, grid=GRID_NAME, registry=registry)
+    text = (out / "index.html").read_text(encoding="utf-8")
+    return text, Page(text)
+
+
+def test_page_is_self_contained(page):
+    text, parsed = page
+    for tag, attrs in parsed.elements:
+        for name, value in attrs.items():
+            if name in ("src", "href", "action", "poster", "srcset", "data"):
+                assert value is not None and value.startswith(("data:", "#")), (tag, name, value[:80])
+    lowered = text.lower()
+    for needle in ("http:", "https:", "ftp:", "file:", "url(", "@import", "<iframe", "<object", "<embed"):
+        assert needle not in lowered, needle
+    assert len(parsed.tags("script")) == 1 and not parsed.tags("script")[0]  # ours: inline, no src
+    ids = [attrs["id"] for _, attrs in parsed.elements if "id" in attrs]
+    assert len(ids) == len(set(ids))  # in-page links and the script's lookups need unique ids
+
+
+def test_every_plugin_and_grid_string_is_escaped(page):
+    text, parsed = page
+    # no element and no event handler came from a plugin or the grid file
+    assert {tag for tag, _ in parsed.elements} <= {
+        "html", "head", "meta", "link", "title", "style", "body", "h1", "h2", "h3", "h4", "p", "nav", "a", "section",
+        "details", "summary", "dl", "dt", "dd", "div", "table", "thead", "tbody", "tr", "th", "td", "span", "br",
+        "figure", "figcaption", "img", "pre", "script",
+    }
+    assert not [name for _, attrs in parsed.elements for name in attrs if name.startswith("on")]
+    assert "alert" not in parsed.script
+    shown = "".join(parsed.text)
+    assert shown.count(XSS) >= 10  # leaderboard headings, policy cells, curve titles, gallery rows, the grid source
+    assert f"{XSS}[loud=True]" in shown
+    assert f"grid {GRID_NAME}" in shown
+    assert "<img src=x onerror=alert(2)>" in shown and "</pre><script>alert(3)</script>" in shown
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert FAILURE in shown  # the failed run's reason, in the runs table
+
+
+def test_a_failed_run_is_reported_with_what_it_stored(built):
+    store, with_plugin = built
+    _, runs, board = summaries(results_frame(Store(store)), with_plugin)
+    failed = runs[runs["run_status"] == "failed"]
+    assert set(failed["status"]) == {"failed"} and set(failed["generations"]) == {1}
+    assert len(failed) == 3 and set(failed["seed"]) == {2}  # one run, three metrics
+    mix = board[(board["dataset"] == "tiny-squares") & (board["policy"] == "mix[lambda=0.5]")]
+    assert set(mix["status_counts"].str.contains("1 failed")) == {True}
+    assert set(mix["generations"]) == {3} and set(mix["seeds"]) == {3}
+
+
+def test_tables_plots_and_galleries_are_present(page):
+    text, parsed = page
+    tables = [a for a in parsed.tags("table") if a.get("class") == "sortable"]
+    # leaderboards: 2 datasets x 3 metrics, and the runs table
+    assert len(tables) == 2 * 3 + 1
+    assert {a.get("id") for a in tables} >= {"run-table", "board-0-0", "board-1-2"}
+    images = [a["src"] for a in parsed.tags("img")]
+    assert all(src.startswith("data:image/png;base64,") for src in images)
+    curves = [a for a in parsed.tags("img") if a.get("alt", "").startswith("curves of")]
+    assert len(curves) == 2  # one figure per dataset and model
+    samples = [decode(a["src"]) for a in parsed.tags("img") if a.get("class") == "sample"]
+    # 2 datasets x 1 model x 2 policies x 4 generations
+    assert len(samples) == 16
+    shapes = sorted({s.shape[:2] for s in samples})
+    # scatter panels are 150 px; 64 images of 6x6 tile 8 to a side with 1-px gaps: 8 * 7 - 1 = 55 px
+    assert shapes == [(55, 55), (150, 150)]
+    for heading in ("Leaderboards", "Metrics across generations", "Samples across generations", "Runs",
+                    "Grid and machine", "package versions", "machine"):
+        assert f">{heading}<" in text
+
+
+def decode(uri: str) -> np.ndarray:
+    from matplotlib import image
+
+    return image.imread(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])), format="png")
+
+
+def test_directions_fall_back_when_the_plugin_is_gone(built, registry):
+    """The store alone rebuilds the report; without the plugin its metric's direction is unknown and unranked."""
+    store, with_plugin = built
+    results = results_frame(Store(store))
+    for plugin, direction in ((with_plugin, "higher is better"), (registry, "direction unknown")):
+        board = leaderboard_frame(results, plugin)
+        hostile = board[board["metric"] == XSS]
+        assert set(hostile["direction"]) == {direction}
+        assert hostile["rank"].notna().all() == (plugin is with_plugin)
+        assert board.loc[board["metric"] == "mean-distance", "rank"].notna().all()
+
+
+@pytest.mark.slow
+def test_cli_report_rebuilds_from_the_store(built, run_cli, tmp_path):
+    store, _ = built
+    out = tmp_path / "cli-out"
+    result = run_cli(["report", "--store", store, "--out", out, "--grid", GRID_NAME])
+    assert result.code == 0, result.err
+    assert result.out.split() == [str(out / n) for n in
+                                  ("results.csv", "runs.csv", "leaderboard.csv", "leaderboard.md", "index.html")]
