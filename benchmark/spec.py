@@ -7,6 +7,7 @@ problem raises a GridError naming the file and the key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -107,7 +108,7 @@ class RunSpec:
             "versions": dict(self.versions),
         }
 
-    @property
+    @functools.cached_property
     def run_id(self) -> str:
         blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

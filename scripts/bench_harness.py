@@ -1,0 +1,241 @@
+"""Benchmark of the harness itself: overhead, start-up, parallel scaling, metric caching, memory.
+
+Every target is a ratio or a difference measured side by side in one run, because these
+machines are noisy. Prints a table and writes the figures as JSON:
+
+    .venv/bin/python scripts/bench_harness.py [--out bench-harness.json] [--quick]
+
+Not part of the test suite: timings belong here, not in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+CLI = [PYTHON, "-m", "benchmark"]
+
+
+def grid_text(name: str, generations: int, dataset: str, model: str, policy: str, metrics: list[str],
+              n: int = 200, seeds: tuple[int, ...] = (0,), extra: str = "") -> str:
+    tables = "".join(f'\n[[metrics]]\nname = "{m}"\n' for m in metrics)
+    return (
+        f'name = "{name}"\ngenerations = {generations}\nseeds = {list(seeds)}\n'
+        f"n_real = {n}\nn_test = {n}\nn_eval = {n}\n{extra}\n"
+        f"[[datasets]]\n{dataset}\n[[models]]\n{model}\n[[policies]]\n{policy}\n{tables}"
+    )
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+# ------------------------------------------------------------------ 1. harness overhead
+
+
+def bare_loop(grid_path: Path) -> float:
+    """The same work as the harness does for each run of the grid, called directly: no store, no hooks."""
+    from benchmark.components import Evaluation
+    from benchmark.loop import RunParts
+    from benchmark.plugins import default_registry
+    from benchmark.seeding import stream
+    from benchmark.spec import load_grid
+
+    registry = default_registry()
+    runs = load_grid(grid_path, registry).runs
+    start = time.perf_counter()
+    for run in runs:
+        parts = RunParts.build(run, registry)
+        pool = parts.policy.pool_size(run.n_real, run.generations)
+        data = parts.dataset.load(run.n_real, run.n_test, pool, stream(run.seed, "data"))
+        model = parts.family.create(data, parts.context)
+        state = parts.policy.initial_state()
+        for t in range(run.generations + 1):
+            if t == 0:
+                train = data.train
+            else:
+                from benchmark.components import PolicyStep
+
+                synthetic = stream(run.seed, t, "synthetic")
+                built = parts.policy.build(PolicyStep(t, data.train, data.pool, lambda n: model.sample(n, synthetic),
+                                                      state, stream(run.seed, t, "policy")))
+                train, state = built.data, built.state
+            model.fit(train, warm_start=t > 0 and run.warm_start, rng=stream(run.seed, t, "fit"))
+            samples = model.sample(run.n_eval, stream(run.seed, t, "eval"))
+            for label, metric in parts.metrics.items():
+                metric.compute(Evaluation(samples, data.test, data.train, model, parts.dataset,
+                                          stream(run.seed, t, "metric", label), parts.context))
+    return time.perf_counter() - start
+
+
+def harness_run(grid_path: Path, store: Path) -> float:
+    """The same grid through `retrainbench run` (in this process, inline executor, store writes included)."""
+    from benchmark.cli import main
+
+    start = time.perf_counter()
+    code = main(["run", str(grid_path), "--store", str(store), "--executor", "inline", "--no-progress"])
+    elapsed = time.perf_counter() - start
+    if code != 0:
+        raise RuntimeError(f"retrainbench run {grid_path} exited {code}")
+    return elapsed
+
+
+def overhead(tmp: Path, name: str, grid: str, repeats: int) -> dict[str, Any]:
+    path = write(tmp, name, grid)
+    from benchmark.plugins import default_registry
+    from benchmark.spec import load_grid
+
+    generations = sum(r.generations + 1 for r in load_grid(path, default_registry()).runs)
+    bare, harness = [], []
+    for i in range(repeats):  # interleaved, so drifts in machine load hit both sides alike
+        bare.append(bare_loop(path))
+        harness.append(harness_run(path, tmp / f"{name}-store-{i}"))
+    b, h = statistics.median(bare), statistics.median(harness)
+    return {"generations": generations, "bare_s": b, "harness_s": h, "ratio": h / b,
+            "bookkeeping_ms_per_generation": (h - b) / generations * 1000}
+
+
+# ------------------------------------------------------------------ 2. start-up
+
+
+def wall(command: list[str], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def startup(repeats: int) -> dict[str, float]:
+    script = str(Path(PYTHON).parent / "retrainbench")
+    return {
+        "import_pluggy_s": wall([PYTHON, "-c", "import pluggy"], repeats),
+        "help_s": wall([script, "--help"], repeats),
+        "list_s": wall([script, "list"], repeats),
+    }
+
+
+# ------------------------------------------------------------------ 3. parallel scaling
+
+
+def scaling(tmp: Path, quick: bool) -> dict[str, float]:
+    """8 CPU-bound runs on the local executor, 2 workers against 1."""
+    grid = write(tmp, "scaling", grid_text(
+        "scaling", generations=2 if quick else 4, dataset='name = "moons"',
+        model='name = "gmm"\nparams = { components = 16, max_iter = 200, reg_covar = 1e-9 }',
+        policy='name = "mix"\nparams = { lambda = [0.5, 1.0] }', metrics=["mean-distance"], n=3000,
+        seeds=(0, 1, 2, 3)))
+    result = {}
+    for workers in (1, 2):
+        start = time.perf_counter()
+        subprocess.run([*CLI, "run", str(grid), "--store", str(tmp / f"scaling-{workers}"), "--workers", str(workers),
+                        "--no-progress"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        result[f"workers_{workers}_s"] = time.perf_counter() - start
+    result["speedup"] = result["workers_1_s"] / result["workers_2_s"]
+    return result
+
+
+# ------------------------------------------------------------------ 5. memory
+
+
+def peak_rss_mb(command: list[str]) -> float:
+    """Peak resident memory of a child process (and its children), in MB."""
+    code = (
+        "import resource, subprocess, sys\n"
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    out = subprocess.run([PYTHON, "-c", code, *command], check=True, capture_output=True, text=True).stdout
+    return int(out.strip().splitlines()[-1]) / 1024
+
+
+def memory(tmp: Path) -> dict[str, float]:
+    return {"smoke_grid_mb": peak_rss_mb([*CLI, "run", str(REPO / "grids/smoke.toml"), "--store", str(tmp / "mem-smoke"),
+                                          "--executor", "inline", "--no-progress"])}
+
+
+# ------------------------------------------------------------------ report
+
+
+def row(what: str, figure: str, target: str, met: bool | None) -> tuple[str, str, str, str]:
+    return what, figure, target, {True: "met", False: "NOT MET", None: "-"}[met]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench-harness.json"))
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller work (for a first look)")
+    args = parser.parse_args()
+    repeats = 1 if args.quick else 3
+    figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
+    rows = []
+    # Stores go where users keep them by default (under the working directory), not in /tmp.
+    (REPO / "build").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=REPO / "build") as name:
+        tmp = Path(name)
+        steps: list[tuple[str, Callable[[], Any]]] = [
+            ("overhead_gaussian", lambda: overhead(tmp, "gaussian", grid_text(
+                "gaussian", generations=100 if args.quick else 300, dataset='name = "gaussian"\nparams = { dim = 2 }',
+                model='name = "gaussian"', policy='name = "replace"', metrics=["mean-distance"]), repeats)),
+            ("overhead_flow", lambda: overhead(tmp, "flow", grid_text(
+                "flow", generations=1 if args.quick else 3, dataset='name = "eight-gaussians"', model='name = "flow"',
+                policy='name = "mix"\nparams = { lambda = 0.5 }', metrics=["w2", "nll"], n=500), repeats)),
+            ("startup", lambda: startup(5 if args.quick else 11)),
+            ("scaling", lambda: scaling(tmp, args.quick)),
+            ("memory", lambda: memory(tmp)),
+        ]
+        for key, measure in steps:
+            print(f"measuring {key} ...", file=sys.stderr, flush=True)
+            try:
+                figures[key] = measure()
+            except Exception as exc:  # one part failing must not hide the others
+                figures[key] = {"error": f"{type(exc).__name__}: {exc}"}
+
+    g, f, s, p, m = (figures[k] for k in ("overhead_gaussian", "overhead_flow", "startup", "scaling", "memory"))
+    if "error" not in g:
+        rows.append(row("gaussian: bookkeeping per generation (store writes included)",
+                        f"{g['bookkeeping_ms_per_generation']:.3f} ms ({g['generations']} generations, "
+                        f"harness {g['harness_s']:.2f} s vs bare {g['bare_s']:.2f} s)",
+                        "<= 1 ms", g["bookkeeping_ms_per_generation"] <= 1.0))
+    if "error" not in f:
+        rows.append(row("flow (defaults): harness / bare loop", f"{f['ratio']:.3f} ({f['harness_s']:.1f} s vs {f['bare_s']:.1f} s)",
+                        "<= 1.05", f["ratio"] <= 1.05))
+    if "error" not in s:
+        for key, label in (("help_s", "retrainbench --help"), ("list_s", "retrainbench list")):
+            rows.append(row(f"start-up: {label} (median)", f"{s[key]:.3f} s (import pluggy alone: {s['import_pluggy_s']:.3f} s)",
+                            "< 0.3 s", s[key] < 0.3))
+    if "error" not in p:
+        rows.append(row("8 CPU-bound runs, local executor: 2 workers vs 1", f"speed-up {p['speedup']:.2f} "
+                        f"({p['workers_1_s']:.1f} s vs {p['workers_2_s']:.1f} s)", ">= 1.8", p["speedup"] >= 1.8))
+    if "error" not in m:
+        rows.append(row("peak memory: smoke grid (inline)", f"{m['smoke_grid_mb']:.0f} MB", "reported", None))
+    for key, value in figures.items():
+        if isinstance(value, dict) and "error" in value:
+            rows.append(row(key, "not measured: " + value["error"], "-", False))
+
+    widths = [max(len(r[i]) for r in rows + [("what", "measured", "target", "")]) for i in range(4)]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(("what", "measured", "target", ""), widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+    args.out.write_text(json.dumps(figures, indent=1))
+    print(f"\nfigures written to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
