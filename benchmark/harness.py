@@ -237,7 +237,8 @@ def run_grid(
     store.record_grid(grid.name, grid.source, grid.path, [r.run_id for r in grid.runs], describe_environment(executor))
     runs = list(dict((r.run_id, r) for r in grid.runs).values())
     threads = getattr(executor, "threads_per_run", None)
-    tasks = [RunTask(str(store.root), r.describe(), retry_failed, threads, timeout) for r in runs]
+    root = str(store.root.resolve())  # workers elsewhere (dask, SLURM) may start in another directory
+    tasks = [RunTask(root, r.describe(), retry_failed, threads, timeout) for r in runs]
     fn = partial(execute_run, registry=registry) if getattr(executor, "in_process", False) else execute_run
     bar = _Progress(store, runs, enabled=sys.stderr.isatty() if progress is None else progress)
     summary = GridSummary()

@@ -117,7 +117,7 @@ def summaries(
     """Metric directions, per-run statistics and the ranked leaderboard of a results frame."""
     dirs = stats.directions(results["metric"].unique(), registry)
     runs = stats.run_summary(results, dirs)
-    return dirs, runs, stats.rank(stats.seed_summary(runs), dirs)
+    return dirs, runs, stats.rank(stats.seed_summary(runs, results, dirs), dirs)
 
 
 def leaderboard_frame(results: pd.DataFrame, registry: Registry | None = None) -> pd.DataFrame:
@@ -127,8 +127,9 @@ def leaderboard_frame(results: pd.DataFrame, registry: Registry | None = None) -
 
 #: Leaderboard columns in the order of leaderboard.csv.
 BOARD_COLUMNS = [
-    "dataset", "metric", "rank", "model", "policy", "score", "status", "status_counts", "collapse_start", "seeds",
-    "generations", *(f"{s}_{k}" for s in stats.SEED_STATS for k in ("mean", "std", "ci_low", "ci_high")),
+    "dataset", "metric", "rank", "model", "policy", "score", "status", "status_counts", "note", "collapse_start",
+    "threshold", "seeds", "generations",
+    *(f"{s}_{k}" for s in stats.SEED_STATS for k in ("mean", "std", "ci_low", "ci_high")),
     "direction", "config",
 ]
 

@@ -19,7 +19,7 @@ from benchmark.harness import run_grid
 from benchmark.leaderboard import BOARD_COLUMNS, _typed, leaderboard_frame, results_frame, write_report
 from benchmark.report import stats
 from benchmark.report.stats import Direction
-from benchmark.report.tables import markdown
+from benchmark.report.tables import markdown, md_text, status_text
 from benchmark.spec import parse_grid
 from benchmark.store import Store
 
@@ -57,10 +57,38 @@ def test_worsening_follows_the_metric_direction():
     assert np.isnan(stats.worsening(np.array([0.0, 1.0]), LOWER)).all()
 
 
-def test_collapse_start_needs_two_consecutive_generations_beyond_ten_percent():
+def test_differences_are_in_metric_units_and_follow_the_direction():
+    np.testing.assert_allclose(stats.differences(np.array([2.0, 2.5, 1.0]), LOWER), [0, 0.5, -1.0])
+    np.testing.assert_allclose(stats.differences(np.array([0.8, 0.7, 0.9]), HIGHER), [0, 0.1, -0.1])
+    np.testing.assert_allclose(stats.differences(np.array([1.0, 0.8, 1.25]), TO_ONE), [0, 0.2, 0.25])
+    # unknown direction: signed, so that noise averages out (``bound`` counts a change either way)
+    np.testing.assert_allclose(stats.differences(np.array([2.0, 2.4, 1.6]), UNKNOWN), [0, 0.4, -0.4])
+    # defined where the ratio is not: v_0 = 0
+    np.testing.assert_allclose(stats.differences(np.array([0.0, 1.0]), LOWER), [0, 1.0])
+
+
+def test_late_worsening_averages_the_last_quarter_of_the_generations():
+    assert [stats.tail_size(t) for t in (0, 1, 4, 5, 8, 20)] == [0, 1, 1, 2, 2, 5]
+    # T = 8: the mean of d_7 and d_8
+    assert stats.late_worsening(np.array([0, 9, 9, 9, 9, 9, 9, 0.2, 0.4])) == pytest.approx(0.3)
+    # T = 20: generations 16..20
+    assert stats.late_worsening(np.r_[np.zeros(16), [1.0, 2.0, 3.0, 4.0, 5.0]]) == pytest.approx(3.0)
+    assert math.isnan(stats.late_worsening(np.array([0.0])))  # generation 0 alone: no worsening to average
+
+
+def test_threshold_is_ten_percent_of_generation_zero_or_of_the_spread():
+    assert stats.threshold(-2.0, np.array([-2.0, -1.0])) == pytest.approx(0.2)
+    # v_0 = 0: 10% of the standard deviation of the values instead
+    assert stats.threshold(0.0, np.array([0.0, 1.0, 2.0])) == pytest.approx(0.1 * 1.0)
+    assert stats.threshold(np.nan, np.array([np.nan, 1.0, 3.0])) == pytest.approx(0.1 * np.std([1.0, 3.0], ddof=1))
+    assert math.isnan(stats.threshold(0.0, np.array([0.0])))
+
+
+def test_run_status_and_collapse_start_of_a_single_run():
+    # d = 0, .05, .2, .3, .08 against tau = 0.1; T = 4: L is the last generation
     s = series([1.0, 1.05, 1.2, 1.3, 1.08])
-    assert s["collapse_start"] == 2
-    assert s["status"] == "degraded"  # collapsed at 2 but back within 10% at the end
+    assert (s["collapse_start"], s["status"]) == (2, "degraded")  # collapsed at 2, L = 0.08 within 10% at the end
+    assert s["late_worsening"] == pytest.approx(0.08) and s["threshold"] == pytest.approx(0.1)
     assert s["auc"] == pytest.approx((0.05 + 0.2 + 0.3 + 0.08) / 4)
     assert s["max_worsening"] == pytest.approx(0.3)
     assert s["relative_change"] == pytest.approx(0.08)
@@ -68,20 +96,23 @@ def test_collapse_start_needs_two_consecutive_generations_beyond_ten_percent():
     s = series([1.0, 1.2, 1.05, 1.3, 1.4])
     assert (s["collapse_start"], s["status"]) == (3, "collapsed")  # generation 1 alone is no start
 
-    s = series([1.0, 1.0, 1.0, 1.5])
-    assert (s["collapse_start"], s["status"]) == (None, "degraded")  # the last generation alone is no start
+    # T = 8: a last-generation jump of 15% averages with generation 7 to L = 0.075: no start, degraded
+    s = series([1.0] * 8 + [1.15])
+    assert (s["collapse_start"], s["status"]) == (None, "degraded")
+    assert s["late_worsening"] == pytest.approx(0.075)
 
-    s = series([1.0, 1.05, 0.95, 1.08])
-    assert (s["collapse_start"], s["status"]) == (None, "stable")
-    assert s["auc"] == pytest.approx((0.05 - 0.05 + 0.08) / 3)
+    s = series([1.0, 1.05, 0.95, 0.98])
+    assert (s["collapse_start"], s["status"]) == (None, "stable")  # L = -0.02: not worse
 
 
-def test_status_in_every_direction():
-    assert series([0.8, 0.7, 0.6], HIGHER)["status"] == "collapsed"
+def test_run_status_in_every_direction():
+    assert series([0.8, 0.7, 0.6], HIGHER)["status"] == "collapsed"  # L = 0.2 > tau = 0.08
     assert series([0.8, 0.9, 1.0], HIGHER)["status"] == "stable"
     assert series([1.0, 0.8, 1.25], TO_ONE)["collapse_start"] == 1
-    assert series([2.0, 2.4, 1.6], UNKNOWN)["status"] == "collapsed"
+    s = series([2.0, 2.4, 1.6], UNKNOWN)  # d = 0, .4, -.4: |d| > tau = 0.2 either way
+    assert (s["collapse_start"], s["status"]) == (1, "collapsed")
     assert series([2.0, 0.5, 0.1], LOWER)["status"] == "stable"  # getting better is never degradation
+    assert series([0.0, 0.0, 0.0])["status"] == "stable"  # nothing moves: no threshold needed
 
 
 def test_failed_and_diverged_runs_keep_their_status_and_values():
@@ -95,6 +126,7 @@ def test_a_run_of_one_generation_has_no_trend():
     s = series([1.0])
     assert s["status"] == "stable" and s["generations"] == 0
     assert math.isnan(s["slope"]) and math.isnan(s["auc"]) and s["relative_change"] == 0
+    assert math.isnan(s["late_worsening"])
 
 
 # ---------------------------------------------------------------- across seeds
@@ -110,6 +142,18 @@ def test_student_t_interval():
     assert np.isnan(low[0]) and np.isnan(high[0])
 
 
+def test_seed_evidence_is_the_interval_bound_on_the_worse_side():
+    half = 4.302653 / math.sqrt(3)
+    assert stats.seed_evidence(np.array([1.0, 2.0, 3.0]), LOWER) == pytest.approx(2 - half, rel=1e-6)
+    # unknown direction: the distance of the interval from zero, on either side
+    assert stats.seed_evidence(np.array([-1.0, -2.0, -3.0]), UNKNOWN) == pytest.approx(2 - half, rel=1e-6)
+    assert stats.seed_evidence(np.array([-10.0, -10.5, -11.0]), UNKNOWN) > 0
+    assert stats.seed_evidence(np.array([-1.0, 1.0]), UNKNOWN) < 0  # covers zero
+    assert stats.seed_evidence(np.array([0.3, np.nan]), LOWER) == pytest.approx(0.3)  # one finite seed: itself
+    assert stats.seed_evidence(np.array([-0.3]), UNKNOWN) == pytest.approx(0.3)
+    assert math.isnan(stats.seed_evidence(np.array([np.nan]), LOWER))
+
+
 def results(rows: list[tuple[str, str, int, list[float], str]], metric: str = "loss") -> pd.DataFrame:
     """A results frame from (model, policy, seed, values over generations, run status) rows."""
     out = []
@@ -121,31 +165,136 @@ def results(rows: list[tuple[str, str, int, list[float], str]], metric: str = "l
     return pd.DataFrame(out)
 
 
-def test_seed_summary_statistics_and_statuses():
+def board_of(frame: pd.DataFrame, dirs: dict[str, Direction]) -> pd.DataFrame:
+    """The leaderboard of a constructed results frame, by policy."""
+    return stats.seed_summary(stats.run_summary(frame, dirs), frame, dirs).set_index("policy")
+
+
+T = 20
+SEEDS = (0, 1, 2)
+
+
+def noisy(level: np.ndarray, sd: float, seed: int) -> list[float]:
+    """``level`` per generation plus independent Gaussian noise of standard deviation ``sd``."""
+    return list(np.asarray(level, dtype=float) + sd * np.random.default_rng(seed).standard_normal(len(level)))
+
+
+def test_a_control_of_pure_evaluation_noise_is_stable():
+    """Values i.i.d. around 0.02 with ~50% noise (a distance like frechet): nothing degrades, whatever single
+    generations and ratios by a noisy v_0 say."""
+    frame = results([("m", "control", s, noisy(np.full(T + 1, 0.02), 0.01, 100 + s), "done") for s in SEEDS])
+    runs = stats.run_summary(frame, {"loss": LOWER})
+    assert (runs["max_worsening"] > 0.1).all()  # every run has single generations more than 10% worse
+    row = board_of(frame, {"loss": LOWER}).loc["control"]
+    assert row["status"] == "stable" and pd.isna(row["collapse_start"]) and row["note"] == ""
+    assert row["late_worsening_ci_low"] <= 0 < row["late_worsening_ci_high"]
+    assert row["threshold"] == pytest.approx(0.1 * abs(row["first_mean"]))
+
+
+def test_a_fifty_percent_rise_collapses_where_it_is_sustained():
+    # badness 1.0 until generation 5, 1.5 from generation 6 on; a lone spike at generation 3 in every seed
+    level = np.where(np.arange(T + 1) >= 6, 1.5, 1.0)
+    level[3] = 1.5
+    frame = results([("m", "rise", s, noisy(level, 0.01, 200 + s), "done") for s in SEEDS])
+    row = board_of(frame, {"loss": LOWER}).loc["rise"]
+    assert row["status"] == "collapsed" and row["collapse_start"] == 6
+    assert row["late_worsening_mean"] == pytest.approx(0.5, abs=0.03)
+    assert row["late_worsening_ci_low"] > row["threshold"] == pytest.approx(0.1, rel=0.05)
+    # the same in a higher-is-better metric: the value falls by half of generation 0
+    frame = results([("m", "fall", s, noisy(-level, 0.01, 200 + s), "done") for s in SEEDS], metric="acc")
+    row = board_of(frame, {"acc": HIGHER}).loc["fall"]
+    assert (row["status"], row["collapse_start"]) == ("collapsed", 6)
+
+
+def test_a_consistent_five_percent_worsening_is_degraded():
+    level = np.where(np.arange(T + 1) >= 1, 1.05, 1.0)
+    frame = results([("m", "drift", s, noisy(level, 0.001, 300 + s), "done") for s in SEEDS])
+    row = board_of(frame, {"loss": LOWER}).loc["drift"]
+    assert row["status"] == "degraded" and pd.isna(row["collapse_start"])
+    assert 0 < row["late_worsening_ci_low"] < row["threshold"]
+    # unknown direction: a consistent 5% fall counts as much as a rise
+    frame = results([("m", "drift", s, noisy(2 - level, 0.001, 300 + s), "done") for s in SEEDS])
+    assert board_of(frame, {"loss": UNKNOWN}).loc["drift", "status"] == "degraded"
+
+
+def test_seeds_that_disagree_are_not_evidence():
+    # one seed collapses, two stay put: the mean is 10% worse, but the interval covers 0
+    frame = results([("m", "p", 0, [1.0] + [1.3] * T, "done"),
+                     ("m", "p", 1, noisy(np.ones(T + 1), 0.01, 1), "done"),
+                     ("m", "p", 2, noisy(np.ones(T + 1), 0.01, 2), "done")])
+    row = board_of(frame, {"loss": LOWER}).loc["p"]
+    assert row["status"] == "stable" and pd.isna(row["collapse_start"])
+    assert row["status_counts"] == "2 stable, 1 collapsed"  # what each seed alone would say
+
+
+def test_a_single_seed_decides_without_an_interval():
+    level = np.where(np.arange(T + 1) >= 6, 1.5, 1.0)
+    frame = results([("m", "one", 0, noisy(level, 0.01, 400), "done"),
+                     ("m", "calm", 0, [1.0] * (T + 1), "done")])
+    board = board_of(frame, {"loss": LOWER})
+    one = board.loc["one"]
+    assert (one["status"], one["collapse_start"], one["note"]) == ("collapsed", 6, stats.ONE_SEED)
+    assert one["seeds"] == 1 and pd.isna(one["late_worsening_ci_low"])
+    assert board.loc["calm", "status"] == "stable" and board.loc["calm", "note"] == stats.ONE_SEED
+    # the run's own status (runs.csv) follows the same single-seed rules
+    runs = stats.run_summary(frame, {"loss": LOWER}).set_index("policy")
+    assert runs.loc["one", "status"] == "collapsed" and runs.loc["one", "collapse_start"] == 6
+    # the note is in the displayed status
+    assert status_text(one.to_dict()) == f"collapsed (1 collapsed; {stats.ONE_SEED})"
+
+
+def test_failed_and_diverged_configurations():
+    worse = [1.0] + [1.5] * T
     frame = results([
-        ("m", "p", 0, [1.0, 1.0, 1.2, 1.3], "done"),  # collapse start 2, collapsed
-        ("m", "p", 1, [1.0, 1.0, 1.0, 1.0], "done"),  # stable
-        ("m", "p", 2, [1.0, 1.0, 1.0, 1.3], "done"),  # degraded (the last generation only)
-        ("m", "q", 0, [2.0, 2.5, 3.0], "done"),       # collapse start 1
+        ("m", "two-failed", 0, [1.0, 1.0], "failed"),
+        ("m", "two-failed", 1, [1.0], "failed"),
+        ("m", "two-failed", 2, [1.0] * (T + 1), "done"),
+        ("m", "mixed", 0, [1.0, 2.0], "diverged"),      # half broken, but only one in two failed: failed
+        ("m", "mixed", 1, [1.0], "failed"),
+        ("m", "split", 0, [1.0, 2.0], "diverged"),      # two of three broken, one failed: diverged
+        ("m", "split", 1, [1.0], "failed"),
+        ("m", "split", 2, worse, "done"),
+        ("m", "one-failed", 0, [1.0, 3.0], "failed"),   # fewer than half broken: the other two decide
+        ("m", "one-failed", 1, worse, "done"),
+        ("m", "one-failed", 2, noisy(worse, 0.01, 5), "done"),
+        ("m", "lone-survivor", 0, [1.0, 1.0], "failed"),  # one of two failed: half, so not the survivor's say
+        ("m", "lone-survivor", 1, [1.0] * (T + 1), "done"),
+    ])
+    board = board_of(frame, {"loss": LOWER})
+    assert board.loc["two-failed", "status"] == "failed"
+    assert board.loc["two-failed", "status_counts"] == "1 stable, 2 failed"
+    assert board.loc["mixed", "status"] == "failed"
+    assert board.loc["split", "status"] == "diverged"
+    one = board.loc["one-failed"]
+    assert (one["status"], one["collapse_start"], one["note"]) == ("collapsed", 1, "")
+    assert one["status_counts"] == "2 collapsed, 1 failed"
+    assert one["late_worsening_mean"] == pytest.approx(0.5, abs=0.01)  # the failed run's L (2.0) is left out
+    assert board.loc["lone-survivor", "status"] == "failed"  # half of the seeds failed
+    assert board.loc["two-failed", "note"] == ""
+
+
+def test_seed_summary_statistics():
+    frame = results([
+        ("m", "p", 0, [1.0, 1.0, 1.2, 1.3], "done"),
+        ("m", "p", 1, [1.0, 1.0, 1.0, 1.0], "done"),
+        ("m", "p", 2, [1.0, 1.0, 1.0, 1.3], "done"),
+        ("m", "q", 0, [2.0, 2.5, 3.0], "done"),
         ("m", "q", 1, [2.0, 2.0, 2.0], "done"),
     ])
-    runs = stats.run_summary(frame, {"loss": LOWER})
-    board = stats.seed_summary(runs).set_index("policy")
+    board = board_of(frame, {"loss": LOWER})
     p = board.loc["p"]
     assert p["seeds"] == 3 and p["generations"] == 3
     assert p["last_mean"] == pytest.approx(1.2)
     assert p["last_std"] == pytest.approx(np.std([1.3, 1.0, 1.3], ddof=1))
     half = 4.302653 * np.std([1.3, 1.0, 1.3], ddof=1) / math.sqrt(3)
     assert p["last_ci_high"] - p["last_mean"] == pytest.approx(half, rel=1e-6)
-    # severities stable < degraded < collapsed: the most severe held by at least half (2 of 3) is degraded
-    assert p["status"] == "degraded"
-    assert p["status_counts"] == "1 stable, 1 degraded, 1 collapsed"
-    # only 1 of 3 seeds collapsed: fewer than half, no collapse start
-    assert pd.isna(p["collapse_start"])
+    # T = 3: L is d_3 = 0.3, 0, 0.3; its interval covers 0, so not significantly worse
+    assert p["late_worsening_mean"] == pytest.approx(0.2)
+    assert p["late_worsening_ci_low"] == pytest.approx(0.2 - half, rel=1e-6)
+    assert p["status"] == "stable" and p["status_counts"] == "1 stable, 2 collapsed"
     q = board.loc["q"]
-    # 2 seeds: collapsed is held by half of them; so is collapse start 1
-    assert q["status"] == "collapsed" and q["collapse_start"] == 1
     assert q["slope_mean"] == pytest.approx((0.5 + 0.0) / 2)
+    assert q["threshold"] == pytest.approx(0.2)
 
 
 def test_ranking_rewards_ending_good_not_staying_bad():
@@ -162,10 +311,12 @@ def test_ranking_rewards_ending_good_not_staying_bad():
     board = leaderboard_frame(frame)  # no registry: direction from the fallback below
     assert board["rank"].isna().all()  # the metric "loss" is unknown without a registry: not ranked
     dirs = {"loss": LOWER}
-    board = stats.rank(stats.seed_summary(stats.run_summary(frame, dirs)), dirs)
+    board = stats.rank(stats.seed_summary(stats.run_summary(frame, dirs), frame, dirs), dirs)
     order = list(zip(board["model"], board["policy"], board["rank"]))
     assert order == [("good", "holds", 1), ("good", "drifts", 2), ("bad", "stays", 3), ("best", "diverges", 4)]
-    assert board.set_index("policy").loc["stays", "status"] == "stable"
+    statuses = dict(zip(board["policy"], board["status"]))
+    # identical seeds: a zero-width interval; holds ends 20% worse, drifts 50% worse
+    assert statuses == {"holds": "collapsed", "drifts": "collapsed", "stays": "stable", "diverges": "diverged"}
 
 
 def test_ranking_of_higher_is_better_and_optimum_metrics():
@@ -173,7 +324,7 @@ def test_ranking_of_higher_is_better_and_optimum_metrics():
     frame = pd.concat([frame, results([("a", "x", 0, [1.0, 1.3], "done"), ("b", "y", 0, [1.0, 0.8], "done")],
                                       metric="ratio")])
     dirs = {"acc": HIGHER, "ratio": TO_ONE}
-    board = stats.rank(stats.seed_summary(stats.run_summary(frame, dirs)), dirs)
+    board = stats.rank(stats.seed_summary(stats.run_summary(frame, dirs), frame, dirs), dirs)
     ranks = {(m, p): r for m, p, r in zip(board["metric"], board["policy"], board["rank"])}
     assert ranks == {("acc", "x"): 1, ("acc", "y"): 2, ("ratio", "y"): 1, ("ratio", "x"): 2}  # |0.8-1| < |1.3-1|
     assert set(board["direction"]) == {"higher is better", "closer to 1 is better"}
@@ -268,6 +419,9 @@ def test_write_report_outputs(store, tmp_path, registry):
     assert len(runs) == 8 * 2 and set(runs["status"]) <= set(stats.SEVERITY)
     text = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "**collapse start**" in text and "## eight-gaussians: variance-ratio (closer to 1 is better)" in text
+    for term, definition in stats.DEFINITIONS:  # verbatim, so what a reader sees is what the code does
+        assert f"- **{term}**: {md_text(definition)}" in text
+    assert "| late worsening " in text and "| threshold " in text
     assert sum(line.startswith("| rank ") for line in text.splitlines()) == 2
     again = pd.read_csv(tmp_path / "out" / "results.csv")
     assert len(again) == len(results_frame(Store(store)))

@@ -22,6 +22,7 @@ import pytest
 from benchmark.harness import run_grid
 from benchmark.leaderboard import leaderboard_frame, results_frame, summaries, write_report
 from benchmark.plugins import build_registry
+from benchmark.report import stats
 from benchmark.registry import Registry
 from benchmark.spec import parse_grid
 from benchmark.store import Store
@@ -281,6 +282,18 @@ def test_a_failed_run_is_reported_with_what_it_stored(built):
     mix = board[(board["dataset"] == "tiny-squares") & (board["policy"] == "mix[lambda=0.5]")]
     assert set(mix["status_counts"].str.contains("1 failed")) == {True}
     assert set(mix["generations"]) == {3} and set(mix["seeds"]) == {3}
+    # one failed seed of three: the two others decide the status, with an interval
+    assert not mix["status"].isin(["failed", "diverged"]).any() and set(mix["note"]) == {""}
+
+
+def test_the_page_states_the_rules_it_applies(page):
+    """Every definition verbatim, and the columns the status is decided from beside it."""
+    _, parsed = page
+    shown = "".join(parsed.text)
+    for term, definition in stats.DEFINITIONS:
+        assert term in shown and definition in shown
+    headers = [t for t in parsed.text if t in ("late worsening", "threshold", "status", "collapse start")]
+    assert set(headers) == {"late worsening", "threshold", "status", "collapse start"}
 
 
 def test_tables_plots_and_galleries_are_present(page):

@@ -7,6 +7,7 @@ and ``CONSECUTIVE``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,16 +19,24 @@ from scipy import stats as sps
 from benchmark.errors import RegistryError
 from benchmark.registry import Registry
 
-#: Relative worsening beyond which a generation counts as worse than generation 0.
+#: Worsening beyond which a configuration counts as collapsed: this share of its generation-0 quality.
 THRESHOLD = 0.10
-#: Consecutive generations beyond THRESHOLD that make a collapse start.
+#: Consecutive generations beyond the threshold that make a collapse start.
 CONSECUTIVE = 2
+#: Share of the generations 1..T averaged into the late worsening L: the last ceil(TAIL * T).
+TAIL = 0.25
+#: Evidence below this share of the scale (tau / THRESHOLD) is floating-point rounding, not worsening.
+ROUNDING = 1e-9
+#: Confidence level of every interval across seeds.
+CONFIDENCE = 0.95
 #: Statuses from mild to severe.
 SEVERITY = ("stable", "degraded", "collapsed", "diverged", "failed")
 #: Statuses that send a configuration to the bottom of the ranking.
 BROKEN = frozenset({"diverged", "failed"})
 #: Per-run statistics that get a mean, std and confidence interval across seeds.
-SEED_STATS = ("first", "last", "relative_change", "slope", "auc")
+SEED_STATS = ("first", "last", "relative_change", "slope", "auc", "late_worsening")
+#: Note on a configuration whose status rests on one run.
+ONE_SEED = "1 seed: no confidence interval"
 
 
 #: What every statistic, status and the ranking mean, as shown on every report.
@@ -36,26 +45,53 @@ DEFINITIONS: tuple[tuple[str, str], ...] = (
      "(its optimum). Every value v then has a badness b: v when lower is better, -v when higher is better, "
      "|v - optimum| otherwise. A metric whose plugin is not installed, or that declares neither, has an "
      "unknown direction."),
+    ("worsening", "d_t = b_t - b_0 at generation t of a run, in the metric's own units (positive is worse): a "
+     "difference, not a ratio, so a noisy generation-0 value near zero does not inflate it. With an unknown "
+     "direction d_t = v_t - v_0 (signed), and a systematic change either way counts (see status): seeds that "
+     "drift apart in opposite directions cancel out."),
+    ("late worsening", f"L = the mean of d_t over the last ceil(T/{round(1 / TAIL)}) generations of a run "
+     f"(T = its last stored generation; generations {21 - math.ceil(TAIL * 20)}..20 when T = 20), which averages "
+     "out the "
+     "generation-to-generation noise of the evaluation. Across seeds: mean ± half-width of its "
+     f"{CONFIDENCE:.0%} confidence interval (Student t, n-1 degrees of freedom), over the seeds that did not "
+     "fail or diverge; paired by construction, as each run is measured against its own generation 0."),
+    ("threshold", f"tau = {THRESHOLD:.0%} x |generation 0|, the mean over seeds of v_0, in the metric's units: "
+     f"{THRESHOLD:.0%} worse than the configuration's generation-0 quality, without dividing each run by its own "
+     f"noisy v_0. When that mean is 0 or not finite: {THRESHOLD:.0%} of the spread instead, the standard "
+     "deviation (ddof=1) of all the configuration's values (every seed and generation); none when that is "
+     "undefined too (then nothing is collapsed)."),
+    ("status", "per configuration, the first rule that applies. failed or diverged: at least half of its seeds "
+     "ended so (failed when at least half failed, diverged otherwise); their values up to the last stored "
+     "generation are kept. Otherwise, from the seeds that did not fail or diverge, with B = the lower bound of "
+     f"the {CONFIDENCE:.0%} confidence interval of L: collapsed when B > tau (worse than generation 0 by more "
+     f"than {THRESHOLD:.0%}, beyond the seeds' noise); degraded when B > 0 (significantly worse than generation 0, "
+     f"but not shown to exceed {THRESHOLD:.0%}); stable otherwise (not significantly worse). With an unknown "
+     "direction B is the interval's distance from zero (its bound nearer to zero, when the interval excludes "
+     "zero; otherwise B <= 0). With a single such seed there is no interval: its own L (|L| with an unknown "
+     f"direction) stands for B, and the status says \"{ONE_SEED}\". Degraded needs B above {ROUNDING:g} x "
+     "the scale of tau (|generation 0| or the spread): less is floating-point rounding. In brackets: how many "
+     "seeds have each run status."),
+    ("run status", "per run and metric (runs.csv and the counts in brackets): failed or diverged when the run "
+     f"ended so; otherwise the rules of a single seed with the run's own L and tau = {THRESHOLD:.0%} x |v_0| "
+     "(x the spread of its values when v_0 is 0 or not finite). A single run has no interval, so its degraded "
+     "can be noise: the configuration's status is the one that accounts for it."),
+    ("collapse start", f"per configuration, the first generation t >= 1 at which the lower bound of the "
+     f"{CONFIDENCE:.0%} confidence interval of d_t across seeds exceeds tau at {CONSECUTIVE} consecutive "
+     "generations (t and t+1), from the seeds that did not fail or diverge; with one such seed (and per run) "
+     "its own d_t (|d_t| with an unknown direction). One bad generation, the last one included, is not a "
+     "start; a configuration can recover after its start. Empty when there is none."),
     ("relative worsening", "w_t = (b_t - b_0) / |v_0| at generation t: the change in the worse direction in "
      "units of the generation-0 value (positive is worse). With an unknown direction any departure counts: "
      "w_t = |v_t - v_0| / |v_0|. Empty when v_0 = 0. A generation-0 value near zero (a distance between "
-     "almost equal samples) makes small absolute changes large relative ones: read those beside the values."),
+     "almost equal samples) makes small absolute changes large relative ones: read those beside the values. "
+     "Used by the AUC and the maximum worsening of runs.csv only, not by status or collapse start."),
     ("relative change", "(v_T - v_0) / |v_0| for the last stored generation T; signed, whatever the direction."),
     ("slope", "least-squares slope of the value over generations 0..T, in value units per generation."),
     ("AUC", "area under the relative-degradation curve: the mean of w_t over t = 1..T. 0 is as good as "
      "generation 0 on average, 0.25 is 25% worse on average, negative is better."),
-    ("collapse start", f"the first generation t >= 1 with w_t > {THRESHOLD:.0%} and w_(t+1) > {THRESHOLD:.0%}: "
-     f"worse than generation 0 by more than {THRESHOLD:.0%} for {CONSECUTIVE} consecutive generations. "
-     "One bad generation, the last one included, is not a start."),
-    ("status", "per run and metric, the first rule that applies: failed or diverged when the run ended so (its "
-     "values up to the last stored generation are kept); collapsed when a collapse start exists and the last "
-     f"generation is still more than {THRESHOLD:.0%} worse; degraded when some generation t >= 1 was more than "
-     f"{THRESHOLD:.0%} worse (without collapsing, or it recovered); stable otherwise."),
     ("across seeds", "runs of one configuration that differ only in their seed: mean, standard deviation "
-     "(ddof=1), 95% confidence interval of the mean (Student t, n-1 degrees of freedom; none with one seed), "
-     "shown as mean ± half-width, and the number of seeds. A configuration's status is the most severe status "
-     "held by at least half of its seeds; its collapse start is the earliest generation by which at least "
-     "half of its seeds had started to collapse (empty when fewer than half did)."),
+     f"(ddof=1), {CONFIDENCE:.0%} confidence interval of the mean (Student t, n-1 degrees of freedom; none with "
+     "one seed), shown as mean ± half-width, and the number of seeds."),
     ("rank", "per dataset and metric, over configurations (model x policy with parameters): by score, the "
      "mean over seeds of the badness at the last generation, lower first; ties go to the smaller AUC. So a "
      "configuration ranks high by ending good, not by staying equally bad: generation-0 quality and the "
@@ -133,6 +169,68 @@ def worsening(values: np.ndarray, direction: Direction) -> np.ndarray:
     return (bad - bad[0]) / scale
 
 
+def differences(values: np.ndarray, direction: Direction) -> np.ndarray:
+    """d_t = b_t - b_0 in the metric's units; signed v_t - v_0 when the direction is unknown.
+
+    A difference rather than a ratio: dividing by a noisy v_0 near zero inflates noise, and E[X/Y] > E[X]/E[Y].
+    The sign is kept with an unknown direction so that noise averages out; ``bound`` then counts either way.
+    """
+    values = np.asarray(values, dtype=float)
+    bad = direction.badness(values)
+    base = values if bad is None else bad
+    return base - base[0] if len(base) else base
+
+
+def tail_size(last_generation: int) -> int:
+    """How many of the generations 1..T the late worsening averages: ceil(TAIL * T)."""
+    return math.ceil(TAIL * last_generation) if last_generation > 0 else 0
+
+
+def late_worsening(worse: np.ndarray) -> float:
+    """L: the mean of d_t over the last tail_size(T) generations (NaN without a finite one)."""
+    worse = np.asarray(worse, dtype=float)
+    tail = worse[len(worse) - tail_size(len(worse) - 1):] if len(worse) > 1 else worse[:0]
+    tail = tail[np.isfinite(tail)]
+    return float(tail.mean()) if len(tail) else float("nan")
+
+
+def threshold(first: float, values: np.ndarray) -> float:
+    """tau: THRESHOLD x |generation-0 value|, or x the spread of ``values`` when that is 0 or not finite."""
+    if np.isfinite(first) and first != 0:
+        return THRESHOLD * abs(first)
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    spread = float(np.std(finite, ddof=1)) if len(finite) >= 2 else float("nan")
+    return THRESHOLD * spread if np.isfinite(spread) else float("nan")
+
+
+def bound(low: np.ndarray, high: np.ndarray, direction: Direction) -> np.ndarray:
+    """B, the evidence of worsening from an interval [low, high] of d: its lower bound when worse is up,
+    its distance from zero (negative when it covers zero) when any change counts. Pass low = high = L
+    for a single run."""
+    low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    return low if direction.known else np.maximum(low, -high)
+
+
+def verdict(evidence: float, tau: float) -> str:
+    """Status from the evidence B: collapsed beyond tau, degraded beyond zero (rounding aside), else stable."""
+    scale = tau / THRESHOLD if np.isfinite(tau) else 0.0
+    if evidence > tau:  # NaN compares False: no threshold, no collapse
+        return "collapsed"
+    if evidence > ROUNDING * scale:
+        return "degraded"
+    return "stable"
+
+
+def collapse_start(generations: np.ndarray, evidence: np.ndarray, tau: float) -> int | None:
+    """First generation t >= 1 starting CONSECUTIVE generations with evidence of worsening above tau."""
+    above = np.asarray(evidence, dtype=float) > tau  # NaN compares False: unknown is not worse
+    for i in range(1, len(above) - CONSECUTIVE + 1):
+        if above[i : i + CONSECUTIVE].all():
+            return int(generations[i])
+    return None
+
+
 def slope(generations: np.ndarray, values: np.ndarray) -> float:
     """Least-squares slope of values over generations (finite points only; NaN with fewer than two)."""
     t, v = np.asarray(generations, dtype=float), np.asarray(values, dtype=float)
@@ -144,33 +242,22 @@ def slope(generations: np.ndarray, values: np.ndarray) -> float:
     return float(np.sum(tc * (v - v.mean())) / np.sum(tc * tc))
 
 
-def collapse_start(generations: np.ndarray, worse: np.ndarray) -> int | None:
-    """First generation t >= 1 starting CONSECUTIVE generations with worsening above THRESHOLD."""
-    above = np.asarray(worse, dtype=float) > THRESHOLD  # NaN compares False: unknown is not worse
-    for i in range(1, len(above) - CONSECUTIVE + 1):
-        if above[i : i + CONSECUTIVE].all():
-            return int(generations[i])
-    return None
-
-
 def series_stats(
     generations: np.ndarray, values: np.ndarray, direction: Direction, run_status: str = "done"
 ) -> dict[str, Any]:
-    """Every per-run statistic of one metric's values over generations 0..T (sorted by generation)."""
+    """Every per-run statistic of one metric's values over generations 0..T (sorted by generation).
+
+    The run's status and collapse start follow the single-seed rules: its own L and d_t against its own tau.
+    """
     generations = np.asarray(generations, dtype=int)
     values = np.asarray(values, dtype=float)
     w = worsening(values, direction)
+    d = differences(values, direction)
     first, last = values[0], values[-1]
     later = w[1:]
-    start = collapse_start(generations, w)
-    if run_status in BROKEN:
-        status = run_status
-    elif start is not None and w[-1] > THRESHOLD:
-        status = "collapsed"
-    elif np.any(later > THRESHOLD):
-        status = "degraded"
-    else:
-        status = "stable"
+    tau = threshold(first, values)
+    late = late_worsening(d)
+    status = run_status if run_status in BROKEN else verdict(float(bound(late, late, direction)), tau)
     bad = direction.badness(np.array([last]))
     return {
         "generations": int(generations[-1]),
@@ -180,7 +267,9 @@ def series_stats(
         "slope": slope(generations, values),
         "auc": float(np.nanmean(later)) if np.isfinite(later).any() else np.nan,
         "max_worsening": float(np.nanmax(later)) if np.isfinite(later).any() else np.nan,
-        "collapse_start": start,
+        "late_worsening": late,
+        "threshold": tau,
+        "collapse_start": collapse_start(generations, bound(d, d, direction), tau),
         "status": status,
         "score": float(bad[0]) if bad is not None else np.nan,
     }
@@ -192,7 +281,7 @@ RUN_KEYS = ["dataset", "metric", "config", "model", "policy"]
 def run_summary(results: pd.DataFrame, dirs: Mapping[str, Direction]) -> pd.DataFrame:
     """One row per run and metric with the statistics of ``series_stats``."""
     columns = [*RUN_KEYS, "run_id", "seed", "run_status", "generations", "first", "last", "relative_change", "slope",
-               "auc", "max_worsening", "collapse_start", "status", "score"]
+               "auc", "max_worsening", "late_worsening", "threshold", "collapse_start", "status", "score"]
     rows = []
     ordered = results.sort_values(["run_id", "metric", "generation"])
     for (run_id, metric), group in ordered.groupby(["run_id", "metric"], sort=False):
@@ -210,11 +299,25 @@ def run_summary(results: pd.DataFrame, dirs: Mapping[str, Direction]) -> pd.Data
 
 
 def t_interval(mean: np.ndarray, std: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """95% Student-t confidence interval of a mean from (mean, sample std, n); NaN where n < 2."""
+    """CONFIDENCE (95%) Student-t confidence interval of a mean from (mean, sample std, n); NaN where n < 2."""
     mean, std, n = (np.asarray(a, dtype=float) for a in (mean, std, n))
+    quantile = sps.t.ppf(0.5 + CONFIDENCE / 2, np.maximum(n - 1, 1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        half = np.where(n >= 2, sps.t.ppf(0.975, np.maximum(n - 1, 1)) * std / np.sqrt(n), np.nan)
+        half = np.where(n >= 2, quantile * std / np.sqrt(n), np.nan)
     return mean - half, mean + half
+
+
+def seed_evidence(values: np.ndarray, direction: Direction) -> float:
+    """B from one statistic of the seeds: ``bound`` of its CI across them, of its value with a single seed,
+    NaN without a finite value."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return float("nan")
+    if len(values) == 1:
+        return float(bound(values, values, direction)[0])
+    low, high = t_interval(values.mean(), values.std(ddof=1), len(values))
+    return float(bound(low, high, direction))
 
 
 def _worst_of_half(statuses: pd.Series) -> str:
@@ -223,34 +326,67 @@ def _worst_of_half(statuses: pd.Series) -> str:
     return SEVERITY[ranks[len(ranks) // 2]]
 
 
-def _half_collapsed(starts: pd.Series) -> float:
-    """The earliest generation by which at least half of the seeds had started to collapse (NaN if fewer did)."""
-    n = len(starts)
-    found = sorted(int(s) for s in starts.dropna())
-    k = -(-n // 2)  # ceil(n / 2)
-    return float(found[k - 1]) if len(found) >= k else np.nan
-
-
 def _counts(statuses: pd.Series) -> str:
     counts = statuses.value_counts()
     return ", ".join(f"{counts[s]} {s}" for s in SEVERITY if s in counts)
 
 
-def seed_summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration and metric: mean, std and 95% CI over seeds of every SEED_STATS column."""
+def _speaks(run_status: pd.Series) -> pd.Series:
+    """Runs whose values decide their configuration's status: those that did not fail or diverge."""
+    return ~run_status.isin(BROKEN)
+
+
+def _config_verdict(runs: pd.DataFrame, rows: pd.DataFrame, tau: float, direction: Direction) -> dict[str, Any]:
+    """Status, note and collapse start of one configuration from its runs and their rows of d_t per generation."""
+    speaking = runs[_speaks(runs["run_status"])]
+    late = speaking["late_worsening"].to_numpy(dtype=float)
+    if 2 * (len(runs) - len(speaking)) >= len(runs):
+        status = _worst_of_half(runs["status"])
+    else:
+        status = verdict(seed_evidence(late, direction), tau)
+    note = ONE_SEED if status not in BROKEN and np.isfinite(late).sum() == 1 else ""
+    per_generation = rows[rows["run_id"].isin(speaking["run_id"])].groupby("generation", sort=True)["d"]
+    evidence = per_generation.agg(lambda d: seed_evidence(d.to_numpy(), direction))
+    start = collapse_start(evidence.index.to_numpy(), evidence.to_numpy(), tau)
+    return {"status": status, "note": note, "collapse_start": start}
+
+
+def _with_differences(results: pd.DataFrame, dirs: Mapping[str, Direction]) -> pd.DataFrame:
+    """``results`` with d_t of every generation (column ``d``), computed per run and metric."""
+    frame = results.sort_values(["run_id", "metric", "generation"])  # each run's rows contiguous, in order
+    d = [differences(g["value"].to_numpy(dtype=float), dirs.get(m, Direction()))
+         for (_, m), g in frame.groupby(["run_id", "metric"], sort=False)]
+    return frame.assign(d=np.concatenate(d) if d else np.array([], dtype=float))
+
+
+def seed_summary(runs: pd.DataFrame, results: pd.DataFrame, dirs: Mapping[str, Direction]) -> pd.DataFrame:
+    """Per configuration and metric: mean, std and 95% CI over seeds of every SEED_STATS column, the threshold
+    tau, and the status, note and collapse start decided from that evidence (see ``DEFINITIONS``).
+
+    ``runs`` is ``run_summary(results, dirs)``; ``results`` gives d_t per generation for the collapse start.
+    The late worsening is aggregated over the runs that did not fail or diverge only, as the status uses it.
+    """
+    runs = runs.assign(late_worsening=runs["late_worsening"].where(_speaks(runs["run_status"])))
     grouped = runs.groupby(RUN_KEYS, sort=True)
     out = grouped.agg(
         seeds=("seed", "size"),
         generations=("generations", "max"),
         score=("score", "mean"),
-        status=("status", _worst_of_half),
         status_counts=("status", _counts),
-        collapse_start=("collapse_start", _half_collapsed),
     )
     for stat in SEED_STATS:
         mean, std, n = grouped[stat].mean(), grouped[stat].std(ddof=1), grouped[stat].count()
         low, high = t_interval(mean, std, n)
         out[f"{stat}_mean"], out[f"{stat}_std"], out[f"{stat}_ci_low"], out[f"{stat}_ci_high"] = mean, std, low, high
+    values = _with_differences(results, dirs).groupby(RUN_KEYS, sort=True)
+    out["threshold"] = [threshold(out.at[key, "first_mean"], values.get_group(key)["value"].to_numpy(dtype=float))
+                        for key in out.index]
+    verdicts = pd.DataFrame(
+        [_config_verdict(grouped.get_group(key), values.get_group(key), out.at[key, "threshold"],
+                         dirs.get(key[RUN_KEYS.index("metric")], Direction())) for key in out.index],
+        index=out.index, columns=["status", "note", "collapse_start"],
+    )
+    out = out.join(verdicts)
     out["collapse_start"] = out["collapse_start"].astype("Int64")
     return out.reset_index()
 

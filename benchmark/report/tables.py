@@ -46,6 +46,12 @@ def _key(value: Any) -> float | str | None:
     return value if isinstance(value, str) else float(value)
 
 
+def status_text(row: dict[str, Any]) -> str:
+    """``status (per-run counts; note)``: the note says when no confidence interval backs the status."""
+    extra = "; ".join(t for t in (row["status_counts"], row.get("note")) if isinstance(t, str) and t)
+    return f"{row['status']} ({extra})" if extra else row["status"]
+
+
 def board_columns(board: pd.DataFrame) -> list[Column]:
     """Columns of the leaderboard of one dataset and metric (rows as ranked in ``board``)."""
     rows = board.to_dict("records")
@@ -71,10 +77,12 @@ def board_columns(board: pd.DataFrame) -> list[Column]:
         stat("relative change", "relative_change", 3),
         stat("slope", "slope", 3),
         stat("AUC", "auc", 3),
+        stat("late worsening", "late_worsening", 3),
+        plain("threshold", [r["threshold"] for r in rows]),
         plain("collapse start", [r["collapse_start"] for r in rows]),
         Column(
             "status",
-            [f"{r['status']} ({r['status_counts']})" for r in rows],
+            [status_text(r) for r in rows],
             [float(stats.SEVERITY.index(r["status"])) for r in rows],
             numeric=False,
         ),
