@@ -1,0 +1,86 @@
+"""What the torch model families share: numpy <-> tensors, the minibatch training loop, state on a device.
+
+This module imports torch at the top: plugin modules import it only inside the methods that
+train or sample, so registering and listing the families never loads torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+#: Training losses averaged into the reported "loss": the last steps, where the fit ended.
+LOSS_WINDOW = 50
+
+
+def to_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
+    """float32 tensor on ``device``: the networks' precision."""
+    return torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """float64 array on the CPU: the benchmark's interface precision."""
+    return t.detach().to("cpu", torch.float64).numpy()
+
+
+def train(
+    loss_of: Callable[[torch.Tensor], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    data: torch.Tensor,
+    *,
+    steps: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    after_step: Callable[[], None] | None = None,
+) -> float:
+    """``steps`` optimiser steps on minibatches drawn (with replacement) by ``rng``; the mean of the last losses.
+
+    Stops at the first non-finite loss and returns it, so the loop records the run as diverged.
+    """
+    n = len(data)
+    batch = min(batch_size, n)
+    recent: deque[float] = deque(maxlen=LOSS_WINDOW)
+    for _ in range(steps):
+        index = torch.as_tensor(rng.integers(0, n, size=batch), device=data.device)
+        loss = loss_of(data[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if after_step is not None:
+            after_step()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            return value
+        recent.append(value)
+    return float(np.mean(recent)) if recent else math.nan
+
+
+def on_device(state: Any, device: torch.device) -> Any:
+    """``state`` (nested dicts / lists of tensors, as checkpoints hold them) with every tensor on ``device``."""
+    if isinstance(state, torch.Tensor):
+        return state.to(device, copy=True)  # never alias the caller's tensors: training updates in place
+    if isinstance(state, Mapping):
+        return {k: on_device(v, device) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(on_device(v, device) for v in state)
+    return state
+
+
+def in_batches(n: int, size: int) -> Iterator[int]:
+    """Sizes of consecutive batches covering ``n`` items."""
+    for start in range(0, n, size):
+        yield min(size, n - start)
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Swallow progress bars a library prints on every call (its samplers' tqdm bars)."""
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield

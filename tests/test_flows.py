@@ -1,0 +1,279 @@
+"""The ``flow`` family (normflows): shapes and ranges, an exact density, training, warm start, checkpoints, resume."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+
+from benchmark import DataSplits, RunContext, checkpoint
+from benchmark.errors import GridError
+from benchmark.harness import RunTask, execute_run
+from benchmark.plugins import PLUGINS_ENV
+from benchmark.spec import parse_grid
+from benchmark.store import Store
+from plugins.flows import ALPHA, ARCHITECTURES, FlowFamily
+from plugins.toy_datasets import EightGaussians
+
+needs_flows = pytest.mark.skipif(bool(FlowFamily.missing_requirements()), reason='needs "retrainbench[flows]"')
+
+TINY = {"depth": 2, "hidden": 16, "steps": 30}
+CONTEXT = RunContext(seed=0, device="auto", threads=1)
+#: Adam moves a coordinate by at most lr * (1 - b1) / sqrt(1 - b2) * sqrt(1 / (1 - b1^2 / b2)) = 7.27 lr per step
+#: (Cauchy-Schwarz on its moment sums, b1 = 0.9, b2 = 0.999), divided by the bias correction 1 - b1^t >= 0.95 for
+#: t >= 30 steps: one continued step moves no parameter by more than 7.7 lr.
+ADAM_STEP_BOUND = 7.7
+
+
+def vectors(n: int, seed: int) -> np.ndarray:
+    return EightGaussians().draw(n, np.random.default_rng(seed))
+
+
+def splits(train: np.ndarray, test: np.ndarray | None = None, kind: str = "vector") -> DataSplits:
+    return DataSplits(train=train, test=train if test is None else test, pool=train[:0], kind=kind)
+
+
+def model_for(data: np.ndarray, kind: str = "vector", **params):
+    return FlowFamily({**TINY, **params}).create(splits(data, kind=kind), CONTEXT)
+
+
+def flat_parameters(model) -> np.ndarray:
+    import torch
+
+    return torch.cat([p.detach().flatten() for p in model.flow.parameters()]).double().numpy()
+
+
+@needs_flows
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_every_architecture_fits_samples_and_scores_vectors(architecture):
+    x = vectors(300, 0)
+    model = model_for(x, architecture=architecture)
+    stats = model.fit(x, warm_start=False, rng=np.random.default_rng(1))
+    assert set(stats) == {"loss"} and math.isfinite(stats["loss"])
+    samples = model.sample(123, np.random.default_rng(2))
+    assert samples.shape == (123, 2) and samples.dtype == np.float64 and np.all(np.isfinite(samples))
+    log_p = model.log_prob(x[:50])
+    assert log_p.shape == (50,) and log_p.dtype == np.float64 and np.all(np.isfinite(log_p))
+
+
+@needs_flows
+def test_images_are_modelled_flat_and_sampled_inside_the_unit_interval():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 17, size=(200, 1, 4, 4)) / 16.0
+    model = model_for(images, kind="image", levels=17)
+    assert math.isfinite(model.fit(images, warm_start=False, rng=np.random.default_rng(1))["loss"])
+    samples = model.sample(50, np.random.default_rng(2))
+    assert samples.shape == (50, 1, 4, 4) and samples.dtype == np.float64
+    assert samples.min() >= 0.0 and samples.max() <= 1.0
+    assert np.all(np.isfinite(model.log_prob(images[:20])))
+
+
+@needs_flows
+@pytest.mark.parametrize("kind", ["vector", "image"])
+def test_scaling_round_trips_and_the_density_integrates_to_one(kind):
+    """encode/decode invert each other, and the data-space density (flow + preprocessing Jacobian) has mass 1."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    if kind == "vector":
+        data = 3.0 + 2.0 * rng.standard_normal((300, 1)) ** 3  # skewed, far from standard
+    else:
+        data = rng.beta(2.0, 5.0, size=(300, 1, 1, 1))
+    model = model_for(data, kind=kind, architecture="nsf-autoregressive")  # a spline: non-linear even in 1-D
+    model.fit(data, warm_start=False, rng=np.random.default_rng(1))
+
+    flat = torch.as_tensor(data.reshape(len(data), -1), dtype=torch.float32)
+    z, _ = model.encode(flat)
+    np.testing.assert_allclose(model.decode(z).numpy(), flat.numpy(), atol=1e-5)
+
+    if kind == "vector":  # the whole real line, practically
+        grid = np.linspace(data.min() - 40, data.max() + 40, 400_001)
+    else:  # the logit map's whole domain: u = ALPHA + (1 - 2 ALPHA) x in (0, 1)
+        low, high = -ALPHA / (1 - 2 * ALPHA), (1 - ALPHA) / (1 - 2 * ALPHA)
+        grid = np.linspace(low, high, 400_001)[1:-1]
+    density = np.exp(model.log_prob(grid.reshape(-1, *data.shape[1:])))
+    # trapezoid error is O(h^2) and float32 evaluation ~1e-6 relative: 1e-3 is far above both
+    assert np.trapezoid(density, grid) == pytest.approx(1.0, abs=1e-3)
+
+
+@needs_flows
+def test_test_nll_falls_with_training_on_2d_data():
+    train, test = vectors(1000, 0), vectors(2000, 1)
+    short = model_for(train, depth=4, hidden=32, steps=5)
+    long = model_for(train, depth=4, hidden=32, steps=150)
+    for model in (short, long):
+        model.fit(train, warm_start=False, rng=np.random.default_rng(2))
+    # paired per-point gain in log-likelihood; it must exceed 3 standard errors of its mean (one-sided p < 0.0014)
+    gain = long.log_prob(test) - short.log_prob(test)
+    assert gain.mean() > 3 * gain.std(ddof=1) / math.sqrt(len(gain))
+
+
+@needs_flows
+def test_warm_start_continues_from_the_previous_parameters(tmp_path):
+    first, second = vectors(300, 0), vectors(300, 1)
+    model = model_for(first)
+    model.fit(first, warm_start=False, rng=np.random.default_rng(1))
+    before = flat_parameters(model)
+    saved = checkpoint.load(checkpoint.save(model.state_dict(), tmp_path, "model").parent, "model")
+    model.fit(second, warm_start=True, rng=np.random.default_rng(2))
+    warm = flat_parameters(model)
+
+    fresh = model_for(second)
+    fresh.fit(second, warm_start=False, rng=np.random.default_rng(2))
+    assert not np.allclose(warm, flat_parameters(fresh))
+
+    # a restored copy continues exactly as the original did: network, Adam state and scaling are all in the state
+    restored = model_for(first)
+    restored.load_state_dict(saved)
+    restored.fit(second, warm_start=True, rng=np.random.default_rng(2))
+    np.testing.assert_array_equal(flat_parameters(restored), warm)
+
+    # one continued Adam step stays within the Adam bound of the previous parameters; a cold one re-initialises
+    lr = FlowFamily.parameters["lr"].default
+    for warm_start in (True, False):
+        one_step = model_for(first, steps=1)
+        one_step.load_state_dict(saved)
+        one_step.fit(second, warm_start=warm_start, rng=np.random.default_rng(3))
+        moved = np.max(np.abs(flat_parameters(one_step) - before))
+        assert (moved <= ADAM_STEP_BOUND * lr) == warm_start, moved
+
+
+@needs_flows
+def test_the_warm_start_parameter_overrides_the_grid():
+    x = vectors(300, 0)
+    model = model_for(x, warm_start=False)
+    model.fit(x, warm_start=False, rng=np.random.default_rng(1))
+    model.fit(x, warm_start=True, rng=np.random.default_rng(2))
+    fresh = model_for(x)
+    fresh.fit(x, warm_start=False, rng=np.random.default_rng(2))
+    np.testing.assert_array_equal(flat_parameters(model), flat_parameters(fresh))
+
+
+@needs_flows
+def test_a_checkpoint_round_trip_gives_identical_samples(tmp_path):
+    x = vectors(300, 0)
+    model = model_for(x)
+    model.fit(x, warm_start=False, rng=np.random.default_rng(1))
+    path = checkpoint.save(model.state_dict(), tmp_path, "model")
+    assert path.name == "model.pt"
+    restored = model_for(x)
+    restored.load_state_dict(checkpoint.load(tmp_path, "model"))
+    np.testing.assert_array_equal(
+        restored.sample(200, np.random.default_rng(5)), model.sample(200, np.random.default_rng(5))
+    )
+    np.testing.assert_array_equal(restored.log_prob(x), model.log_prob(x))
+
+
+@needs_flows
+def test_device_auto_resolves_to_the_cpu_here():
+    import torch
+
+    x = vectors(100, 0)
+    model = model_for(x)
+    model.fit(x, warm_start=False, rng=np.random.default_rng(1))
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert model.device.type == expected
+    assert {p.device.type for p in model.flow.parameters()} == {expected}
+
+
+def tiny_grid(generations: int) -> dict:
+    return {
+        "name": "flow-resume",
+        "generations": generations,
+        "seeds": [0],
+        "n_real": 200,
+        "n_test": 200,
+        "n_eval": 200,
+        "train_steps": 20,
+        "datasets": [{"name": "eight-gaussians"}],
+        "models": [{"name": "flow", "params": {"depth": 2, "hidden": 16}}],
+        "policies": [{"name": "mix", "params": {"lambda": 1.0}}],
+        "metrics": [{"name": "nll"}, {"name": "variance-ratio"}],
+    }
+
+
+@needs_flows
+def test_a_resumed_run_equals_an_uninterrupted_one(registry, tmp_path):
+    """A run stopped after generation 1 and continued (from the stored checkpoint) gives the same numbers."""
+    (run,) = parse_grid(tiny_grid(2), registry).runs
+    (shorter,) = parse_grid(tiny_grid(1), registry).runs
+    assert shorter.run_id == run.run_id
+
+    whole, resumed = Store(tmp_path / "whole"), Store(tmp_path / "resumed")
+    assert execute_run(RunTask(str(whole.root), run.describe()), registry).status == "done"
+    assert execute_run(RunTask(str(resumed.root), shorter.describe()), registry).generations == 2
+    outcome = execute_run(RunTask(str(resumed.root), run.describe()), registry)  # continues from generation 1
+    assert (outcome.status, outcome.generations) == ("done", 3)
+
+    def numbers(store: Store) -> list:
+        return [(r["metrics"], r["fit"], r["composition"]) for r in store.records(run.run_id)]
+
+    assert numbers(resumed) == numbers(whole)
+    last_whole, last_resumed = (s.resume_point(run.run_id).model_state for s in (whole, resumed))
+    assert last_whole["flow"].keys() == last_resumed["flow"].keys()
+    for key, value in last_whole["flow"].items():
+        assert value.equal(last_resumed["flow"][key]), key
+
+
+# ---------------------------------------------------------------- missing dependency
+
+
+def hide(monkeypatch, module: str) -> None:
+    """Make ``module`` look uninstalled to the requirement check (which uses importlib.util.find_spec)."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == module else real(name, *a))
+
+
+def test_without_normflows_the_family_is_unavailable_and_a_grid_fails_before_running(registry, monkeypatch):
+    hide(monkeypatch, "normflows")
+    entry = registry.get("model", "flow")
+    assert not entry.available
+    assert entry.unavailable_reason() == 'needs normflows: pip install "retrainbench[flows]"'
+    with pytest.raises(GridError) as caught:
+        parse_grid(tiny_grid(1), registry, where="g.toml")
+    assert str(caught.value) == (
+        "g.toml: models[0].name: model 'flow' is unavailable: needs normflows: pip install \"retrainbench[flows]\""
+    )
+
+
+MISSING_PLUGIN = """
+from benchmark import hookimpl
+from plugins.flows import FlowFamily
+
+
+class FlowNeedingMissing(FlowFamily):
+    \"\"\"A flow whose library is not installed.\"\"\"
+
+    name = "flow-missing"
+    requires = ("torch", "normflows_not_installed_here")
+
+
+@hookimpl
+def register_model_families(register):
+    register(FlowNeedingMissing)
+"""
+
+
+def test_the_cli_shows_a_family_missing_its_library_as_unavailable_and_refuses_its_grid(run_cli, plugin_dir, tmp_path):
+    folder = plugin_dir("plug_flow_missing", MISSING_PLUGIN)
+    env = {PLUGINS_ENV: "plug_flow_missing", "PYTHONPATH": str(folder)}
+    code, out, err = run_cli(["list", "model"], env=env)
+    assert code == 0, err
+    (line,) = [line for line in out.splitlines() if line.strip().startswith("flow-missing ")]
+    assert line.endswith('[unavailable: needs normflows_not_installed_here: pip install "retrainbench[flows]"]')
+
+    grid = tmp_path / "g.toml"
+    grid.write_text(
+        'name = "g"\ngenerations = 1\nseeds = [0]\nn_real = 10\nn_test = 10\nn_eval = 10\n'
+        '[[datasets]]\nname = "moons"\n[[models]]\nname = "flow-missing"\n'
+        '[[policies]]\nname = "replace"\n[[metrics]]\nname = "nll"\n'
+    )
+    code, out, err = run_cli(["run", grid, "--store", tmp_path / "store", "--executor", "inline"], env=env)
+    assert code == 2
+    assert err.strip() == (
+        f"retrainbench: error: {grid}: models[0].name: model 'flow-missing' is unavailable: "
+        'needs normflows_not_installed_here: pip install "retrainbench[flows]"'
+    )
+    assert not (tmp_path / "store").exists()
