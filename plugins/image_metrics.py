@@ -1,5 +1,7 @@
-"""Feature-space metrics of image generations: FID and KID as clean-fid computes them, and precision /
-recall / density / coverage on features.
+"""Feature-space metrics of image generations: FID and KID as clean-fid computes them.
+
+Precision, recall, density and coverage work on features too: give them an ``extractor``
+(plugins/sample_metrics.py).
 
 Each metric names a feature extractor (``inception`` by default: see plugins/feature_extractors.py)
 and compares the features of the generation's samples with those of a real split (the held-out
@@ -23,7 +25,7 @@ import numpy as np
 
 from benchmark import Evaluation, Measured, Metric, Param, hookimpl
 from benchmark.seeding import derive_int
-from plugins.sample_metrics import frechet_distance, prdc
+from plugins.sample_metrics import frechet_distance
 
 _EXTRACTOR = Param("inception", str, "feature extractor (a registered name: inception, domain, raw, ...)")
 _REFERENCE = Param("test", str, "real split the samples are compared with", choices=("test", "train"))
@@ -121,48 +123,7 @@ class KID(_FeatureMetric):
         return Measured(value, f"{self.where(fake, real)}; standard error over subsets {se:.3g}")
 
 
-class _FeaturePRDC(_FeatureMetric):
-    higher_is_better = True
-    optimum = 1.0
-    parameters = {
-        "extractor": _EXTRACTOR,
-        "reference": _REFERENCE,
-        "k": Param(5, int, "nearest neighbours that set each ball's radius", low=1),
-    }
-    #: Key of ``prdc``'s result.
-    key: str
-
-    def compute(self, evaluation: Evaluation) -> Measured:
-        fake, real = self.features(evaluation)
-        return Measured(prdc(real, fake, self.params["k"])[self.key], f"{self.where(fake, real)}; k={self.params['k']}")
-
-
-class FeaturePrecision(_FeaturePRDC):
-    """Precision in feature space: fraction of samples inside the real features' k-NN manifold."""
-
-    name, key = "feature-precision", "precision"
-
-
-class FeatureRecall(_FeaturePRDC):
-    """Recall in feature space: fraction of real features inside the samples' k-NN manifold."""
-
-    name, key = "feature-recall", "recall"
-
-
-class FeatureDensity(_FeaturePRDC):
-    """Density in feature space (Naeem et al. 2020): 1 on average when samples and real data agree."""
-
-    name, key = "feature-density", "density"
-    higher_is_better = None
-
-
-class FeatureCoverage(_FeaturePRDC):
-    """Coverage in feature space (Naeem et al. 2020): fraction of real k-NN balls holding a sample."""
-
-    name, key = "feature-coverage", "coverage"
-
-
-METRICS = (FID, KID, FeaturePrecision, FeatureRecall, FeatureDensity, FeatureCoverage)
+METRICS = (FID, KID)
 
 
 @hookimpl

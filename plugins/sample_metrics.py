@@ -160,17 +160,27 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
 
 
 class _PRDC(Metric):
-    """Base of the four k-nearest-neighbour manifold metrics."""
+    """Base of the four k-nearest-neighbour manifold metrics, on samples or on their features."""
 
     higher_is_better = True
     optimum = 1.0
-    parameters = {"k": Param(5, int, "nearest neighbours that set each ball's radius", low=1)}
+    parameters = {
+        "k": Param(5, int, "nearest neighbours that set each ball's radius", low=1),
+        "extractor": Param(None, str, "compare features of this extractor (e.g. inception, domain for images) "
+                           "instead of the samples themselves", optional=True),
+    }
     #: Key of ``prdc``'s result.
     key: str
 
     def compute(self, evaluation: Evaluation) -> Measured:
-        samples, test = _pair(evaluation)
-        return Measured(prdc(test, samples, self.params["k"])[self.key], f"k={self.params['k']}")
+        k, extractor = self.params["k"], self.params["extractor"]
+        if extractor is None:
+            samples, test = _pair(evaluation)
+            return Measured(prdc(test, samples, k)[self.key], f"k={k}")
+        if evaluation.features is None:
+            raise ValueError(f"metric {self.name!r} with an extractor needs feature extraction, which this evaluation lacks")
+        fake, real = evaluation.features(extractor, "samples"), evaluation.features(extractor, "test")
+        return Measured(prdc(real, fake, k)[self.key], f"{extractor} features; k={k}")
 
 
 class Precision(_PRDC):

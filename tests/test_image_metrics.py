@@ -138,7 +138,7 @@ def test_feature_precision_recall_density_coverage_equal_prdc(registry, capsys):
     capsys.readouterr()
     evaluation = make_evaluation(registry, fake, real)
     for key in ("precision", "recall", "density", "coverage"):
-        result = measure(registry, f"feature-{key}", evaluation, {"extractor": "raw", "k": 4})
+        result = measure(registry, key, evaluation, {"extractor": "raw", "k": 4})
         assert result.value == pytest.approx(expected[key], abs=1e-12), key
 
 
@@ -216,7 +216,11 @@ def test_fid_on_upscaled_digits_runs_offline_end_to_end_in_a_grid(tmp_path, plug
         {
             "name": "fid-digits", "generations": 1, "seeds": [0], "n_real": 12, "n_test": 12, "n_eval": 12,
             "device": "cpu", "datasets": [digits], "models": [{"name": "jitter"}], "policies": [{"name": "replace"}],
-            "metrics": [{"name": "fid"}, {"name": "kid", "params": {"subsets": 5}}, {"name": "feature-recall"}],
+            "metrics": [
+                {"name": "fid"},
+                {"name": "kid", "params": {"subsets": 5}},
+                {"name": "recall", "params": {"extractor": "inception"}},
+            ],
         },
         registry,
     )

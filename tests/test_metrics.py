@@ -338,7 +338,7 @@ FEATURE_PARAMS = {"extractor": "raw"}
 
 def test_every_first_party_metric_is_at_its_optimum_on_identical_sets_and_moves_the_declared_way(registry):
     names = first_party_metrics(registry)
-    assert {"precision", "w1", "w2", "mmd", "tv", "kl", "mode-coverage", "fid", "kid", "feature-recall"} <= set(names)
+    assert {"precision", "w1", "w2", "mmd", "tv", "kl", "mode-coverage", "fid", "kid", "recall"} <= set(names)
     dataset = EightGaussians()
     test = dataset.draw(400, stream(18, "optimum"))
     right = true_model(dataset)
