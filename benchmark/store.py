@@ -94,6 +94,8 @@ class Store:
     def check(self, *, create: bool) -> None:
         """Make sure the store exists (creating it if asked) and has this code's schema."""
         marker = self.root / "store.json"
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"{self.root}: is a file, not a store directory")
         if marker.exists():
             try:
                 schema = read_json(marker).get("schema")
@@ -105,7 +107,10 @@ class Store:
                     "use another --store"
                 )
         elif create:
-            write_json_atomic(marker, {"schema": SCHEMA_VERSION})
+            try:
+                write_json_atomic(marker, {"schema": SCHEMA_VERSION})
+            except OSError as exc:
+                raise StoreError(f"{self.root}: cannot create a store here: {exc.strerror or exc}") from None
         else:
             raise StoreError(f"{self.root}: not a retrainbench store (no store.json)")
 
@@ -151,7 +156,7 @@ class Store:
     def begin(self, run: Mapping[str, Any]) -> None:
         """Write the run's spec and clear what a killed writer left half-done. Call while holding the claim."""
         directory = self.run_dir(run["run_id"])
-        for leftover in directory.glob(".tmp-*"):
+        for leftover in [*directory.glob(".tmp-*"), *directory.glob(".corrupt-*")]:
             shutil.rmtree(leftover, ignore_errors=True)
         write_json_atomic(directory / "run.json", dict(run))
 
@@ -196,17 +201,32 @@ class Store:
             _fsync_dir(directory)
 
     def resume_point(self, run_id: str) -> Resume | None:
-        """State after the last finished generation, or None when nothing has finished."""
-        finished = self.finished_generations(run_id)
-        if not finished:
-            return None
-        last = self.run_dir(run_id) / f"gen-{finished[-1]:04d}"
-        policy = checkpoint.load(last, "policy") if any(last.glob("policy.*")) else {}
-        return Resume(finished[-1], checkpoint.load(last, "model"), policy)
+        """State after the last readable finished generation, or None when nothing has finished.
+
+        A generation whose files cannot be read (a power cut on a store that is not durable can leave
+        empty files behind a completed rename) is set aside as ``.corrupt-gen-*`` and computed again.
+        Call while holding the claim.
+        """
+        while finished := self.finished_generations(run_id):
+            last = self.run_dir(run_id) / f"gen-{finished[-1]:04d}"
+            try:
+                read_json(last / "record.json")
+                policy = checkpoint.load(last, "policy") if any(last.glob("policy.*")) else {}
+                return Resume(finished[-1], checkpoint.load(last, "model"), policy)
+            except Exception:  # any unreadable file: numpy, zip, torch and JSON errors differ
+                os.rename(last, last.with_name(f".corrupt-{last.name}-{uuid.uuid4().hex[:8]}"))
+        return None
 
     def records(self, run_id: str) -> list[dict[str, Any]]:
         directory = self.run_dir(run_id)
-        return [read_json(directory / f"gen-{t:04d}" / "record.json") for t in self.finished_generations(run_id)]
+        records = []
+        for t in self.finished_generations(run_id):
+            path = directory / f"gen-{t:04d}" / "record.json"
+            try:
+                records.append(read_json(path))
+            except (OSError, ValueError) as exc:
+                raise StoreError(f"{path}: unreadable generation record ({exc}); rerun the grid to recompute it") from None
+        return records
 
     def gallery(self, run_id: str, generation: int) -> np.ndarray | None:
         """The evaluation samples kept for generation ``generation`` (None when none were kept)."""

@@ -278,3 +278,28 @@ def test_run_resumes_from_the_last_stored_generation_in_process(tmp_path):
 def test_report_of_a_missing_store_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match="not a retrainbench store"):
         results_frame(Store(tmp_path / "nothing"))
+
+
+def test_an_unreadable_last_generation_is_recomputed(tmp_path):
+    """A power cut on a non-durable store can leave empty files behind a completed rename: resume recomputes."""
+    registry = build_registry()
+    doc = {
+        "name": "torn", "generations": 4, "seeds": [1], "n_real": 80, "n_test": 80, "n_eval": 80,
+        "datasets": [{"name": "moons"}], "models": [{"name": "kde"}],
+        "policies": [{"name": "accumulate"}], "metrics": [{"name": "nll"}],
+    }
+    (run,) = parse_grid(doc, registry).runs
+    whole, torn = Store(tmp_path / "whole"), Store(tmp_path / "torn")
+    for store in (whole, torn):
+        store.check(create=True)
+        execute_run(RunTask(str(store.root), run.describe()), registry)
+    last = torn.run_dir(run.run_id) / "gen-0004"
+    for name in ("model.npz", "record.json"):
+        (last / name).write_bytes(b"")
+    with pytest.raises(StoreError, match="gen-0004/record.json: unreadable generation record"):
+        torn.records(run.run_id)
+    torn.clear_status(run.run_id)  # as if the power cut came before the run was marked done
+    execute_run(RunTask(str(torn.root), run.describe()), registry)
+    strip = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]  # noqa: E731
+    assert strip(torn.records(run.run_id)) == strip(whole.records(run.run_id))
+    assert len(list(torn.run_dir(run.run_id).glob(".corrupt-gen-0004-*"))) == 1  # set aside, cleared at the next begin
