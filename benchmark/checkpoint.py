@@ -31,7 +31,10 @@ def _flatten(state: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray
         if isinstance(value, Mapping):
             flat.update(_flatten(value, path + "/") if value else {path + "/": np.zeros(0)})
         else:
-            flat[path] = np.asarray(value)
+            array = np.asarray(value)
+            if array.dtype == object:  # would be pickled by savez and refused by load(allow_pickle=False)
+                raise TypeError(f"state entry {path!r} is not numeric ({type(value).__name__}): store arrays or numbers")
+            flat[path] = array
     return flat
 
 

@@ -74,6 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RetrainbenchError as exc:
         print(f"retrainbench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as exc:  # an output or store path that cannot be written, read or created
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"retrainbench: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("retrainbench: interrupted; finished generations are stored, rerun to resume", file=sys.stderr)
         return 130
@@ -96,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     registry = _registry(args)
     grid = load_grid(args.grid, registry, smoke=args.smoke)
-    if args.timeout is not None and not args.timeout > 0:
+    if args.timeout is not None and not 0 < args.timeout < 1e9:
         raise GridError("--timeout", "", f"must be > 0 seconds (got {args.timeout})")
     executor = _executor(args, grid, registry)
     name = executor.name

@@ -103,6 +103,10 @@ class DataSplits:
         return tuple(self.train.shape[1:])
 
 
+#: Points per block of a dataset's pool (see ``Dataset.load``).
+POOL_BLOCK = 1024
+
+
 class Dataset(Component):
     """A source of real data. Override ``draw`` for a generator, ``load`` for a finite set."""
 
@@ -116,14 +120,19 @@ class Dataset(Component):
         raise NotImplementedError(f"dataset {self.name!r} cannot draw new points")
 
     def load(self, n_train: int, n_test: int, n_pool: int, rng: np.random.Generator) -> DataSplits:
-        """Split real data into train, test and pool; the default draws them all at once."""
-        data = self.draw(n_train + n_test + n_pool, rng)
-        return DataSplits(
-            train=data[:n_train],
-            test=data[n_train : n_train + n_test],
-            pool=data[n_train + n_test :],
-            kind=self.kind,
-        )
+        """Split real data into train, test and pool.
+
+        The pool is drawn after, in fixed-size blocks with a stream each, so that neither train, test
+        nor the pool's first points depend on the pool's size: a run extended to more generations
+        (a larger pool for ``fresh``) keeps all the real data it had.
+        """
+        import numpy as np
+
+        block_streams = rng.spawn(1)[0].spawn(-(-n_pool // POOL_BLOCK))
+        data = self.draw(n_train + n_test, rng)
+        pool = [self.draw(POOL_BLOCK, stream) for stream in block_streams]
+        pool = np.concatenate(pool)[:n_pool] if pool else data[:0]
+        return DataSplits(train=data[:n_train], test=data[n_train:], pool=pool, kind=self.kind)
 
     def modes(self) -> np.ndarray | None:
         """Mode centres of a mixture dataset, for mode-coverage metrics; None when it has none."""

@@ -44,8 +44,8 @@ class RunTask:
     timeout: float | None = None
 
 
-class RunTimeout(Exception):
-    """The run exceeded its time limit."""
+class RunTimeout(BaseException):
+    """The run exceeded its time limit (a BaseException, so a plugin's ``except Exception`` cannot swallow it)."""
 
 
 @contextlib.contextmanager
@@ -108,6 +108,7 @@ def execute_run(task: RunTask, registry: Registry | None = None) -> RunOutcome:
     """Compute one run to its end (or find it already done). Safe to call from any worker, any number of times."""
     registry = registry or default_registry()
     store = Store(task.store)
+    store.check(create=False)  # a worker that cannot see the store must not start a new one of its own
     run = run_spec_from_dict(task.run)
     with store.claim(run.run_id) as claimed:
         if not claimed:
@@ -134,7 +135,8 @@ def execute_run(task: RunTask, registry: Registry | None = None) -> RunOutcome:
         except Diverged as exc:
             status, reason = DIVERGED, str(exc)
         except RunTimeout as exc:
-            status, reason = TIMED_OUT, str(exc)
+            if len(store.finished_generations(run.run_id)) < run.generations + 1:  # else it fired after the end
+                status, reason = TIMED_OUT, str(exc)
         except Exception as exc:  # a plugin's bug is a result of the run, not the end of the grid
             status, reason, trace = FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc()
         done = len(store.finished_generations(run.run_id))
@@ -243,8 +245,6 @@ def run_grid(
     bar = _Progress(store, runs, enabled=sys.stderr.isatty() if progress is None else progress)
     summary = GridSummary()
     by_id = {r.run_id: r for r in runs}
-    busy: list[RunSpec] = []
-
     def finished(outcome: RunOutcome) -> None:
         summary.outcomes.append(outcome)
         bar.run_finished(outcome, len(summary.outcomes), len(tasks))
@@ -252,35 +252,35 @@ def run_grid(
             on_outcome(outcome)
 
     try:
-        outcomes = executor.map(fn, tasks)
-        for outcome in outcomes:
-            if isinstance(outcome, TaskLost):
-                finished(_record_lost(store, by_id[outcome.task.run["run_id"]], outcome.reason))
-            elif outcome.status == "busy":
-                busy.append(by_id[outcome.run_id])  # another process holds it: come back at the end
-            else:
-                finished(outcome)
-            if fail_fast and summary.failed:
-                outcomes.close()  # executors cancel what has not started
-                summary.not_run = len(tasks) - len(summary.outcomes) - len(busy)
-                return summary
-        for run in busy:
-            finished(_wait_for(store, run, retry_failed, threads, timeout, registry))
+        todo = tasks
+        while todo:
+            outcomes = executor.map(fn, todo)
+            busy = []
+            for outcome in outcomes:
+                if isinstance(outcome, TaskLost):
+                    finished(_record_lost(store, by_id[outcome.task.run["run_id"]], outcome.reason))
+                elif outcome.status == "busy":
+                    busy.append(by_id[outcome.run_id])  # another process holds it: come back at the end
+                else:
+                    finished(outcome)
+                if fail_fast and summary.failed:
+                    outcomes.close()  # executors cancel what has not started
+                    summary.not_run = len(tasks) - len(summary.outcomes)
+                    return summary
+            for run in busy:  # wait until the other process lets go, then hand the run to the executor again
+                with store.claim(run.run_id, wait=True):
+                    pass
+            todo = [task for task in tasks if task.run["run_id"] in {r.run_id for r in busy}]
     finally:
         bar.close()
     return summary
 
 
 def _record_lost(store: Store, run: RunSpec, reason: str) -> RunOutcome:
+    """A task whose worker died: failed, unless the worker stored an outcome before it died."""
     with store.claim(run.run_id, wait=True):
+        known = _outcome(store, run, computed=True)
+        if known is not None and known.status in (DONE, DIVERGED, TIMED_OUT):
+            return known
         store.finish(run.run_id, FAILED, generations=run.generations, reason=reason)
     return RunOutcome(run.run_id, run.label, FAILED, len(store.finished_generations(run.run_id)), reason)
-
-
-def _wait_for(
-    store: Store, run: RunSpec, retry_failed: bool, threads: int | None, timeout: float | None, registry: Registry
-) -> RunOutcome:
-    with store.claim(run.run_id, wait=True):
-        pass
-    return execute_run(RunTask(str(store.root), run.describe(), retry_failed, threads, timeout), registry)
-

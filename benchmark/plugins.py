@@ -68,9 +68,16 @@ def build_registry(
         except Exception as exc:  # a broken plugin must not take the others down
             fail(plugin, _describe(exc))
             return
-        if pm.is_registered(module) or pm.has_plugin(plugin):
+        if pm.is_registered(module):
             return
-        pm.register(module, name=plugin)
+        if pm.has_plugin(plugin):
+            fail(plugin, f"a plugin named {plugin!r} is already loaded (from {registry.plugins[plugin][0]})")
+            return
+        try:
+            pm.register(module, name=plugin)
+        except pluggy.PluginValidationError as exc:  # a hook implemented with the wrong arguments
+            fail(plugin, " ".join(str(exc).split()))
+            return
         registry.plugins[plugin] = (dist, version)
 
     for name in BUILTIN_PLUGINS:
@@ -92,6 +99,9 @@ def build_registry(
             version = str(getattr(item, "__version__", "local"))
             add(item.__name__, lambda item=item: item, item.__name__, version)
 
+    for plugin, name in _unknown_hooks(pm):
+        fail(plugin, f"implements {name!r}, which is not a retrainbench hook (hooks: {', '.join(_HOOK_NAMES)})")
+
     for hook_name, kind in hookspecs.REGISTRATION_HOOKS.items():
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             register = registry.registrar(kind, impl.plugin_name)
@@ -103,6 +113,19 @@ def build_registry(
                 fail(impl.plugin_name, f"{hook_name} raised {_describe(exc)}")
     registry.hook = pm.hook
     return registry
+
+
+_HOOK_NAMES = sorted(name for name in dir(hookspecs) if name.startswith(("register_", "on_")))
+
+
+def _unknown_hooks(pm: pluggy.PluginManager) -> list[tuple[str, str]]:
+    """(plugin, hook) for implementations whose name matches no specification: a misspelt hook never runs."""
+    unknown = set()
+    for name in dir(pm.hook):
+        caller = getattr(pm.hook, name)
+        if not name.startswith("_") and getattr(caller, "spec", True) is None:
+            unknown.update((impl.plugin_name, name) for impl in caller.get_hookimpls())
+    return sorted(unknown)
 
 
 def default_registry(strict: bool = False) -> Registry:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from benchmark.spec import run_spec_from_dict
 from benchmark.store import Store
 
 
@@ -23,7 +24,7 @@ def run_states(store: Store) -> list[dict]:
             state = "pending"
         else:
             state = status["status"]
-        label = f"{spec['dataset']['name']} / {spec['model']['name']} / {spec['policy']['name']} / seed {spec['seed']}"
+        label = run_spec_from_dict(spec).label
         states.append(
             {
                 "run_id": run_id,
@@ -31,7 +32,7 @@ def run_states(store: Store) -> list[dict]:
                 "state": state,
                 "stored": finished,
                 "requested": spec["generations"] + 1,
-                "reason": (status or {}).get("reason", "") if state in ("failed", "diverged") else "",
+                "reason": (status or {}).get("reason", "") if state in ("failed", "diverged", "timed-out") else "",
             }
         )
     return states

@@ -25,9 +25,11 @@ import contextlib
 import fcntl
 import json
 import os
+import pickle
 import shutil
 import tempfile
 import uuid
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,9 @@ import numpy as np
 from benchmark import SCHEMA_VERSION, checkpoint
 from benchmark.errors import StoreError
 from benchmark.loop import GenerationResult, Resume
+
+#: What a torn or truncated file raises when read (JSON, numpy archives, torch files).
+_UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, RuntimeError)
 
 #: Terminal statuses; "done" means every requested generation finished.
 DONE, FAILED, DIVERGED, TIMED_OUT = "done", "failed", "diverged", "timed-out"
@@ -50,7 +55,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:
+def write_json_atomic(path: Path, data: Any, *, durable: bool) -> None:
     """Replace ``path`` with ``data`` as JSON in one rename; readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -108,7 +113,7 @@ class Store:
                 )
         elif create:
             try:
-                write_json_atomic(marker, {"schema": SCHEMA_VERSION})
+                write_json_atomic(marker, {"schema": SCHEMA_VERSION}, durable=self.durable)
             except OSError as exc:
                 raise StoreError(f"{self.root}: cannot create a store here: {exc.strerror or exc}") from None
         else:
@@ -119,6 +124,7 @@ class Store:
         write_json_atomic(
             self.root / "grids" / f"{name}.json",
             {"name": name, "path": path, "source": source, "runs": run_ids, "environment": environment},
+            durable=self.durable,
         )
 
     def grids(self) -> dict[str, dict[str, Any]]:
@@ -156,9 +162,9 @@ class Store:
     def begin(self, run: Mapping[str, Any]) -> None:
         """Write the run's spec and clear what a killed writer left half-done. Call while holding the claim."""
         directory = self.run_dir(run["run_id"])
-        for leftover in [*directory.glob(".tmp-*"), *directory.glob(".corrupt-*")]:
+        for leftover in directory.glob(".tmp-*"):
             shutil.rmtree(leftover, ignore_errors=True)
-        write_json_atomic(directory / "run.json", dict(run))
+        write_json_atomic(directory / "run.json", dict(run), durable=self.durable)
 
     def finished_generations(self, run_id: str) -> list[int]:
         """Generations 0..k stored whole (a gap would end the list: generations only ever finish in order)."""
@@ -203,17 +209,23 @@ class Store:
     def resume_point(self, run_id: str) -> Resume | None:
         """State after the last readable finished generation, or None when nothing has finished.
 
-        A generation whose files cannot be read (a power cut on a store that is not durable can leave
-        empty files behind a completed rename) is set aside as ``.corrupt-gen-*`` and computed again.
-        Call while holding the claim.
+        A last generation whose files cannot be read (a power cut on a store that is not durable can
+        leave empty files behind a completed rename) is set aside as ``.corrupt-gen-*`` (kept for
+        inspection) and computed again. Only one is set aside: if the one before cannot be read
+        either, the cause is not a torn write, and the error is raised. Call while holding the claim.
         """
-        while finished := self.finished_generations(run_id):
+        for attempt in range(2):
+            finished = self.finished_generations(run_id)
+            if not finished:
+                return None
             last = self.run_dir(run_id) / f"gen-{finished[-1]:04d}"
             try:
                 read_json(last / "record.json")
                 policy = checkpoint.load(last, "policy") if any(last.glob("policy.*")) else {}
                 return Resume(finished[-1], checkpoint.load(last, "model"), policy)
-            except Exception:  # any unreadable file: numpy, zip, torch and JSON errors differ
+            except _UNREADABLE:
+                if attempt:
+                    raise
                 os.rename(last, last.with_name(f".corrupt-{last.name}-{uuid.uuid4().hex[:8]}"))
         return None
 
@@ -225,7 +237,7 @@ class Store:
             try:
                 records.append(read_json(path))
             except (OSError, ValueError) as exc:
-                raise StoreError(f"{path}: unreadable generation record ({exc}); rerun the grid to recompute it") from None
+                raise StoreError(f"{path}: unreadable generation record ({exc})") from None
         return records
 
     def gallery(self, run_id: str, generation: int) -> np.ndarray | None:
@@ -234,16 +246,26 @@ class Store:
         return np.load(path, allow_pickle=False) if path.exists() else None
 
     def spec(self, run_id: str) -> dict[str, Any]:
-        return read_json(self.run_dir(run_id) / "run.json")
+        path = self.run_dir(run_id) / "run.json"
+        try:
+            return read_json(path)
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{path}: unreadable run spec ({exc})") from None
 
     def status(self, run_id: str) -> dict[str, Any] | None:
+        """How the run ended, or None while it has not (an unreadable status counts as not ended: it is rerun)."""
         path = self.run_dir(run_id) / "status.json"
-        return read_json(path) if path.exists() else None
+        try:
+            status = read_json(path)
+        except (OSError, ValueError):
+            return None
+        return status if isinstance(status, dict) and "status" in status else None
 
     def finish(self, run_id: str, status: str, *, generations: int, reason: str = "", traceback: str = "") -> None:
         write_json_atomic(
             self.run_dir(run_id) / "status.json",
             {"status": status, "generations": generations, "reason": reason, "traceback": traceback},
+            durable=self.durable,
         )
 
     def clear_status(self, run_id: str) -> None:

@@ -2,7 +2,8 @@
 
 All are generators (any number of points, from the run's data stream). The Gaussian and the
 mixture of eight Gaussians know their density and their modes, which density-based and
-mode-coverage metrics use.
+mode-coverage metrics use. Version 2 of each: the pool of fresh points has its own stream, so
+train and test no longer depend on the pool's size (see ``Dataset.load``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class GaussianData(Dataset):
     """Isotropic Gaussian N(mean, scale^2 I) in dim dimensions: the setting of the closed forms."""
 
     name = "gaussian"
+    version = "2"
     has_density = True
     parameters = {
         "dim": Param(1, int, "dimension", low=1),
@@ -42,6 +44,7 @@ class EightGaussians(Dataset):
     """Equal mixture of Gaussians evenly spaced on a circle (2-D); knows its modes and density."""
 
     name = "eight-gaussians"
+    version = "2"
     has_density = True
     parameters = {
         "modes": Param(8, int, "number of mixture components", low=1),
@@ -72,6 +75,7 @@ class Moons(Dataset):
     """Two interleaving half circles (scikit-learn's make_moons), centred."""
 
     name = "moons"
+    version = "2"
     parameters = {"noise": Param(0.1, float, "standard deviation of the Gaussian noise", low=0)}
 
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -85,6 +89,7 @@ class Circles(Dataset):
     """Two concentric circles (scikit-learn's make_circles)."""
 
     name = "circles"
+    version = "2"
     parameters = {
         "noise": Param(0.05, float, "standard deviation of the Gaussian noise", low=0),
         "factor": Param(0.5, float, "inner radius over outer radius", above=0, high=1),
@@ -103,6 +108,7 @@ class SwissRoll(Dataset):
     """The 2-D swiss roll (scikit-learn's make_swiss_roll, coordinates x and z), scaled to about [-1.5, 1.5]."""
 
     name = "swiss-roll"
+    version = "2"
     parameters = {"noise": Param(0.5, float, "standard deviation of the noise before scaling", low=0)}
 
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:

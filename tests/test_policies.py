@@ -207,12 +207,17 @@ def test_accumulate_subsample_is_uniform_over_the_pool():
 
 
 class IdData(Dataset):
-    """Point i is (REAL, i): train, test and pool are told apart by their ids."""
+    """Every point drawn gets a new id, (REAL, id): train, test and pool are told apart by their ids."""
 
     name = "ids"
 
+    def __init__(self, params=None):
+        super().__init__(params)
+        self.drawn = 0
+
     def draw(self, n, rng):
-        return tagged(REAL, np.arange(n))
+        self.drawn += n
+        return tagged(REAL, np.arange(self.drawn - n, self.drawn))
 
 
 class RecordingModel(Model):

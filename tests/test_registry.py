@@ -300,3 +300,30 @@ def test_on_generation_end_is_called_once_per_generation_with_the_record(tmp_pat
     again = run_grid(grid, store, InlineExecutor(), registry, progress=False)
     assert [o.computed for o in again.outcomes] == [False, False]
     assert len(calls) == 8
+
+
+def test_a_hook_with_wrong_arguments_or_a_misspelt_hook_is_reported_not_fatal():
+    import types
+
+    from benchmark import hookimpl
+    from benchmark.plugins import build_registry
+
+    wrong = types.ModuleType("wrong_arguments")
+
+    @hookimpl
+    def register_datasets(reg):  # the spec's argument is `register`
+        pass
+
+    wrong.register_datasets = register_datasets
+    misspelt = types.ModuleType("misspelt_hook")
+
+    @hookimpl
+    def register_dataset(register):
+        pass
+
+    misspelt.register_dataset = register_dataset
+    registry = build_registry([wrong, misspelt, "plugins.policies"], autoload=False)
+    reasons = dict(registry.failures)
+    assert "'reg'" in reasons["wrong_arguments"] and "\n" not in reasons["wrong_arguments"]
+    assert "'register_dataset', which is not a retrainbench hook" in reasons["misspelt_hook"]
+    assert "mix" in registry.entries["policy"]  # the others still load

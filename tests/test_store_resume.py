@@ -302,4 +302,29 @@ def test_an_unreadable_last_generation_is_recomputed(tmp_path):
     execute_run(RunTask(str(torn.root), run.describe()), registry)
     strip = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]  # noqa: E731
     assert strip(torn.records(run.run_id)) == strip(whole.records(run.run_id))
-    assert len(list(torn.run_dir(run.run_id).glob(".corrupt-gen-0004-*"))) == 1  # set aside, cleared at the next begin
+    assert len(list(torn.run_dir(run.run_id).glob(".corrupt-gen-0004-*"))) == 1  # set aside, kept for inspection
+
+
+def test_extending_a_run_keeps_its_real_data_even_when_the_pool_grows(tmp_path):
+    """`fresh` needs a pool that grows with the generations; train and test must not move with it."""
+    registry = build_registry()
+
+    def run_for(generations: int):
+        doc = {
+            "name": "grow", "generations": generations, "seeds": [2], "n_real": 60, "n_test": 60, "n_eval": 60,
+            "datasets": [{"name": "moons"}], "models": [{"name": "gaussian"}],
+            "policies": [{"name": "fresh", "params": {"n_fresh": 20}}], "metrics": [{"name": "w2"}],
+        }
+        (run,) = parse_grid(doc, registry).runs
+        return run
+
+    short, long = run_for(2), run_for(5)
+    assert short.run_id == long.run_id
+    extended, direct = Store(tmp_path / "extended"), Store(tmp_path / "direct")
+    for store in (extended, direct):
+        store.check(create=True)
+    execute_run(RunTask(str(extended.root), short.describe()), registry)
+    execute_run(RunTask(str(extended.root), long.describe()), registry)
+    execute_run(RunTask(str(direct.root), long.describe()), registry)
+    strip = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]  # noqa: E731
+    assert strip(extended.records(long.run_id)) == strip(direct.records(long.run_id))

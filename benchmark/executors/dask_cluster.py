@@ -25,7 +25,8 @@ class DaskExecutor(Executor):
     parameters = {
         "address": Param(None, str, "scheduler address, e.g. tcp://10.0.0.5:8786 (default: start a local cluster)", optional=True),
         "workers": Param(None, int, "worker processes of the local cluster (default: one per core)", low=1, optional=True),
-        "retries": Param(2, int, "times the scheduler retries a task whose worker died", low=0),
+        "retries": Param(2, int, "times the scheduler retries a task whose worker died (a local cluster only: "
+                         "a remote scheduler keeps its own distributed.scheduler.allowed-failures)", low=0),
     }
 
     @property
@@ -54,9 +55,12 @@ class DaskExecutor(Executor):
                 try:
                     for future in as_completed(futures):
                         try:
-                            yield future.result()
+                            result = future.result()
                         except KilledWorker as exc:
-                            yield TaskLost(tasks[index[future.key]], f"worker process died: {exc}")
+                            result = TaskLost(tasks[index[future.key]], f"worker process died: {exc}")
+                        except Exception as exc:  # cancelled, or lost with its worker: one task, not the grid
+                            result = TaskLost(tasks[index[future.key]], f"{type(exc).__name__}: {exc}")
+                        yield result
                 finally:
                     client.cancel(futures)
             finally:

@@ -70,8 +70,12 @@ class LocalExecutor(Executor):
         try:
             while pending or in_flight:
                 while pending and len(in_flight) < workers:
-                    task = pending.popleft()
-                    in_flight[pool.submit(fn, task)] = task
+                    try:
+                        future = pool.submit(fn, pending[0])
+                    except BrokenProcessPool:  # a worker died since the last wait: the in-flight tasks are suspects
+                        yield list(in_flight.values())
+                        return
+                    in_flight[future] = pending.popleft()
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 broken = False
                 for future in finished:
