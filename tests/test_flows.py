@@ -202,6 +202,8 @@ def test_a_resumed_run_equals_an_uninterrupted_one(registry, tmp_path):
     assert shorter.run_id == run.run_id
 
     whole, resumed = Store(tmp_path / "whole"), Store(tmp_path / "resumed")
+    for store in (whole, resumed):
+        store.check(create=True)
     assert execute_run(RunTask(str(whole.root), run.describe()), registry).status == "done"
     assert execute_run(RunTask(str(resumed.root), shorter.describe()), registry).generations == 2
     outcome = execute_run(RunTask(str(resumed.root), run.describe()), registry)  # continues from generation 1
