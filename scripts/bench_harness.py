@@ -224,7 +224,10 @@ def metric_cache(tmp: Path) -> dict[str, float]:
 
 
 def peak_rss_mb(command: list[str]) -> float:
-    """Peak resident memory of a child process (and its children), in MB."""
+    """Peak resident memory of a child process (and its children), in MB.
+
+    The command starts from a small wrapper process: Linux carries a process's peak across fork and
+    exec, so a child started straight from this (large, torch-loaded) process would report ours."""
     code = (
         "import resource, subprocess, sys\n"
         "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
@@ -243,9 +246,9 @@ def memory(tmp: Path) -> dict[str, float]:
 
     for entry in default_registry():
         if entry.kind == "model" and entry.available and entry.plugin in FIRST_PARTY_FAMILIES:
-            done = subprocess.run([PYTHON, str(REPO / "scripts/cost_families.py"), "--child", entry.name, "eight-gaussians"],
-                                  check=True, capture_output=True, text=True)
-            figures[f"{entry.name}_mb"] = json.loads(done.stdout.strip().splitlines()[-1])["peak_mib"]
+            figures[f"{entry.name}_mb"] = peak_rss_mb(
+                [PYTHON, str(REPO / "scripts/cost_families.py"), "--child", entry.name, "eight-gaussians"]
+            )
     return figures
 
 
