@@ -236,7 +236,10 @@ def run_grid(
     ``timeout`` limits each run's seconds per attempt; ``fail_fast`` stops at the first failed run.
     """
     store.check(create=True)
-    store.record_grid(grid.name, grid.source, grid.path, [r.run_id for r in grid.runs], describe_environment(executor))
+    store.record_grid(
+        grid.name, grid.source, grid.path, [r.run_id for r in grid.runs], max(r.generations for r in grid.runs),
+        describe_environment(executor),
+    )
     runs = list(dict((r.run_id, r) for r in grid.runs).values())
     threads = getattr(executor, "threads_per_run", None)
     root = str(store.root.resolve())  # workers elsewhere (dask, SLURM) may start in another directory

@@ -80,8 +80,13 @@ def _typed(values: pd.Series) -> pd.Series:
 
 
 def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
-    """Every stored metric value, one row per (run, generation, metric)."""
+    """Every stored metric value, one row per (run, generation, metric).
+
+    For a ``grid``, only its runs and only the generations it asked for: a longer grid sharing its
+    runs may have stored more.
+    """
     rows = []
+    last = store.grids().get(grid, {}).get("generations") if grid is not None else None
     for run_id in selected_runs(store, grid):
         spec = store.spec(run_id)
         run = run_spec_from_dict(spec)
@@ -98,6 +103,8 @@ def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
         for kind, component in (("dataset", run.dataset), ("model", run.model), ("policy", run.policy)):
             base.update({f"{kind}.{k}": v for k, v in component.params})
         for record in store.records(run_id):
+            if last is not None and record["generation"] > last:
+                break
             for metric, measured in record["metrics"].items():
                 rows.append({**base, "generation": record["generation"], "metric": metric,
                              "value": measured.get("value"), "detail": measured.get("detail", "")})

@@ -3,7 +3,7 @@
 Layout::
 
     STORE/store.json                 {"schema": N}; a store of another schema is refused
-    STORE/grids/NAME.json            the grid as last run: its source and its run ids
+    STORE/grids/NAME.json            the grid as last run: its source, run ids, generations, environment
     STORE/runs/RUN_ID/run.json       the run's canonical spec
     STORE/runs/RUN_ID/lock           flock-ed by the one process computing the run
     STORE/runs/RUN_ID/gen-0003/      one finished generation: record.json, model.npz|.pt, samples.npy,
@@ -119,11 +119,15 @@ class Store:
         else:
             raise StoreError(f"{self.root}: not a retrainbench store (no store.json)")
 
-    def record_grid(self, name: str, source: str, path: str, run_ids: list[str], environment: dict[str, Any]) -> None:
-        """Remember which runs a grid asked for, and where it ran, so reports can show the grid and select its runs."""
+    def record_grid(
+        self, name: str, source: str, path: str, run_ids: list[str], generations: int, environment: dict[str, Any]
+    ) -> None:
+        """Remember which runs (and how many generations of them) a grid asked for, and where it ran, so a
+        report can show the grid and select exactly its results."""
         write_json_atomic(
             self.root / "grids" / f"{name}.json",
-            {"name": name, "path": path, "source": source, "runs": run_ids, "environment": environment},
+            {"name": name, "path": path, "source": source, "runs": run_ids, "generations": generations,
+             "environment": environment},
             durable=self.durable,
         )
 

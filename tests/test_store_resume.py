@@ -328,3 +328,22 @@ def test_extending_a_run_keeps_its_real_data_even_when_the_pool_grows(tmp_path):
     execute_run(RunTask(str(direct.root), long.describe()), registry)
     strip = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]  # noqa: E731
     assert strip(extended.records(long.run_id)) == strip(direct.records(long.run_id))
+
+
+def test_a_grids_report_stops_at_its_own_generations_when_a_longer_grid_shares_its_runs(tmp_path):
+    registry = build_registry()
+    store = Store(tmp_path / "store")
+    executor = registry.get("executor", "inline").component()
+    doc = {
+        "seeds": [0, 1], "n_real": 40, "n_test": 40, "n_eval": 40,
+        "datasets": [{"name": "gaussian"}], "models": [{"name": "gaussian"}],
+        "policies": [{"name": "replace"}], "metrics": [{"name": "mean-distance"}],
+    }
+    short = parse_grid({**doc, "name": "short", "generations": 2}, registry)
+    long = parse_grid({**doc, "name": "long", "generations": 6}, registry)
+    assert [r.run_id for r in short.runs] == [r.run_id for r in long.runs]  # the same runs, continued
+    for grid in (short, long):
+        run_grid(grid, store, executor, registry, progress=False)
+    assert results_frame(store, "short")["generation"].max() == 2
+    assert results_frame(store, "long")["generation"].max() == 6
+    assert results_frame(store)["generation"].max() == 6  # the whole store: everything stored
