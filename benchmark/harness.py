@@ -93,8 +93,9 @@ class RunOutcome:
     computed: bool = True
 
 
-def _outcome(store: Store, run: RunSpec, *, computed: bool) -> RunOutcome | None:
-    """The stored outcome of ``run`` if it needs no more work, else None."""
+def stored_outcome(store: Store, run: RunSpec, *, computed: bool = False) -> RunOutcome | None:
+    """The stored outcome of ``run`` if it needs no more work, else None (pending: never run, interrupted,
+    or done with fewer generations than ``run`` asks for)."""
     status = store.status(run.run_id)
     finished = store.finished_generations(run.run_id)
     if status is None:
@@ -113,7 +114,7 @@ def execute_run(task: RunTask, registry: Registry | None = None) -> RunOutcome:
     with store.claim(run.run_id) as claimed:
         if not claimed:
             return RunOutcome(run.run_id, run.label, "busy", len(store.finished_generations(run.run_id)), computed=False)
-        known = _outcome(store, run, computed=False)
+        known = stored_outcome(store, run, computed=False)
         if known is not None and not (task.retry_failed and known.status in RETRYABLE):
             return known
         store.clear_status(run.run_id)
@@ -282,7 +283,7 @@ def run_grid(
 def _record_lost(store: Store, run: RunSpec, reason: str) -> RunOutcome:
     """A task whose worker died: failed, unless the worker stored an outcome before it died."""
     with store.claim(run.run_id, wait=True):
-        known = _outcome(store, run, computed=True)
+        known = stored_outcome(store, run, computed=True)
         if known is not None and known.status in (DONE, DIVERGED, TIMED_OUT):
             return known
         store.finish(run.run_id, FAILED, generations=run.generations, reason=reason)

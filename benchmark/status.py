@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from benchmark.harness import stored_outcome
 from benchmark.spec import run_spec_from_dict
 from benchmark.store import Store
 
@@ -13,26 +14,18 @@ def run_states(store: Store) -> list[dict]:
     """One dict per run: id, label, state, generations stored and requested, reason."""
     states = []
     for run_id in store.run_ids():
-        spec = store.spec(run_id)
-        finished = len(store.finished_generations(run_id))
-        status = store.status(run_id)
+        run = run_spec_from_dict(store.spec(run_id))
         with store.claim(run_id) as free:
             running = not free
-        if running:
-            state = "running"
-        elif status is None or (status["status"] == "done" and finished < spec["generations"] + 1):
-            state = "pending"
-        else:
-            state = status["status"]
-        label = run_spec_from_dict(spec).label
+        outcome = None if running else stored_outcome(store, run)
         states.append(
             {
                 "run_id": run_id,
-                "label": label,
-                "state": state,
-                "stored": finished,
-                "requested": spec["generations"] + 1,
-                "reason": (status or {}).get("reason", "") if state in ("failed", "diverged", "timed-out") else "",
+                "label": run.label,
+                "state": "running" if running else outcome.status if outcome else "pending",
+                "stored": len(store.finished_generations(run_id)),
+                "requested": run.generations + 1,
+                "reason": outcome.reason if outcome else "",
             }
         )
     return states

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -663,6 +663,46 @@ METRIC_CHECKS: dict[str, Callable[..., None]] = {
     "identical": check_metric_identical,
     "direction": check_metric_direction,
 }
+
+
+# ---------------------------------------------------------------- runs in memory
+
+
+def run_in_memory(
+    registry: Registry,
+    *,
+    dataset: Mapping[str, Any],
+    model: Mapping[str, Any],
+    policy: Mapping[str, Any],
+    metric: Mapping[str, Any],
+    n_real: int,
+    n_test: int,
+    n_eval: int,
+    generations: int,
+    seeds: Sequence[int],
+) -> list[list[Any]]:
+    """Generations 0..``generations`` of one combination (components as grid tables), one list per seed.
+
+    The real retraining loop with no store: for statistical tests over many seeds of a plugin's
+    behaviour under retraining (the analytic and reproduction tests use it).
+    """
+    from benchmark.loop import generations as run_generations
+    from benchmark.spec import parse_grid
+
+    grid = parse_grid(
+        {
+            "name": "in-memory", "generations": generations, "seeds": list(seeds),
+            "n_real": n_real, "n_test": n_test, "n_eval": n_eval,
+            "datasets": [dict(dataset)], "models": [dict(model)], "policies": [dict(policy)], "metrics": [dict(metric)],
+        },
+        registry,
+    )
+    return [list(run_generations(run, registry)) for run in grid.runs]
+
+
+def model_states(runs: Sequence[Sequence[Any]], key: str) -> np.ndarray:
+    """``model_state[key]`` of every generation of every run, shape (runs, generations + 1, ...)."""
+    return np.array([[np.asarray(r.model_state[key], dtype=float) for r in chain] for chain in runs])
 
 
 # ---------------------------------------------------------------- cases for pytest

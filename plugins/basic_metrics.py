@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark import Evaluation, Measured, Metric, Param, hookimpl
+from benchmark import Evaluation, Metric, hookimpl
 
 
 def flatten(x: np.ndarray) -> np.ndarray:

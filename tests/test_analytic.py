@@ -27,9 +27,10 @@ import numpy as np
 import pytest
 from scipy.special import digamma, polygamma
 
-from benchmark.loop import GenerationResult, generations
+from benchmark.loop import GenerationResult
 from benchmark.plugins import build_registry
-from benchmark.spec import parse_grid
+from benchmark.testing import model_states as state
+from benchmark.testing import run_in_memory
 
 Z = 4.5
 FIRST_PARTY = ("plugins.toy_datasets", "plugins.analytic_families", "plugins.policies", "plugins.basic_metrics")
@@ -54,28 +55,20 @@ def chains(
     n_test: int = 1,
 ) -> list[list[GenerationResult]]:
     """One list of GenerationResults (generations 0..T) per seed, from a one-combination grid."""
-    grid = parse_grid(
-        {
-            "name": "analytic",
-            "generations": generations_,
-            "seeds": list(seeds),
-            "n_real": n,
-            "n_test": n_test,
-            "n_eval": 1,
-            "datasets": [{"name": "gaussian", "params": dict(dataset or {})}],
-            "models": [dict(model)],
-            "policies": [dict(policy)],
-            "metrics": [{"name": metric}],
-        },
+    runs = run_in_memory(
         registry,
+        dataset={"name": "gaussian", "params": dict(dataset or {})},
+        model=model,
+        policy=policy,
+        metric={"name": metric},
+        n_real=n,
+        n_test=n_test,
+        n_eval=1,
+        generations=generations_,
+        seeds=seeds,
     )
-    assert len(grid.runs) == len(seeds)
-    return [list(generations(run, registry)) for run in grid.runs]
-
-
-def state(chain_list: list[list[GenerationResult]], key: str) -> np.ndarray:
-    """``model_state[key]`` stacked to shape (seeds, generations + 1, ...)."""
-    return np.array([[np.asarray(r.model_state[key], dtype=float) for r in chain] for chain in chain_list])
+    assert len(runs) == len(seeds)
+    return runs
 
 
 def assert_mean(values: np.ndarray, expected: Any, what: str) -> None:

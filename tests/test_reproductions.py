@@ -24,9 +24,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchmark.loop import GenerationResult, generations
+from benchmark.loop import GenerationResult
 from benchmark.plugins import build_registry
-from benchmark.spec import load_grid, parse_grid
+from benchmark.spec import load_grid
+from benchmark.testing import model_states as state
+from benchmark.testing import run_in_memory
 
 Z = 3.0
 FIRST_PARTY = (
@@ -56,27 +58,18 @@ def chains(
     n_eval: int = 2,
 ) -> list[list[GenerationResult]]:
     """Generations 0..horizon of one combination, one list per seed."""
-    grid = parse_grid(
-        {
-            "name": "reproduction",
-            "generations": horizon,
-            "seeds": list(seeds),
-            "n_real": n,
-            "n_test": n_test,
-            "n_eval": n_eval,
-            "datasets": [dict(dataset or {"name": "gaussian"})],
-            "models": [dict(model)],
-            "policies": [dict(policy)],
-            "metrics": [dict(metric or {"name": "mean-distance"})],
-        },
+    return run_in_memory(
         registry,
+        dataset=dataset or {"name": "gaussian"},
+        model=model,
+        policy=policy,
+        metric=metric or {"name": "mean-distance"},
+        n_real=n,
+        n_test=n_test,
+        n_eval=n_eval,
+        generations=horizon,
+        seeds=seeds,
     )
-    return [list(generations(run, registry)) for run in grid.runs]
-
-
-def state(runs: list[list[GenerationResult]], key: str) -> np.ndarray:
-    """``model_state[key]`` stacked to shape (seeds, generations + 1, ...)."""
-    return np.array([[np.asarray(r.model_state[key], dtype=float) for r in chain] for chain in runs])
 
 
 def metric(runs: list[list[GenerationResult]], label: str) -> np.ndarray:
