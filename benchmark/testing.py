@@ -674,7 +674,7 @@ def run_in_memory(
     dataset: Mapping[str, Any],
     model: Mapping[str, Any],
     policy: Mapping[str, Any],
-    metric: Mapping[str, Any],
+    metric: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     n_real: int,
     n_test: int,
     n_eval: int,
@@ -684,7 +684,8 @@ def run_in_memory(
     """Generations 0..``generations`` of one combination (components as grid tables), one list per seed.
 
     The real retraining loop with no store: for statistical tests over many seeds of a plugin's
-    behaviour under retraining (the analytic and reproduction tests use it).
+    behaviour under retraining (the analytic and reproduction tests use it). ``metric`` is one grid
+    table or a list of them, all measured on the same chain.
     """
     from benchmark.loop import generations as run_generations
     from benchmark.spec import parse_grid
@@ -693,7 +694,7 @@ def run_in_memory(
         {
             "name": "in-memory", "generations": generations, "seeds": list(seeds),
             "n_real": n_real, "n_test": n_test, "n_eval": n_eval,
-            "datasets": [dict(dataset)], "models": [dict(model)], "policies": [dict(policy)], "metrics": [dict(metric)],
+            "datasets": [dict(dataset)], "models": [dict(model)], "policies": [dict(policy)], "metrics": [dict(metric)] if isinstance(metric, Mapping) else [dict(m) for m in metric],
         },
         registry,
     )
