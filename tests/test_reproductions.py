@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from benchmark.loop import GenerationResult
@@ -328,3 +329,25 @@ def test_the_fully_synthetic_loop_loses_recall_before_precision_and_fresh_data_k
     assert_greater(recall_drop - precision_drop, 0.0, "recall falls further than precision (paired per seed)")
     _, fresh_recall = loop("fresh", range(60, 64))
     assert_greater(fresh_recall[:, -1], recall[:, -1], "recall at generation 4: fresh data loop above fully synthetic")
+
+
+# ---------------------------------------------------------------- the page's figures
+
+
+def test_the_figures_script_gives_mean_and_standard_error_over_the_seeds_that_reached_a_generation(tmp_path):
+    import subprocess
+    import sys
+
+    rows = [("m", "replace", seed, t, "w2", value, status)
+            for seed, values, status in ((0, [1.0, 2.0], "done"), (1, [3.0, 4.0], "done"), (2, [5.0], "diverged"))
+            for t, value in enumerate(values)]
+    path = tmp_path / "results.csv"
+    pd.DataFrame(rows, columns=["model", "policy", "seed", "generation", "metric", "value", "status"]).to_csv(
+        path, index=False)
+    script = GRIDS.parents[1] / "scripts" / "reproduction_figures.py"
+    out = subprocess.run([sys.executable, script, path, "--generations", "0,1"], capture_output=True, text=True,
+                         check=True).stdout
+    # t = 0: mean 3, SE = std([1, 3, 5], ddof=1) / sqrt(3) = 2 / sqrt(3) = 1.15; t = 1: mean 3, SE 1, 2 seeds left
+    assert "| m | replace | 3 ± 1.2 | 3 ± 1 (2 seeds) | 2 done, 1 diverged |" in out
+    bad = subprocess.run([sys.executable, script, path, "--metrics", "w3"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "no metric w3 (has w2)" in bad.stderr

@@ -1,0 +1,58 @@
+"""Mean ± standard error over seeds, per configuration, at chosen generations of a leaderboard's results.csv.
+
+The figures of docs/reproductions.md come from this: SE = std(ddof=1) / sqrt(seeds), over the seeds
+that have the generation (a run that diverged earlier drops out, and the cell says how many remain).
+
+    python scripts/reproduction_figures.py leaderboards/bertrand-2d/results.csv --generations 0,10,20 --metrics w2,recall
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import pandas as pd
+
+
+def cell(values: pd.Series, seeds: int) -> str:
+    v = values.dropna().to_numpy(float)
+    if len(v) == 0:
+        return "—"
+    if len(v) == 1:
+        return f"{v[0]:.3g}"
+    text = f"{v.mean():.3g} ± {v.std(ddof=1) / math.sqrt(len(v)):.2g}"
+    return text if len(v) == seeds else f"{text} ({len(v)} seeds)"
+
+
+def table(results: pd.DataFrame, metric: str, generations: list[int]) -> str:
+    rows = results[results.metric == metric]
+    lines = [
+        f"### {metric}", "",
+        "| model | policy | " + " | ".join(f"t = {g}" for g in generations) + " | run status |",
+        "|---|---|" + "---|" * len(generations) + "---|",
+    ]
+    for (model, policy), group in rows.groupby(["model", "policy"], sort=False):
+        seeds = group.seed.nunique()
+        cells = [cell(group[group.generation == g].value, seeds) for g in generations]
+        status = ", ".join(f"{n} {s}" for s, n in group.drop_duplicates("seed").status.value_counts().items())
+        lines.append(f"| {model} | {policy} | " + " | ".join(cells) + f" | {status} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", help="a leaderboard's results.csv")
+    parser.add_argument("--generations", default="0", help="comma-separated generations (default: 0)")
+    parser.add_argument("--metrics", help="comma-separated metric labels (default: all)")
+    args = parser.parse_args()
+    results = pd.read_csv(args.results)
+    generations = [int(g) for g in args.generations.split(",")]
+    metrics = args.metrics.split(",") if args.metrics else sorted(results.metric.unique())
+    unknown = sorted(set(metrics) - set(results.metric))
+    if unknown:
+        parser.error(f"{args.results}: no metric {', '.join(unknown)} (has {', '.join(sorted(results.metric.unique()))})")
+    print("\n\n".join(table(results, m, generations) for m in metrics))
+
+
+if __name__ == "__main__":
+    main()
