@@ -694,7 +694,8 @@ def run_in_memory(
         {
             "name": "in-memory", "generations": generations, "seeds": list(seeds),
             "n_real": n_real, "n_test": n_test, "n_eval": n_eval,
-            "datasets": [dict(dataset)], "models": [dict(model)], "policies": [dict(policy)], "metrics": [dict(metric)] if isinstance(metric, Mapping) else [dict(m) for m in metric],
+            "datasets": [dict(dataset)], "models": [dict(model)], "policies": [dict(policy)],
+            "metrics": [dict(metric)] if isinstance(metric, Mapping) else [dict(m) for m in metric],
         },
         registry,
     )

@@ -250,7 +250,7 @@ class FlowFamily(ModelFamily):
         "lr": Param(1e-3, float, "Adam learning rate", above=0),
         "batch_size": Param(256, int, "minibatch size", low=1),
         "temperature": Param(
-            1.0, float, "standard deviation of the base draws when sampling (below 1: fewer, more typical samples)",
+            1.0, float, "standard deviation of the base draws when sampling (below 1: samples drawn nearer the modes)",
             above=0,
         ),
         "levels": Param(256, int, "intensity levels of image data, for uniform dequantisation (17 for digits)", low=2),
