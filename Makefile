@@ -18,17 +18,22 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-# The main job. A grid whose runs partly fail still gets its leaderboard; the exit code says so.
+# Run grid file $(1) into results/$(2), then write leaderboards/$(2)/. A grid whose runs partly fail
+# still gets its leaderboard; the exit code says so.
+define run_and_report
+$(BIN)/retrainbench run $(1) --store results/$(2); status=$$?; \
+$(BIN)/retrainbench report --store results/$(2) --out leaderboards/$(2) --grid $(2) && exit $$status
+endef
+
+# The main job.
 leaderboard: setup
-	$(BIN)/retrainbench run grids/default.toml --store results/default; status=$$?; \
-	$(BIN)/retrainbench report --store results/default --out leaderboards/default --grid default && exit $$status
+	$(call run_and_report,grids/default.toml,default)
 
 # One published reproduction from a fresh install (docs/reproductions.md): make reproduction NAME=bertrand-2d
 reproduction: setup
 	@test -f "grids/reproductions/$(NAME).toml" || { echo "make reproduction: NAME must be one of:" \
 		$$(ls grids/reproductions | sed 's/\.toml$$//') >&2; exit 2; }
-	$(BIN)/retrainbench run grids/reproductions/$(NAME).toml --store results/$(NAME); status=$$?; \
-	$(BIN)/retrainbench report --store results/$(NAME) --out leaderboards/$(NAME) --grid $(NAME) && exit $$status
+	$(call run_and_report,grids/reproductions/$(NAME).toml,$(NAME))
 
 smoke: setup
 	$(BIN)/retrainbench run grids/smoke.toml --store results/smoke --no-progress

@@ -176,9 +176,8 @@ class FlowModel(Model):
         seed_torch(rng, self.context.threads)
         self.flow.eval()
         parts = []
-        temperature = self.params["temperature"]
         # normflows' base scales its draws by its temperature; it is set for sampling only, as log_prob reads it too
-        self.flow.q0.temperature = None if temperature == 1.0 else temperature
+        self.flow.q0.temperature = self.params["temperature"]
         try:
             with torch.no_grad():
                 for size in in_batches(n, CHUNK):

@@ -13,15 +13,17 @@ import math
 
 import pandas as pd
 
+from benchmark.report.stats import generation_summary
 
-def cell(values: pd.Series, seeds: int) -> str:
-    v = values.dropna().to_numpy(float)
-    if len(v) == 0:
+
+def cell(row: pd.Series | None, seeds: int) -> str:
+    """One generation's summary row (mean, std, n over seeds) as mean ± SE."""
+    if row is None or row["n"] == 0:
         return "—"
-    if len(v) == 1:
-        return f"{v[0]:.3g}"
-    text = f"{v.mean():.3g} ± {v.std(ddof=1) / math.sqrt(len(v)):.2g}"
-    return text if len(v) == seeds else f"{text} ({len(v)} seeds)"
+    if row["n"] == 1:
+        return f"{row['mean']:.3g}"
+    text = f"{row['mean']:.3g} ± {row['std'] / math.sqrt(row['n']):.2g}"
+    return text if row["n"] == seeds else f"{text} ({row['n']} seeds)"
 
 
 def table(results: pd.DataFrame, metric: str, generations: list[int]) -> str:
@@ -31,10 +33,12 @@ def table(results: pd.DataFrame, metric: str, generations: list[int]) -> str:
         "| model | policy | " + " | ".join(f"t = {g}" for g in generations) + " | run status |",
         "|---|---|" + "---|" * len(generations) + "---|",
     ]
-    for (model, policy), group in rows.groupby(["model", "policy"], sort=False):
-        seeds = group.seed.nunique()
-        cells = [cell(group[group.generation == g].value, seeds) for g in generations]
-        status = ", ".join(f"{n} {s}" for s, n in group.drop_duplicates("seed").status.value_counts().items())
+    summary = generation_summary(rows)  # the leaderboard's own per-generation mean, std and n over seeds
+    for (dataset, config, model, policy), runs in rows.groupby(["dataset", "config", "model", "policy"], sort=False):
+        ours = summary[(summary.dataset == dataset) & (summary.config == config)].set_index("generation")
+        seeds = runs.seed.nunique()
+        cells = [cell(ours.loc[g] if g in ours.index else None, seeds) for g in generations]
+        status = ", ".join(f"{n} {s}" for s, n in runs.drop_duplicates("seed").status.value_counts().items())
         lines.append(f"| {model} | {policy} | " + " | ".join(cells) + f" | {status} |")
     return "\n".join(lines)
 

@@ -338,11 +338,12 @@ def test_the_figures_script_gives_mean_and_standard_error_over_the_seeds_that_re
     import subprocess
     import sys
 
-    rows = [("m", "replace", seed, t, "w2", value, status)
+    rows = [("d", "c", "m", "replace", seed, t, "w2", value, status)
             for seed, values, status in ((0, [1.0, 2.0], "done"), (1, [3.0, 4.0], "done"), (2, [5.0], "diverged"))
             for t, value in enumerate(values)]
     path = tmp_path / "results.csv"
-    pd.DataFrame(rows, columns=["model", "policy", "seed", "generation", "metric", "value", "status"]).to_csv(
+    columns = ["dataset", "config", "model", "policy", "seed", "generation", "metric", "value", "status"]
+    pd.DataFrame(rows, columns=columns).to_csv(
         path, index=False)
     script = GRIDS.parents[1] / "scripts" / "reproduction_figures.py"
     out = subprocess.run([sys.executable, script, path, "--generations", "0,1"], capture_output=True, text=True,
