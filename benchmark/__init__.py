@@ -9,7 +9,8 @@ __version__ = "0.1.0"
 #: Version of the stored result layout. Runs are keyed by it and reports refuse to mix versions.
 SCHEMA_VERSION = 1
 
-from benchmark.components import (  # noqa: E402  (the public API plugins import)
+from benchmark import moved as _moved  # noqa: E402,F401  (old import paths keep working)
+from benchmark.api.components import (  # noqa: E402  (the public API plugins import)
     Dataset,
     DataSplits,
     Evaluation,
@@ -24,8 +25,8 @@ from benchmark.components import (  # noqa: E402  (the public API plugins import
     RunContext,
     TrainingSet,
 )
-from benchmark.hookspecs import hookimpl  # noqa: E402
-from benchmark.params import Param  # noqa: E402
+from benchmark.api.hookspecs import hookimpl  # noqa: E402
+from benchmark.api.params import Param  # noqa: E402
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _registry(args: argparse.Namespace):
-    from benchmark.plugins import default_registry
+    from benchmark.api.plugins import default_registry
 
     registry = default_registry(strict=args.strict_plugins)
     for plugin, reason in registry.failures:
@@ -94,9 +94,9 @@ def _registry(args: argparse.Namespace):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.errors import GridError
-    from benchmark.harness import run_grid
-    from benchmark.spec import load_grid
-    from benchmark.store import Store
+    from benchmark.run.harness import run_grid
+    from benchmark.run.spec import load_grid
+    from benchmark.run.store import Store
 
     registry = _registry(args)
     grid = load_grid(args.grid, registry, smoke=args.smoke)
@@ -124,8 +124,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _executor(args: argparse.Namespace, grid, registry):
     """The executor from --executor / --workers / --option, else the grid's [executor], else ``local``."""
+    from benchmark.api.params import ParamError
     from benchmark.errors import GridError
-    from benchmark.params import ParamError
 
     name = args.executor or (grid.executor.name if grid.executor else "local")
     try:
@@ -161,11 +161,11 @@ def _parse_value(text: str):
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from benchmark.components import KINDS
+    from benchmark.api.components import KINDS
 
     registry = _registry(args)
     if args.kind is not None and args.kind not in KINDS:
-        from benchmark.registry import suggestion
+        from benchmark.api.registry import suggestion
 
         raise RetrainbenchError(f"unknown kind {args.kind!r}{suggestion(args.kind, KINDS)}; kinds: {', '.join(KINDS)}")
     entries = [e for e in registry if args.kind in (None, e.kind)]
@@ -200,7 +200,7 @@ def _plugin_origin(plugin: str) -> str:
     """Where a plugin that failed came from: its entry point's distribution, or the environment variable."""
     import importlib.metadata
 
-    from benchmark.plugins import ENTRY_POINT_GROUP, PLUGINS_ENV
+    from benchmark.api.plugins import ENTRY_POINT_GROUP, PLUGINS_ENV
 
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=plugin):
         if ep.dist is not None:
@@ -209,7 +209,7 @@ def _plugin_origin(plugin: str) -> str:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from benchmark.hookspecs import REGISTRATION_HOOKS
+    from benchmark.api.hookspecs import REGISTRATION_HOOKS
 
     registry = _registry(args)
     registered: dict[str, list[str]] = {}
@@ -229,14 +229,14 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from benchmark.status import describe_store
+    from benchmark.run.status import describe_store
 
     print(describe_store(args.store))
     return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from benchmark.leaderboard import write_report
+    from benchmark.report.leaderboard import write_report
 
     written = write_report(args.store, args.out, grid=args.grid)
     for path in written:

@@ -48,11 +48,11 @@ def write(directory: Path, name: str, text: str) -> Path:
 
 def bare_loop(grid_path: Path) -> float:
     """The same work as the harness does for each run of the grid, called directly: no store, no hooks."""
-    from benchmark.components import Evaluation
-    from benchmark.loop import RunParts
-    from benchmark.plugins import default_registry
-    from benchmark.seeding import stream
-    from benchmark.spec import load_grid
+    from benchmark.api.components import Evaluation
+    from benchmark.api.plugins import default_registry
+    from benchmark.run.loop import RunParts
+    from benchmark.run.seeding import stream
+    from benchmark.run.spec import load_grid
 
     registry = default_registry()
     runs = load_grid(grid_path, registry).runs
@@ -67,7 +67,7 @@ def bare_loop(grid_path: Path) -> float:
             if t == 0:
                 train = data.train
             else:
-                from benchmark.components import PolicyStep
+                from benchmark.api.components import PolicyStep
 
                 synthetic = stream(run.seed, t, "synthetic")
                 built = parts.policy.build(PolicyStep(t, data.train, data.pool, lambda n: model.sample(n, synthetic),
@@ -95,8 +95,8 @@ def harness_run(grid_path: Path, store: Path) -> float:
 
 def overhead(tmp: Path, name: str, grid: str, repeats: int) -> dict[str, Any]:
     path = write(tmp, name, grid)
-    from benchmark.plugins import default_registry
-    from benchmark.spec import load_grid
+    from benchmark.api.plugins import default_registry
+    from benchmark.run.spec import load_grid
 
     generations = sum(r.generations + 1 for r in load_grid(path, default_registry()).runs)
     bare, harness = [], []
@@ -182,11 +182,11 @@ def metric_cache(tmp: Path) -> dict[str, float]:
     """FID (domain extractor) on 8x8 digits: first evaluation, a later generation, and a new run on the same data."""
     import numpy as np
 
-    from benchmark import features
-    from benchmark.components import Evaluation, RunContext
-    from benchmark.features import FeatureSpace
-    from benchmark.plugins import default_registry
-    from benchmark.seeding import stream
+    from benchmark.api.components import Evaluation, RunContext
+    from benchmark.api.plugins import default_registry
+    from benchmark.run import features
+    from benchmark.run.features import FeatureSpace
+    from benchmark.run.seeding import stream
 
     registry = default_registry()
     dataset = registry.get("dataset", "digits").component()
@@ -242,7 +242,7 @@ def memory(tmp: Path) -> dict[str, float]:
     (measured by scripts/cost_families.py in a child process per family)."""
     figures = {"smoke_grid_mb": peak_rss_mb([*CLI, "run", str(REPO / "grids/smoke.toml"), "--store",
                                              str(tmp / "mem-smoke"), "--executor", "inline", "--no-progress"])}
-    from benchmark.plugins import default_registry
+    from benchmark.api.plugins import default_registry
 
     for entry in default_registry():
         if entry.kind == "model" and entry.available and entry.plugin in FIRST_PARTY_FAMILIES:

@@ -25,9 +25,9 @@ DATASETS = {"2-D (eight Gaussians)": "eight-gaussians", "8x8 digits": "digits"}
 
 def measure(family: str, dataset: str, n: int, threads: int | None) -> dict:
     """In the child: one cold fit on ``n`` points and ``n`` samples, timed, plus this process's peak memory."""
-    from benchmark.components import RunContext
-    from benchmark.plugins import default_registry
-    from benchmark.seeding import stream
+    from benchmark.api.components import RunContext
+    from benchmark.api.plugins import default_registry
+    from benchmark.run.seeding import stream
 
     registry = default_registry()
     data = registry.get("dataset", dataset).component().load(n, 0, 0, stream(0, "data"))
@@ -43,7 +43,7 @@ def measure(family: str, dataset: str, n: int, threads: int | None) -> dict:
 
 
 def families_to_measure(names: list[str] | None) -> list[tuple[str, tuple[str, ...]]]:
-    from benchmark.plugins import default_registry
+    from benchmark.api.plugins import default_registry
 
     registry = default_registry()
     entries = [e for e in registry if e.kind == "model" and (names is None or e.name in names)]

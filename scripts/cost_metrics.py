@@ -26,10 +26,10 @@ import numpy as np
 from tabulate import tabulate
 
 from benchmark import DataSplits, Evaluation, RunContext
-from benchmark.features import FeatureSpace
-from benchmark.plugins import build_registry
-from benchmark.registry import Registry
-from benchmark.seeding import stream
+from benchmark.api.plugins import build_registry
+from benchmark.api.registry import Registry
+from benchmark.run.features import FeatureSpace
+from benchmark.run.seeding import stream
 
 VECTOR_NEEDS = {"samples", "log_prob", "density", "modes"}
 
@@ -85,7 +85,7 @@ def digits(registry: Registry, n: int) -> np.ndarray:
 
 
 def feature_costs(registry: Registry, n: int, n_inception: int) -> None:
-    from plugins.feature_extractors import locate_inception_weights
+    from plugins.features.extractors import locate_inception_weights
 
     metrics = sorted(n for n, e in registry.entries["metric"].items() if "features" in e.component.needs)
     extractors = [("raw", n), ("domain", n)]

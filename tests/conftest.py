@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 import pytest
 
-from benchmark.plugins import build_registry
-from benchmark.registry import Registry
+from benchmark.api.plugins import build_registry
+from benchmark.api.registry import Registry
 
 
 class CliResult(NamedTuple):

@@ -1,6 +1,6 @@
 """The analytic families under retraining against their closed forms (ARCHITECTURE.md section 3).
 
-Every number comes from the real loop (``benchmark.loop.generations``) over many seeds. Each check
+Every number comes from the real loop (``benchmark.run.loop.generations``) over many seeds. Each check
 compares a Monte-Carlo mean over the seeds with its closed form: |mean - expected| < Z * SE, with
 SE = sample std / sqrt(seeds). The seeds are independent runs, so the per-seed values are i.i.d.
 Variances are tested as means too: when E[X] is known in closed form, Var(X) = E[(X - E[X])^2]
@@ -27,13 +27,13 @@ import numpy as np
 import pytest
 from scipy.special import digamma, polygamma
 
-from benchmark.loop import GenerationResult
-from benchmark.plugins import build_registry
+from benchmark.api.plugins import build_registry
+from benchmark.run.loop import GenerationResult
 from benchmark.testing import model_states as state
 from benchmark.testing import run_in_memory
 
 Z = 4.5
-FIRST_PARTY = ("plugins.toy_datasets", "plugins.analytic_families", "plugins.policies", "plugins.basic_metrics")
+FIRST_PARTY = ("plugins.datasets.toy", "plugins.families.analytic", "plugins.policies.mixing", "plugins.metrics.basic")
 
 
 @pytest.fixture(scope="module")

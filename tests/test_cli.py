@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.api.plugins import PLUGINS_ENV
 from benchmark.cli import main
-from benchmark.plugins import PLUGINS_ENV
-from benchmark.store import Store
+from benchmark.run.store import Store
 
 COMMANDS = ["run", "list", "plugins", "status", "report"]
 FIRST_PARTY = {"toy-datasets", "analytic-families", "policies", "basic-metrics"}

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import clean_env
 
 from benchmark import Metric, Model, ModelFamily, Param, Policy, TrainingSet
-from benchmark.plugins import build_registry
+from benchmark.api.plugins import build_registry
 from benchmark.testing import (
     Budget,
     check_declaration,
@@ -29,8 +30,6 @@ from benchmark.testing import (
     component_cases,
     conformance_cases,
 )
-
-from conftest import clean_env
 
 
 def _first_party_registry():
@@ -451,7 +450,7 @@ BROKEN_POLICIES = [
     (UnseededPolicy, check_policy_deterministic, r"generation 1 differs when the policy state goes through a checkpoint"),
     (RemembersInAttribute, check_policy_deterministic, r"generation 2 differs .*keep everything carried over in TrainingSet.state"),
     (StateNotArrays, check_policy_deterministic,
-     r"policy state at generation 2 cannot be saved by benchmark.checkpoint: TypeError: state entry 'note/a' is not numeric"),
+     r"policy state at generation 2 cannot be saved by benchmark.run.checkpoint: TypeError: state entry 'note/a' is not numeric"),
 ]
 
 
@@ -678,8 +677,9 @@ def test_an_unavailable_component_is_skipped_with_its_install_hint():
         requires = ("surely_not_installed_module",)
         install_hint = "pip install surely-not-installed"
 
-    from benchmark import hookimpl
     import types
+
+    from benchmark import hookimpl
 
     module = types.ModuleType("needs_missing_plugin")
     module.register_model_families = hookimpl(lambda register: register(NeedsMissing))

@@ -10,8 +10,8 @@ import pytest
 
 from benchmark import DataSplits, RunContext, checkpoint
 from benchmark.errors import GridError
-from benchmark.spec import parse_grid
-from plugins.diffusion import FILL, DDPMFamily
+from benchmark.run.spec import parse_grid
+from plugins.families.diffusion import FILL, DDPMFamily
 
 needs_diffusion = pytest.mark.skipif(bool(DDPMFamily.missing_requirements()), reason='needs "retrainbench[diffusion]"')
 

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from benchmark import PolicyStep
+from benchmark.api.plugins import PLUGINS_ENV, build_registry
 from benchmark.executors.inline import InlineExecutor
-from benchmark.harness import run_grid
-from benchmark.plugins import PLUGINS_ENV, build_registry
-from benchmark.seeding import stream
-from benchmark.spec import parse_grid
-from benchmark.store import Store
+from benchmark.run.harness import run_grid
+from benchmark.run.seeding import stream
+from benchmark.run.spec import parse_grid
+from benchmark.run.store import Store
 from benchmark.testing import Budget, component_cases
 
 REPO = Path(__file__).resolve().parents[1]

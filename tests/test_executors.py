@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.leaderboard import results_frame
-from benchmark.store import Store
+from benchmark.report.leaderboard import results_frame
+from benchmark.run.store import Store
 
 GRID = """
 name = "engines"
@@ -52,7 +52,7 @@ FAULTY = '''
 import os, time
 import numpy as np
 from benchmark import hookimpl, Param
-from plugins.analytic_families import GaussianFamily, GaussianModel
+from plugins.families.analytic import GaussianFamily, GaussianModel
 
 class FaultyModel(GaussianModel):
     def fit(self, data, *, warm_start, rng):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from benchmark import DataSplits, RunContext
-from benchmark.seeding import stream
+from benchmark.run.seeding import stream
 
 CONTEXT = RunContext(seed=0, device="cpu")
 
@@ -23,7 +23,7 @@ def splits(train: np.ndarray) -> DataSplits:
 
 def test_importing_the_metric_plugins_imports_no_heavy_library():
     code = (
-        "import sys, plugins.feature_extractors, plugins.image_metrics, plugins.sample_metrics; "
+        "import sys, plugins.features.extractors, plugins.metrics.images, plugins.metrics.samples; "
         "print(sorted(m for m in ('torch', 'cleanfid', 'ot', 'sklearn') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -43,8 +43,8 @@ def test_raw_features_are_the_flattened_pixels(registry):
 
 torch = pytest.importorskip("torch")
 
-from plugins import feature_extractors  # noqa: E402
-from plugins.feature_extractors import (  # noqa: E402
+from plugins.features import extractors as feature_extractors  # noqa: E402
+from plugins.features.extractors import (  # noqa: E402
     CLEAN_FID_CACHE,
     WEIGHTS_ENV,
     Domain,
@@ -129,8 +129,9 @@ def test_inception_weights_are_looked_up_locally_and_the_error_names_every_place
 
 
 def test_clean_fid_cache_is_where_clean_fid_keeps_its_download():
-    import cleanfid.features
     import inspect
+
+    import cleanfid.features
 
     source = inspect.getsource(cleanfid.features.feature_extractor)
     assert '"/tmp"' in source and CLEAN_FID_CACHE.name == "inception-2015-12-05.pt"

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from benchmark import DataSplits, RunContext, checkpoint
+from benchmark.api.plugins import PLUGINS_ENV
 from benchmark.errors import GridError
-from benchmark.harness import RunTask, execute_run
-from benchmark.plugins import PLUGINS_ENV
-from benchmark.spec import parse_grid
-from benchmark.store import Store
-from plugins.flows import ALPHA, ARCHITECTURES, FlowFamily
-from plugins.toy_datasets import EightGaussians
+from benchmark.run.harness import RunTask, execute_run
+from benchmark.run.spec import parse_grid
+from benchmark.run.store import Store
+from plugins.datasets.toy import EightGaussians
+from plugins.families.flows import ALPHA, ARCHITECTURES, FlowFamily
 
 needs_flows = pytest.mark.skipif(bool(FlowFamily.missing_requirements()), reason='needs "retrainbench[flows]"')
 
@@ -265,7 +265,7 @@ def test_without_normflows_the_family_is_unavailable_and_a_grid_fails_before_run
 
 MISSING_PLUGIN = """
 from benchmark import hookimpl
-from plugins.flows import FlowFamily
+from plugins.families.flows import FlowFamily
 
 
 class FlowNeedingMissing(FlowFamily):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.spec import SMOKE_LIMITS, GridSpec, parse_grid
+from benchmark.run.spec import SMOKE_LIMITS, GridSpec, parse_grid
 
 HEADER = """\
 name = "bad"

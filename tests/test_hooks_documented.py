@@ -23,17 +23,17 @@ from benchmark import (
     hookimpl,
     hookspecs,
 )
-from benchmark.harness import run_grid
-from benchmark.plugins import build_registry
-from benchmark.spec import parse_grid
-from benchmark.store import Store
+from benchmark.api.plugins import build_registry
+from benchmark.run.harness import run_grid
+from benchmark.run.spec import parse_grid
+from benchmark.run.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 CONTRIBUTING = REPO / "CONTRIBUTING.md"
 
 
 def hook_specs() -> dict[str, inspect.Signature]:
-    """Every hook declared in benchmark/hookspecs.py, with its signature."""
+    """Every hook declared in benchmark/api/hookspecs.py, with its signature."""
     marker = f"{hookspecs.PROJECT_NAME}_spec"
     return {
         name: inspect.signature(fn)
@@ -193,9 +193,9 @@ def test_a_plugin_implementing_every_hook_takes_part_in_a_run(tmp_path: Path):
     assert all(np.isfinite(r["metrics"]["hooks-metric"]["value"]) for r in records)
 
 
-# ---------------------------------------------------------------- the JSON-lines observer (plugins/jsonl_logger.py)
+# ---------------------------------------------------------------- the JSON-lines observer (plugins/observers/jsonl.py)
 
-ANALYTIC = ["plugins.toy_datasets", "plugins.analytic_families", "plugins.policies", "plugins.basic_metrics"]
+ANALYTIC = ["plugins.datasets.toy", "plugins.families.analytic", "plugins.policies.mixing", "plugins.metrics.basic"]
 GRID = {
     "name": "logged", "generations": 2, "seeds": [0, 1], "n_real": 30, "n_test": 30, "n_eval": 30,
     "datasets": [{"name": "gaussian", "params": {"dim": 2}}], "models": [{"name": "gaussian"}],
@@ -205,11 +205,11 @@ GRID = {
 
 def test_the_jsonl_logger_appends_one_line_per_generation(tmp_path: Path, monkeypatch):
     from benchmark.executors.inline import InlineExecutor
-    from plugins.jsonl_logger import JSONL_ENV
+    from plugins.observers.jsonl import JSONL_ENV
 
     log = tmp_path / "log.jsonl"
     monkeypatch.setenv(JSONL_ENV, str(log))
-    registry = build_registry([*ANALYTIC, "plugins.jsonl_logger"], autoload=False, strict=True)
+    registry = build_registry([*ANALYTIC, "plugins.observers.jsonl"], autoload=False, strict=True)
     grid = parse_grid(GRID, registry)
     store = Store(tmp_path / "store")
     run_grid(grid, store, InlineExecutor(), registry, progress=False)
@@ -229,11 +229,11 @@ def test_the_jsonl_logger_appends_one_line_per_generation(tmp_path: Path, monkey
 
 def test_the_jsonl_logger_is_silent_without_its_variable(tmp_path: Path, monkeypatch):
     from benchmark.executors.inline import InlineExecutor
-    from plugins.jsonl_logger import JSONL_ENV
+    from plugins.observers.jsonl import JSONL_ENV
 
     monkeypatch.delenv(JSONL_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
-    registry = build_registry([*ANALYTIC, "plugins.jsonl_logger"], autoload=False, strict=True)
+    registry = build_registry([*ANALYTIC, "plugins.observers.jsonl"], autoload=False, strict=True)
     run_grid(parse_grid(GRID, registry), Store(tmp_path / "store"), InlineExecutor(), registry, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from plugins.image_datasets import CIFAR10, DATA_ENV, MNIST, Digits, ImageFolder
+from plugins.datasets.images import CIFAR10, DATA_ENV, MNIST, Digits, ImageFolder
 
 
 def rng(seed: int = 0) -> np.random.Generator:

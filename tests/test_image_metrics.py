@@ -16,17 +16,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_metrics import make_evaluation, measure
 
 from benchmark import DataSplits, RunContext
-from benchmark.seeding import stream
-from test_metrics import make_evaluation, measure
+from benchmark.run.seeding import stream
 
 pytest.importorskip("torch")
 pytest.importorskip("cleanfid")
 
-from plugins.feature_extractors import Domain, Raw, locate_inception_weights, to_uint8  # noqa: E402
-from plugins.image_metrics import kernel_distance  # noqa: E402
-from plugins.sample_metrics import frechet_distance  # noqa: E402
+from plugins.features.extractors import Domain, Raw, locate_inception_weights, to_uint8  # noqa: E402
+from plugins.metrics.images import kernel_distance  # noqa: E402
+from plugins.metrics.samples import frechet_distance  # noqa: E402
 
 
 def images(seed: int, n: int, shape=(3, 6, 6), gamma: float = 1.0) -> np.ndarray:
@@ -190,10 +190,10 @@ def register_model_families(register):
 
 @pytest.mark.slow
 def test_fid_on_upscaled_digits_runs_offline_end_to_end_in_a_grid(tmp_path, plugin_dir, monkeypatch):
-    from benchmark.harness import run_grid
-    from benchmark.plugins import build_registry
-    from benchmark.spec import parse_grid
-    from benchmark.store import Store
+    from benchmark.api.plugins import build_registry
+    from benchmark.run.harness import run_grid
+    from benchmark.run.spec import parse_grid
+    from benchmark.run.store import Store
 
     try:
         locate_inception_weights()
@@ -202,7 +202,7 @@ def test_fid_on_upscaled_digits_runs_offline_end_to_end_in_a_grid(tmp_path, plug
     plugin_dir("image_family_for_fid", IMAGE_FAMILY)
     registry = build_registry(["image_family_for_fid"])
     if "digits" not in registry.entries["dataset"]:
-        pytest.skip("dataset 'digits' (plugins/image_datasets.py) is not registered yet")
+        pytest.skip("dataset 'digits' (plugins/datasets/images.py) is not registered yet")
 
     def offline(*args, **kwargs):
         raise AssertionError("network access attempted")

@@ -15,13 +15,13 @@ import pytest
 
 from benchmark import SCHEMA_VERSION
 from benchmark.errors import StoreError
-from benchmark.harness import run_grid
-from benchmark.leaderboard import BOARD_COLUMNS, _typed, leaderboard_frame, results_frame, write_report
 from benchmark.report import stats
+from benchmark.report.leaderboard import BOARD_COLUMNS, _typed, leaderboard_frame, results_frame, write_report
 from benchmark.report.stats import Direction
 from benchmark.report.tables import markdown, md_text, status_text
-from benchmark.spec import parse_grid
-from benchmark.store import Store
+from benchmark.run.harness import run_grid
+from benchmark.run.spec import parse_grid
+from benchmark.run.store import Store
 
 LOWER = Direction(higher_is_better=False, optimum=0.0)
 HIGHER = Direction(higher_is_better=True)

@@ -17,13 +17,14 @@ import pytest
 from scipy import linalg, stats
 
 from benchmark import DataSplits, Evaluation, Measured, RunContext
-from benchmark.features import FeatureSpace
-from benchmark.registry import Registry
-from benchmark.seeding import stream
-from benchmark.spec import parse_grid
-from plugins import sample_metrics
-from plugins.analytic_families import GaussianModel
-from plugins.sample_metrics import (
+from benchmark.api.registry import Registry
+from benchmark.run.features import FeatureSpace
+from benchmark.run.seeding import stream
+from benchmark.run.spec import parse_grid
+from plugins.datasets.toy import EightGaussians, GaussianData
+from plugins.families.analytic import GaussianModel
+from plugins.metrics import samples as sample_metrics
+from plugins.metrics.samples import (
     digest,
     energy_distance,
     knn_radii,
@@ -32,7 +33,6 @@ from plugins.sample_metrics import (
     rbf_mmd2,
     sliced_wasserstein,
 )
-from plugins.toy_datasets import EightGaussians, GaussianData
 
 Z = 4.0  # standard errors allowed in statistical comparisons: two-sided false-failure rate 6.3e-5
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from benchmark import Dataset, DataSplits, Model, ModelFamily, PolicyStep, RunContext, TrainingSet, hookimpl
-from benchmark.loop import generations
-from benchmark.plugins import build_registry
-from benchmark.spec import parse_grid
-from plugins.policies import Accumulate, AccumulateSubsample, Fresh, Mix, Replace
+from benchmark.api.plugins import build_registry
+from benchmark.run.loop import generations
+from benchmark.run.spec import parse_grid
+from plugins.policies.mixing import Accumulate, AccumulateSubsample, Fresh, Mix, Replace
 
 REAL, POOL, SYNTHETIC = 0.0, 1.0, 2.0
 N = 10

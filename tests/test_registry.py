@@ -11,12 +11,12 @@ import pytest
 
 import benchmark
 from benchmark import Dataset, Metric, hookimpl
+from benchmark.api.plugins import BUILTIN_PLUGINS, DISABLE_AUTOLOAD_ENV, ENTRY_POINT_GROUP, PLUGINS_ENV, build_registry
 from benchmark.errors import PluginLoadError, RegistryError
 from benchmark.executors.inline import InlineExecutor
-from benchmark.harness import run_grid
-from benchmark.plugins import BUILTIN_PLUGINS, DISABLE_AUTOLOAD_ENV, ENTRY_POINT_GROUP, PLUGINS_ENV, build_registry
-from benchmark.spec import parse_grid
-from benchmark.store import Store
+from benchmark.run.harness import run_grid
+from benchmark.run.spec import parse_grid
+from benchmark.run.store import Store
 
 FIRST_PARTY = {"toy-datasets", "analytic-families", "policies", "basic-metrics"}
 
@@ -306,7 +306,7 @@ def test_a_hook_with_wrong_arguments_or_a_misspelt_hook_is_reported_not_fatal():
     import types
 
     from benchmark import hookimpl
-    from benchmark.plugins import build_registry
+    from benchmark.api.plugins import build_registry
 
     wrong = types.ModuleType("wrong_arguments")
 
@@ -322,7 +322,7 @@ def test_a_hook_with_wrong_arguments_or_a_misspelt_hook_is_reported_not_fatal():
         pass
 
     misspelt.register_dataset = register_dataset
-    registry = build_registry([wrong, misspelt, "plugins.policies"], autoload=False)
+    registry = build_registry([wrong, misspelt, "plugins.policies.mixing"], autoload=False)
     reasons = dict(registry.failures)
     assert "'reg'" in reasons["wrong_arguments"] and "\n" not in reasons["wrong_arguments"]
     assert "'register_dataset', which is not a retrainbench hook" in reasons["misspelt_hook"]

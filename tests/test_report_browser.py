@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from test_report_html import GRID_NAME, XSS, build_store
 
-from benchmark.leaderboard import write_report
+from benchmark.report.leaderboard import write_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"

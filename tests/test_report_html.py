@@ -19,13 +19,13 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from benchmark.harness import run_grid
-from benchmark.leaderboard import leaderboard_frame, results_frame, summaries, write_report
-from benchmark.plugins import build_registry
+from benchmark.api.plugins import build_registry
+from benchmark.api.registry import Registry
 from benchmark.report import stats
-from benchmark.registry import Registry
-from benchmark.spec import parse_grid
-from benchmark.store import Store
+from benchmark.report.leaderboard import leaderboard_frame, results_frame, summaries, write_report
+from benchmark.run.harness import run_grid
+from benchmark.run.spec import parse_grid
+from benchmark.run.store import Store
 
 XSS = "<script>alert(1)</script>"
 FAILURE = 'RuntimeError: <img src=x onerror=alert(4)> & "quoted"'

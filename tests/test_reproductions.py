@@ -6,7 +6,7 @@ replacement (Shumailov et al. 2024), replace vs accumulate vs accumulate-subsamp
 al. 2024, Kazdan et al. 2024), the rise then fall of the TV distance against the amount of
 synthetic data (Fu et al. 2024), and, with small deep models, stability with real data against drift
 without it (Bertrand et al. 2024, on 2-D and on digits) and falling recall in the fully synthetic
-loop (Alemohammad et al. 2023). Every run comes from the real loop (``benchmark.loop.generations``).
+loop (Alemohammad et al. 2023). Every run comes from the real loop (``benchmark.run.loop.generations``).
 
 Margins: each claim compares means over independent seeds. With per-seed values x_i (i.i.d. within a
 design), SE = std(x, ddof=1) / sqrt(seeds), and two designs with disjoint seed blocks are independent,
@@ -27,21 +27,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.loop import GenerationResult
-from benchmark.plugins import build_registry
-from benchmark.spec import load_grid
+from benchmark.api.plugins import build_registry
+from benchmark.run.loop import GenerationResult
+from benchmark.run.spec import load_grid
 from benchmark.testing import model_states as state
 from benchmark.testing import run_in_memory
-from plugins.diffusion import DDPMFamily
-from plugins.flows import FlowFamily
+from plugins.families.diffusion import DDPMFamily
+from plugins.families.flows import FlowFamily
 
 Z = 3.0
 FIRST_PARTY = (
-    "plugins.toy_datasets", "plugins.analytic_families", "plugins.policies", "plugins.basic_metrics",
-    "plugins.sample_metrics",
+    "plugins.datasets.toy", "plugins.families.analytic", "plugins.policies.mixing", "plugins.metrics.basic",
+    "plugins.metrics.samples",
 )
-DEEP = ("plugins.flows", "plugins.diffusion", "plugins.image_datasets", "plugins.feature_extractors",
-        "plugins.image_metrics")
+DEEP = ("plugins.families.flows", "plugins.families.diffusion", "plugins.datasets.images", "plugins.features.extractors",
+        "plugins.metrics.images")
 GRIDS = Path(__file__).resolve().parents[1] / "grids" / "reproductions"
 needs_deep = pytest.mark.skipif(
     bool(FlowFamily.missing_requirements() or DDPMFamily.missing_requirements()),

@@ -13,12 +13,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from benchmark.api.plugins import build_registry
 from benchmark.errors import StoreError
-from benchmark.harness import execute_run, RunTask, run_grid
-from benchmark.leaderboard import results_frame
-from benchmark.plugins import build_registry
-from benchmark.spec import parse_grid
-from benchmark.store import Store
+from benchmark.report.leaderboard import results_frame
+from benchmark.run.harness import RunTask, execute_run, run_grid
+from benchmark.run.spec import parse_grid
+from benchmark.run.store import Store
 
 GRID = """
 name = "resume"
@@ -189,7 +189,7 @@ def test_store_of_another_schema_is_refused(tmp_path):
 FAILING = '''
 import numpy as np
 from benchmark import hookimpl, ModelFamily
-from plugins.analytic_families import GaussianFamily, GaussianModel
+from plugins.families.analytic import GaussianFamily, GaussianModel
 
 class Fragile(GaussianModel):
     def fit(self, data, *, warm_start, rng):
@@ -260,7 +260,7 @@ def test_run_resumes_from_the_last_stored_generation_in_process(tmp_path):
         store.check(create=True)
     execute_run(RunTask(str(whole.root), run.describe()), registry)
 
-    from benchmark.loop import generations
+    from benchmark.run.loop import generations
 
     with cut.claim(run.run_id):
         cut.begin(run.describe())

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from benchmark.components import Executor, R, T, TaskLost
+from benchmark.api.components import Executor, R, T, TaskLost
+from benchmark.api.hookspecs import hookimpl
+from benchmark.api.params import Param
 from benchmark.executors.local import cores
-from benchmark.hookspecs import hookimpl
-from benchmark.params import Param
 
 
 class DaskExecutor(Executor):

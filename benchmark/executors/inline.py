@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from benchmark.components import Executor, R, T
-from benchmark.hookspecs import hookimpl
+from benchmark.api.components import Executor, R, T
+from benchmark.api.hookspecs import hookimpl
 
 
 class InlineExecutor(Executor):

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from benchmark.components import Executor, R, T, TaskLost
-from benchmark.hookspecs import hookimpl
-from benchmark.params import Param
+from benchmark.api.components import Executor, R, T, TaskLost
+from benchmark.api.hookspecs import hookimpl
+from benchmark.api.params import Param
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 

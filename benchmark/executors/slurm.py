@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmark.components import Executor, R, T, TaskLost
-from benchmark.hookspecs import hookimpl
-from benchmark.params import Param
+from benchmark.api.components import Executor, R, T, TaskLost
+from benchmark.api.hookspecs import hookimpl
+from benchmark.api.params import Param
 
 
 def _checkpointable(fn: Callable[[T], R]) -> Any:

@@ -16,8 +16,8 @@ import pandas as pd
 from benchmark import SCHEMA_VERSION
 from benchmark.report import plots, stats
 from benchmark.report.tables import Column, board_columns, fmt
-from benchmark.spec import run_spec_from_dict
-from benchmark.store import Store
+from benchmark.run.spec import run_spec_from_dict
+from benchmark.run.store import Store
 
 
 def esc(value: Any) -> str:

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from benchmark.api.registry import Registry
 from benchmark.errors import RegistryError
-from benchmark.registry import Registry
 
 #: Worsening beyond which a configuration counts as collapsed: this share of its generation-0 quality.
 THRESHOLD = 0.10

@@ -18,8 +18,9 @@ def test_conformance(conformance_case):
 
 
 def test_curated_keeps_the_documented_composition():
-    from benchmark.testing import check_policy_builds
     from retrainbench_example import Curated
+
+    from benchmark.testing import check_policy_builds
 
     # lambda = 0.5: the real set plus round(0.5 n) kept samples, every generation
     check_policy_builds(Curated({"lambda": 0.5}), expected=lambda t, n: {"real": n, "synthetic": round(0.5 * n)})

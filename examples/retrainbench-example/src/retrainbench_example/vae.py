@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from benchmark import DataSplits, Model, ModelFamily, Param, RunContext
-from benchmark.devices import resolve_device, torch_generator
-from benchmark.seeding import derive_int
+from benchmark.run.seeding import derive_int
+from benchmark.torch_support.devices import resolve_device, torch_generator
 
 
 def _network(dim: int, latent: int, hidden: int):

@@ -1,0 +1,325 @@
+"""The interfaces plugins implement: datasets, model families, policies, metrics, executors.
+
+Every component is a class with a ``name``, declared ``parameters`` and, if it needs heavy
+libraries, ``requires`` (import names) and an ``install_hint``. Classes are registered, not
+instances, so registering costs nothing: heavy imports belong inside methods.
+All data crosses these interfaces as numpy arrays (vectors ``(n, d)``, images ``(n, c, h, w)``
+in [0, 1]); a family that works on a device converts at its own boundary.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from benchmark.api.params import Param, resolve
+
+if TYPE_CHECKING:
+    import numpy as np
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Component:
+    """Base of every registrable component: a name, declared parameters, optional requirements."""
+
+    #: Name used in grid files and on the command line.
+    name: ClassVar[str]
+    #: Declared parameters, checked before any run starts.
+    parameters: ClassVar[Mapping[str, Param]] = {}
+    #: Modules that must be importable for the component to run (checked without importing them).
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: What to install when ``requires`` is not met, shown by ``list`` and by grid validation.
+    install_hint: ClassVar[str] = ""
+    #: Bump when the component's numbers change for the same parameters: it is part of every run key.
+    version: ClassVar[str] = "1"
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        self.params: Mapping[str, Any] = MappingProxyType(resolve(self.parameters, params or {}))
+
+    @classmethod
+    def missing_requirements(cls) -> list[str]:
+        """Required modules that cannot be imported here (found without importing them)."""
+        missing = []
+        for module in cls.requires:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                missing.append(module)
+        return missing
+
+    @classmethod
+    def summary(cls) -> str:
+        """First line of the docstring: the one-line description ``list`` shows."""
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+# ---------------------------------------------------------------- run-wide settings
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Settings every component of a run may read: where to compute and how much to train."""
+
+    seed: int
+    #: "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1", ...
+    device: str = "auto"
+    #: Training steps per generation requested by the grid (None: the family's own default).
+    train_steps: int | None = None
+    #: Upper bound on training steps in smoke mode (None: no bound).
+    max_train_steps: int | None = None
+    #: Threads a run may use (executors set it so parallel workers do not oversubscribe).
+    threads: int | None = None
+
+    def steps(self, own: int | None, default: int) -> int:
+        """Training steps for a family: its own parameter, else the grid's, else its default; capped in smoke mode."""
+        steps = own if own is not None else self.train_steps if self.train_steps is not None else default
+        return min(steps, self.max_train_steps) if self.max_train_steps is not None else steps
+
+
+# ---------------------------------------------------------------- datasets
+
+
+@dataclass(frozen=True)
+class DataSplits:
+    """The real data of one run: training set D, held-out test set T, and a pool of fresh points."""
+
+    train: np.ndarray
+    test: np.ndarray
+    pool: np.ndarray
+    kind: str
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.shape[1:])
+
+
+#: Points per block of a dataset's pool (see ``Dataset.load``).
+POOL_BLOCK = 1024
+
+
+class Dataset(Component):
+    """A source of real data. Override ``draw`` for a generator, ``load`` for a finite set."""
+
+    #: "vector" for (n, d) data, "image" for (n, c, h, w) data in [0, 1].
+    kind: ClassVar[str] = "vector"
+    #: True when ``log_density`` gives the true density (enables density-based metrics).
+    has_density: ClassVar[bool] = False
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` independent points of the true distribution."""
+        raise NotImplementedError(f"dataset {self.name!r} cannot draw new points")
+
+    def load(self, n_train: int, n_test: int, n_pool: int, rng: np.random.Generator) -> DataSplits:
+        """Split real data into train, test and pool.
+
+        The pool is drawn after, in fixed-size blocks with a stream each, so that neither train, test
+        nor the pool's first points depend on the pool's size: a run extended to more generations
+        (a larger pool for ``fresh``) keeps all the real data it had.
+        """
+        import numpy as np
+
+        block_streams = rng.spawn(1)[0].spawn(-(-n_pool // POOL_BLOCK))
+        data = self.draw(n_train + n_test, rng)
+        pool = [self.draw(POOL_BLOCK, stream) for stream in block_streams]
+        pool = np.concatenate(pool)[:n_pool] if pool else data[:0]
+        return DataSplits(train=data[:n_train], test=data[n_train:], pool=pool, kind=self.kind)
+
+    def modes(self) -> np.ndarray | None:
+        """Mode centres of a mixture dataset, for mode-coverage metrics; None when it has none."""
+        return None
+
+    def log_density(self, x: np.ndarray) -> np.ndarray:
+        """Log of the true density at ``x`` (only when ``has_density``)."""
+        raise NotImplementedError(f"dataset {self.name!r} has no known density")
+
+
+# ---------------------------------------------------------------- model families
+
+
+class Model(ABC):
+    """A fitted (or fittable) generative model of one run."""
+
+    @abstractmethod
+    def fit(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Mapping[str, float]:
+        """Fit to ``data``; continue from the current parameters when ``warm_start``. Returns training stats."""
+
+    @abstractmethod
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``n`` samples with the data's shape."""
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        """Log-density of each row of ``x`` (families with ``has_log_prob``)."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue from here: numpy arrays (or torch tensors for torch families)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+
+
+class ModelFamily(Component):
+    """A kind of generative model; ``create`` builds an unfitted model for a run's data."""
+
+    #: The family's models implement ``log_prob`` (enables likelihood metrics).
+    has_log_prob: ClassVar[bool] = False
+    #: Whether retraining continues from the previous generation unless the grid says otherwise.
+    warm_start_default: ClassVar[bool] = False
+    #: Data kinds the family can model.
+    data_kinds: ClassVar[tuple[str, ...]] = ("vector",)
+
+    @abstractmethod
+    def create(self, data: DataSplits, context: RunContext) -> Model:
+        """A new, unfitted model for data shaped like ``data``."""
+
+
+# ---------------------------------------------------------------- policies
+
+
+@dataclass(frozen=True)
+class PolicyStep:
+    """What a policy sees when it builds the training set of generation ``generation`` (>= 1)."""
+
+    generation: int
+    real: np.ndarray
+    pool: np.ndarray
+    #: Draws samples of the previous generation's model.
+    sample: Callable[[int], np.ndarray]
+    #: What the policy kept from earlier generations (see ``Policy.initial_state``).
+    state: Mapping[str, np.ndarray]
+    rng: np.random.Generator
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """A policy's answer: the data to fit, where it came from, and the state to keep."""
+
+    data: np.ndarray
+    #: Counts by source, for example {"real": 500, "synthetic": 250}; must add up to len(data).
+    composition: Mapping[str, int]
+    state: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+
+class Policy(Component):
+    """How the training set of generation t >= 1 is built from real data and the model's samples."""
+
+    def pool_size(self, n_real: int, generations: int) -> int:
+        """Fresh real points the policy consumes over ``generations`` generations."""
+        return 0
+
+    def initial_state(self) -> dict[str, np.ndarray]:
+        """State carried across generations (stored with every checkpoint); empty for most policies."""
+        return {}
+
+    @abstractmethod
+    def build(self, step: PolicyStep) -> TrainingSet:
+        """The training set of ``step.generation``."""
+
+
+# ---------------------------------------------------------------- metrics
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A metric value with an optional note on how it was computed (for example "sliced, 500 projections")."""
+
+    value: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything a metric may use at one generation."""
+
+    samples: np.ndarray
+    test: np.ndarray
+    train: np.ndarray
+    model: Model
+    dataset: Dataset
+    rng: np.random.Generator
+    context: RunContext
+    #: ``features(extractor, which)``: features of "samples", "test" or "train" (real ones are cached).
+    features: Callable[[str, str], np.ndarray] | None = None
+
+
+class Metric(Component):
+    """A number computed after every generation from the model's samples (and more, per ``needs``)."""
+
+    #: True if larger is better, False if smaller is better, None if neither (see ``optimum``).
+    higher_is_better: ClassVar[bool | None] = False
+    #: The ideal value when there is one (0 for a distance, 1 for a ratio).
+    optimum: ClassVar[float | None] = None
+    #: What the metric uses: "samples", "log_prob" (model density), "density" (true density),
+    #: "modes" (dataset modes), "features" (a feature extractor).
+    needs: ClassVar[frozenset[str]] = frozenset({"samples"})
+
+    @abstractmethod
+    def compute(self, evaluation: Evaluation) -> float | Measured:
+        """The metric's value for one generation."""
+
+
+# ---------------------------------------------------------------- feature extractors
+
+
+class FeatureExtractor(Component):
+    """Maps images to feature vectors for feature-space metrics (FID, precision/recall)."""
+
+    def prepare(self, data: DataSplits, context: RunContext, cache_dir: Path | None) -> None:
+        """Get ready for a run's data once (load weights, or train on ``data.train`` and cache under ``cache_dir``)."""
+
+    @abstractmethod
+    def extract(self, images: np.ndarray, context: RunContext) -> np.ndarray:
+        """Features ``(n, k)`` of images ``(n, c, h, w)`` in [0, 1]."""
+
+
+# ---------------------------------------------------------------- executors
+
+
+@dataclass(frozen=True)
+class TaskLost:
+    """Yielded by an executor for a task whose worker died (after any retries) without a result."""
+
+    task: Any
+    reason: str
+
+
+class Executor(Component):
+    """Where runs execute. ``map`` calls ``fn`` on every task and yields results as they finish."""
+
+    #: True when ``fn`` runs in this process (so it may receive unpicklable arguments).
+    in_process: ClassVar[bool] = False
+
+    @property
+    def threads_per_run(self) -> int | None:
+        """Threads each run may use, so parallel workers do not oversubscribe the cores (None: no limit)."""
+        return None
+
+    @abstractmethod
+    def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R | TaskLost]:
+        """Run ``fn(task)`` for every task; yield each result when it is ready, in any order.
+
+        ``fn`` records its own failures; a task whose worker died is yielded as ``TaskLost``.
+        """
+
+
+#: Base class expected for each kind of component, keyed by the kind's name.
+KINDS: dict[str, type[Component]] = {
+    "dataset": Dataset,
+    "model": ModelFamily,
+    "policy": Policy,
+    "metric": Metric,
+    "executor": Executor,
+    "feature-extractor": FeatureExtractor,
+}

@@ -1,0 +1,165 @@
+"""Results and leaderboards, built from the store alone (nothing is rerun).
+
+``write_report`` writes into the out folder:
+
+* ``results.csv``: tidy, one row per (run, generation, metric), with the run's components, its
+  configuration id (the run spec without the seed: runs that differ only by seed share it) and
+  every component parameter as a ``dataset.*`` / ``model.*`` / ``policy.*`` column;
+* ``runs.csv``: per run and metric, the stability statistics of ``benchmark.report.stats``;
+* ``leaderboard.csv`` / ``leaderboard.md``: per dataset, metric and configuration, those statistics
+  across seeds (mean, std, 95% CI, seeds) and the rank;
+* ``index.html``: a self-contained page with the tables, curves, sample galleries and the grid.
+
+The statistics, the statuses and the ranking score are defined in ``benchmark.report.stats``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmark import SCHEMA_VERSION
+from benchmark.api.registry import Registry
+from benchmark.errors import StoreError
+from benchmark.hashing import digest
+from benchmark.report import stats, tables
+from benchmark.run.spec import run_spec_from_dict
+from benchmark.run.store import Store
+
+ID_COLUMNS = [
+    "run_id", "dataset", "model", "policy", "seed", "generation", "metric", "value", "detail", "status", "config"
+]
+
+
+def config_id(spec: dict[str, Any]) -> str:
+    """What a run computes apart from its seed: runs sharing it are seeds of one configuration."""
+    canonical = {k: v for k, v in spec.items() if k not in ("seed", "run_id", "generations", "given")}
+    return digest(canonical, 10)
+
+
+def selected_runs(store: Store, grid: str | None = None) -> list[str]:
+    """The store's run ids (those of ``grid`` only, if given), after refusing any other result schema."""
+    store.check(create=False)
+    run_ids = store.run_ids()
+    if grid is not None:
+        grids = store.grids()
+        if grid not in grids:
+            raise StoreError(f"{store.root}: no grid {grid!r} in this store (grids: {', '.join(grids) or 'none'})")
+        wanted = set(grids[grid]["runs"])
+        run_ids = [r for r in run_ids if r in wanted]
+    for run_id in run_ids:
+        schema = store.spec(run_id).get("schema")
+        if schema != SCHEMA_VERSION:
+            raise StoreError(
+                f"{store.run_dir(run_id) / 'run.json'}: result schema {schema!r}, but this report is of schema "
+                f"{SCHEMA_VERSION}: a report never mixes schema versions (use a retrainbench of that schema, or "
+                "another store)"
+            )
+    return run_ids
+
+
+def _typed(values: pd.Series) -> pd.Series:
+    """A parameter column with a nullable dtype that keeps the parameter's type (missing values are NA)."""
+    present = [v for v in values if v is not None]
+    kinds = {type(v) for v in present}
+    if not present:
+        return values.astype(object)
+    if kinds == {bool}:
+        return values.astype("boolean")
+    if kinds == {int}:
+        return values.astype("Int64")
+    if kinds <= {int, float}:
+        return values.astype("Float64")
+    if kinds == {str}:
+        return values.astype("string")
+    return values.astype(object)
+
+
+def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
+    """Every stored metric value, one row per (run, generation, metric).
+
+    For a ``grid``, only its runs and only the generations it asked for: a longer grid sharing its
+    runs may have stored more.
+    """
+    rows = []
+    last = store.grids().get(grid, {}).get("generations") if grid is not None else None
+    for run_id in selected_runs(store, grid):
+        spec = store.spec(run_id)
+        run = run_spec_from_dict(spec)
+        status = (store.status(run_id) or {}).get("status", "pending")
+        base = {
+            "run_id": run_id,
+            "dataset": run.dataset.label,
+            "model": run.model.label,
+            "policy": run.policy.label,
+            "seed": run.seed,
+            "status": status,
+            "config": config_id(spec),
+        }
+        for kind, component in (("dataset", run.dataset), ("model", run.model), ("policy", run.policy)):
+            base.update({f"{kind}.{k}": v for k, v in component.params})
+        for record in store.records(run_id):
+            if last is not None and record["generation"] > last:
+                break
+            for metric, measured in record["metrics"].items():
+                rows.append({**base, "generation": record["generation"], "metric": metric,
+                             "value": measured.get("value"), "detail": measured.get("detail", "")})
+    if not rows:
+        return pd.DataFrame(columns=ID_COLUMNS)
+    params = sorted({c for row in rows for c in row} - set(ID_COLUMNS))
+    frame = pd.DataFrame({c: [row.get(c) for row in rows] for c in ID_COLUMNS})
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
+    for column in params:  # built from the Python values, so a missing one cannot turn ints into floats
+        frame[column] = _typed(pd.Series([row.get(column) for row in rows], dtype=object))
+    return frame.sort_values(["dataset", "model", "policy", "metric", "seed", "generation"], ignore_index=True)
+
+
+def summaries(
+    results: pd.DataFrame, registry: Registry | None = None
+) -> tuple[dict[str, stats.Direction], pd.DataFrame, pd.DataFrame]:
+    """Metric directions, per-run statistics and the ranked leaderboard of a results frame."""
+    dirs = stats.directions(results["metric"].unique(), registry)
+    runs = stats.run_summary(results, dirs)
+    return dirs, runs, stats.rank(stats.seed_summary(runs, results, dirs), dirs)
+
+
+def leaderboard_frame(results: pd.DataFrame, registry: Registry | None = None) -> pd.DataFrame:
+    """Per dataset, metric and configuration: statistics across seeds and the rank (see ``report.stats``)."""
+    return summaries(results, registry)[2]
+
+
+#: Leaderboard columns in the order of leaderboard.csv.
+BOARD_COLUMNS = [
+    "dataset", "metric", "rank", "model", "policy", "score", "status", "status_counts", "note", "collapse_start",
+    "threshold", "seeds", "generations",
+    *(f"{s}_{k}" for s in stats.SEED_STATS for k in ("mean", "std", "ci_low", "ci_high")),
+    "direction", "config",
+]
+
+
+def write_report(store_root: Path, out: Path, grid: str | None = None, registry: Registry | None = None) -> list[Path]:
+    """Write results.csv, runs.csv, leaderboard.csv, leaderboard.md and index.html into ``out``; return their paths.
+
+    ``registry`` gives metric directions (default: the installed plugins); metrics it lacks get an unknown direction.
+    """
+    from benchmark.report.html import render_report
+
+    if registry is None:
+        from benchmark.api.plugins import default_registry
+
+        registry = default_registry()
+    store = Store(store_root)
+    results = results_frame(store, grid)
+    dirs, runs, board = summaries(results, registry)
+    title = f"retrainbench leaderboard: grid {grid}" if grid else "retrainbench leaderboard"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / name for name in ("results.csv", "runs.csv", "leaderboard.csv", "leaderboard.md", "index.html")]
+    results.to_csv(paths[0], index=False)
+    runs.to_csv(paths[1], index=False)
+    board[BOARD_COLUMNS].to_csv(paths[2], index=False)
+    paths[3].write_text(tables.markdown(board, title) + "\n", encoding="utf-8")
+    page = render_report(store, selected_runs(store, grid), results, runs, board, dirs, title=title, grid=grid)
+    paths[4].write_text(page, encoding="utf-8")
+    return paths

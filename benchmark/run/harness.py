@@ -1,0 +1,290 @@
+"""Runs a grid: hands each run to an executor, and each worker computes it against the store.
+
+The unit of work is one run. A worker claims the run's lock, skips it when the store already
+holds its outcome, resumes from its last finished generation otherwise, and records how it ended.
+A run that raises is recorded as failed (with its traceback) and the grid goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from benchmark.api.components import Executor, TaskLost
+from benchmark.api.plugins import default_registry
+from benchmark.api.registry import Registry
+from benchmark.errors import Diverged
+from benchmark.run.environment import describe_environment
+from benchmark.run.loop import generations
+from benchmark.run.spec import GridSpec, RunSpec, run_spec_from_dict
+from benchmark.run.store import DIVERGED, DONE, FAILED, TIMED_OUT, Store
+
+#: Outcomes ``--retry-failed`` runs again.
+RETRYABLE = (FAILED, DIVERGED, TIMED_OUT)
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """A run as plain data, so it can cross process and machine boundaries."""
+
+    store: str
+    run: Mapping[str, Any]
+    retry_failed: bool = False
+    threads: int | None = None
+    #: Seconds the run may take in this attempt before it is recorded as timed out.
+    timeout: float | None = None
+
+
+class RunTimeout(BaseException):
+    """The run exceeded its time limit (a BaseException, so a plugin's ``except Exception`` cannot swallow it)."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float | None, on_expiry: Callable[[], None]) -> Iterator[None]:
+    """Interrupt the block after ``seconds``.
+
+    In a process's main thread (inline, local, submitit) an alarm raises RunTimeout inside the
+    run, which then ends like any failure. Elsewhere (dask worker threads) nothing can interrupt
+    the thread, so a watchdog calls ``on_expiry``, which records the timeout and ends the process.
+    """
+    if seconds is None:
+        yield
+        return
+    if threading.current_thread() is threading.main_thread():
+
+        def alarm(signum, frame):
+            raise RunTimeout(f"exceeded the {seconds:g} s timeout")
+
+        previous = signal.signal(signal.SIGALRM, alarm)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    else:
+        watchdog = threading.Timer(seconds, on_expiry)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            yield
+        finally:
+            watchdog.cancel()
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    label: str
+    status: str
+    #: Generations stored for the run when it ended.
+    generations: int
+    reason: str = ""
+    #: False when the store already held the outcome and nothing was computed.
+    computed: bool = True
+
+
+def stored_outcome(store: Store, run: RunSpec, *, computed: bool = False) -> RunOutcome | None:
+    """The stored outcome of ``run`` if it needs no more work, else None (pending: never run, interrupted,
+    or done with fewer generations than ``run`` asks for)."""
+    status = store.status(run.run_id)
+    finished = store.finished_generations(run.run_id)
+    if status is None:
+        return None
+    if status["status"] == DONE and len(finished) < run.generations + 1:
+        return None  # the grid asks for more generations than were run: continue
+    return RunOutcome(run.run_id, run.label, status["status"], len(finished), status.get("reason", ""), computed)
+
+
+def execute_run(task: RunTask, registry: Registry | None = None) -> RunOutcome:
+    """Compute one run to its end (or find it already done). Safe to call from any worker, any number of times."""
+    registry = registry or default_registry()
+    store = Store(task.store)
+    store.check(create=False)  # a worker that cannot see the store must not start a new one of its own
+    run = run_spec_from_dict(task.run)
+    with store.claim(run.run_id) as claimed:
+        if not claimed:
+            return RunOutcome(run.run_id, run.label, "busy", len(store.finished_generations(run.run_id)), computed=False)
+        known = stored_outcome(store, run, computed=False)
+        if known is not None and not (task.retry_failed and known.status in RETRYABLE):
+            return known
+        store.clear_status(run.run_id)
+        description = run.describe()
+        store.begin(description)
+        status, reason, trace = DONE, "", ""
+
+        def give_up() -> None:  # the watchdog's last resort: record, then end the stuck process
+            store.finish(run.run_id, TIMED_OUT, generations=run.generations, reason=f"exceeded the {task.timeout:g} s timeout")
+            os._exit(70)
+
+        try:
+            with _deadline(task.timeout, give_up):
+                for result in generations(
+                    run, registry, store.resume_point(run.run_id), threads=task.threads, cache_dir=store.cache_dir
+                ):
+                    store.commit(run.run_id, result)
+                    registry.hook.on_generation_end(run=description, record=result.record)
+        except Diverged as exc:
+            status, reason = DIVERGED, str(exc)
+        except RunTimeout as exc:
+            if len(store.finished_generations(run.run_id)) < run.generations + 1:  # else it fired after the end
+                status, reason = TIMED_OUT, str(exc)
+        except Exception as exc:  # a plugin's bug is a result of the run, not the end of the grid
+            status, reason, trace = FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        done = len(store.finished_generations(run.run_id))
+        store.finish(run.run_id, status, generations=run.generations, reason=reason, traceback=trace)
+        return RunOutcome(run.run_id, run.label, status, done, reason)
+
+
+@dataclass
+class GridSummary:
+    outcomes: list[RunOutcome] = field(default_factory=list)
+
+    @property
+    def counts(self) -> Counter:
+        return Counter(o.status for o in self.outcomes)
+
+    #: Runs never started because --fail-fast stopped the grid.
+    not_run: int = 0
+
+    @property
+    def failed(self) -> list[RunOutcome]:
+        """Runs that did not produce their result: failed (exceptions, dead workers) or timed out."""
+        return [o for o in self.outcomes if o.status in (FAILED, TIMED_OUT)]
+
+    def describe(self) -> str:
+        counts = self.counts
+        reused = sum(1 for o in self.outcomes if not o.computed)
+        parts = [f"{len(self.outcomes)} runs: {counts.get(DONE, 0)} done"]
+        for status in (DIVERGED, FAILED, TIMED_OUT):
+            if counts.get(status):
+                parts.append(f"{counts[status]} {status}")
+        if reused:
+            parts.append(f"{reused} already in the store")
+        if self.not_run:
+            parts.append(f"{self.not_run} not run (--fail-fast)")
+        lines = [", ".join(parts)]
+        for o in self.outcomes:
+            if o.status in RETRYABLE:
+                lines.append(f"  {o.status}: {o.label} ({o.run_id}): {o.reason}")
+        return "\n".join(lines)
+
+
+class _Progress:
+    """A progress bar over generations, fed by polling the store (works for any executor)."""
+
+    def __init__(self, store: Store, runs: list[RunSpec], enabled: bool) -> None:
+        self.store, self.runs = store, runs
+        self.total = sum(r.generations + 1 for r in runs)
+        self._stop = threading.Event()
+        self._bar = None
+        if enabled and self.total:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total, unit="gen", desc="generations", file=sys.stderr, dynamic_ncols=True)
+            self._thread = threading.Thread(target=self._poll, daemon=True)
+            self._thread.start()
+
+    def _count(self) -> int:
+        return sum(min(len(self.store.finished_generations(r.run_id)), r.generations + 1) for r in self.runs)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.5):
+            self._update()
+
+    def _update(self) -> None:
+        if self._bar is not None:
+            self._bar.n = self._count()
+            self._bar.refresh()
+
+    def run_finished(self, outcome: RunOutcome, done: int, total: int) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"runs {done}/{total}")
+            self._update()
+        else:
+            print(f"[{done}/{total}] {outcome.status}: {outcome.label}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._bar is not None:
+            self._update()
+            self._bar.close()
+
+
+def run_grid(
+    grid: GridSpec,
+    store: Store,
+    executor: Executor,
+    registry: Registry,
+    *,
+    retry_failed: bool = False,
+    timeout: float | None = None,
+    fail_fast: bool = False,
+    progress: bool | None = None,
+    on_outcome: Callable[[RunOutcome], None] | None = None,
+) -> GridSummary:
+    """Run every run of ``grid`` on ``executor``, storing results in ``store``.
+
+    ``timeout`` limits each run's seconds per attempt; ``fail_fast`` stops at the first failed run.
+    """
+    store.check(create=True)
+    store.record_grid(
+        grid.name, grid.source, grid.path, [r.run_id for r in grid.runs], max(r.generations for r in grid.runs),
+        describe_environment(executor),
+    )
+    runs = list(dict((r.run_id, r) for r in grid.runs).values())
+    threads = getattr(executor, "threads_per_run", None)
+    root = str(store.root.resolve())  # workers elsewhere (dask, SLURM) may start in another directory
+    tasks = [RunTask(root, r.describe(), retry_failed, threads, timeout) for r in runs]
+    fn = partial(execute_run, registry=registry) if getattr(executor, "in_process", False) else execute_run
+    bar = _Progress(store, runs, enabled=sys.stderr.isatty() if progress is None else progress)
+    summary = GridSummary()
+    by_id = {r.run_id: r for r in runs}
+    def finished(outcome: RunOutcome) -> None:
+        summary.outcomes.append(outcome)
+        bar.run_finished(outcome, len(summary.outcomes), len(tasks))
+        if on_outcome is not None:
+            on_outcome(outcome)
+
+    try:
+        todo = tasks
+        while todo:
+            outcomes = executor.map(fn, todo)
+            busy = []
+            for outcome in outcomes:
+                if isinstance(outcome, TaskLost):
+                    finished(_record_lost(store, by_id[outcome.task.run["run_id"]], outcome.reason))
+                elif outcome.status == "busy":
+                    busy.append(by_id[outcome.run_id])  # another process holds it: come back at the end
+                else:
+                    finished(outcome)
+                if fail_fast and summary.failed:
+                    outcomes.close()  # executors cancel what has not started
+                    summary.not_run = len(tasks) - len(summary.outcomes)
+                    return summary
+            for run in busy:  # wait until the other process lets go, then hand the run to the executor again
+                with store.claim(run.run_id, wait=True):
+                    pass
+            todo = [task for task in tasks if task.run["run_id"] in {r.run_id for r in busy}]
+    finally:
+        bar.close()
+    return summary
+
+
+def _record_lost(store: Store, run: RunSpec, reason: str) -> RunOutcome:
+    """A task whose worker died: failed, unless the worker stored an outcome before it died."""
+    with store.claim(run.run_id, wait=True):
+        known = stored_outcome(store, run, computed=True)
+        if known is not None and known.status in (DONE, DIVERGED, TIMED_OUT):
+            return known
+        store.finish(run.run_id, FAILED, generations=run.generations, reason=reason)
+    return RunOutcome(run.run_id, run.label, FAILED, len(store.finished_generations(run.run_id)), reason)

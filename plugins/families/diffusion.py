@@ -1,0 +1,246 @@
+"""Model family ``ddpm``: denoising diffusion (denoising-diffusion-pytorch), sampled with DDIM.
+
+Images go through the library's ``Unet`` and ``GaussianDiffusion``; vectors through
+``GaussianDiffusion1D`` with a small residual MLP denoiser (points as sequences of length 1).
+Both diffusions run with ``auto_normalize=False``: this family scales the data itself, images
+from [0, 1] to [-1, 1] and vectors by their per-dimension training range into [-FILL, FILL]
+(the sampler clips its predictions to [-1, 1], so FILL < 1 leaves room to drift past the range).
+The scaling is fitted on a cold start and kept on a warm start, which continues the network,
+the Adam state and the EMA weights. The library's ``Trainer`` is not used (it computes FID with
+downloaded weights); training is a plain loop here. Its samplers draw from torch's global
+generator, so every ``fit`` and ``sample`` seeds it from the run's stream first.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from benchmark import DataSplits, Model, ModelFamily, Param, RunContext, hookimpl
+
+#: Training steps per generation when neither the family nor the grid says.
+DEFAULT_STEPS = 1000
+#: Vectors' training range maps into [-FILL, FILL] (see the module docstring).
+FILL = 0.9
+#: Smallest half-range used for scaling vectors, so a collapsed dimension does not divide by zero.
+MIN_SCALE = 1e-6
+#: Points per sampler call.
+CHUNK = 500
+#: Network sizes when ``width`` / ``depth`` are not given: (images: Unet, vectors: MLP).
+DEFAULT_WIDTH = {"image": 16, "vector": 128}
+DEFAULT_DEPTH = {"image": 2, "vector": 3}
+
+
+@functools.cache
+def _mlp_denoiser():
+    """The class of the vector denoiser (defined on first use, so torch loads only then)."""
+    from denoising_diffusion_pytorch.denoising_diffusion_pytorch_1d import SinusoidalPosEmb
+    from torch import nn
+
+    class MLPDenoiser(nn.Module):
+        """Predicts the noise of points shaped (B, C, 1) at integer times; what GaussianDiffusion1D asks of a model."""
+
+        def __init__(self, channels: int, hidden: int, layers: int, time_dim: int = 32) -> None:
+            super().__init__()
+            self.channels, self.self_condition = channels, False
+            self.time = nn.Sequential(SinusoidalPosEmb(time_dim), nn.Linear(time_dim, hidden), nn.SiLU())
+            self.inp = nn.Linear(channels, hidden)
+            self.blocks = nn.ModuleList(nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden)) for _ in range(layers))
+            self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, channels))
+
+        def forward(self, x, time, x_self_cond=None):
+            h, t = self.inp(x[..., 0]), self.time(time)
+            for block in self.blocks:
+                h = h + block(h + t)
+            return self.out(h)[..., None]
+
+    return MLPDenoiser
+
+
+class DDPMModel(Model):
+    """One run's diffusion model: network, Adam state, EMA weights and data scaling, on the run's device."""
+
+    def __init__(self, params: Mapping[str, Any], shape: tuple[int, ...], kind: str, context: RunContext) -> None:
+        from benchmark.torch_support.devices import resolve_device
+
+        self.params, self.shape, self.kind, self.context = params, shape, kind, context
+        self.device = resolve_device(context.device)
+        self.steps = context.steps(params["steps"], DEFAULT_STEPS)
+        self.width = params["width"] or DEFAULT_WIDTH[kind]
+        self.depth = params["depth"] or DEFAULT_DEPTH[kind]
+        self.diffusion = self.optimizer = self.ema = None
+        self.shift = self.scale = None
+
+    def _new_network(self) -> None:
+        import torch
+        from denoising_diffusion_pytorch import GaussianDiffusion, GaussianDiffusion1D, Unet
+        from ema_pytorch import EMA
+
+        p = self.params
+        steps = {"timesteps": p["timesteps"], "sampling_timesteps": p["sampling_timesteps"], "auto_normalize": False}
+        if self.kind == "image":
+            channels, height, width = self.shape
+            unet = Unet(dim=self.width, dim_mults=tuple(2**i for i in range(self.depth)), channels=channels)
+            diffusion = GaussianDiffusion(unet, image_size=(height, width), **steps)
+        else:
+            (dim,) = self.shape
+            diffusion = GaussianDiffusion1D(_mlp_denoiser()(dim, self.width, self.depth), seq_length=1, **steps)
+        self.diffusion = diffusion.to(self.device)
+        self.optimizer = torch.optim.Adam(self.diffusion.parameters(), lr=p["lr"])
+        self.ema = None
+        if p["ema"] > 0:
+            # update every step from the start; the library's warm-up ramps the decay up to ``ema``
+            self.ema = EMA(
+                self.diffusion, beta=p["ema"], update_after_step=0, update_every=1, include_online_model=False
+            )
+
+    # ------------------------------------------------------------ scaling between data and model space
+
+    def _fit_scaling(self, x) -> None:
+        if self.kind == "image":
+            self.shift = x.new_full(x.shape[1:], 0.5)
+            self.scale = x.new_full(x.shape[1:], 0.5)
+        else:
+            low, high = x.min(dim=0).values, x.max(dim=0).values
+            self.shift = (low + high) / 2
+            self.scale = ((high - low) / (2 * FILL)).clamp(min=MIN_SCALE)
+
+    def encode(self, x):
+        """Data (tensor, data shape) -> the diffusion's space and layout."""
+        y = (x - self.shift) / self.scale
+        return y if self.kind == "image" else y[..., None]
+
+    def decode(self, y):
+        """The diffusion's samples -> data (images clipped to [0, 1])."""
+        x = (y if self.kind == "image" else y[..., 0]) * self.scale + self.shift
+        return x.clamp(0.0, 1.0) if self.kind == "image" else x
+
+    # ------------------------------------------------------------ Model interface
+
+    def fit(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Mapping[str, float]:
+        from benchmark.torch_support.devices import seed_torch
+        from benchmark.torch_support.training import to_tensor, train
+
+        seed_torch(rng, self.context.threads)
+        x = to_tensor(data, self.device)
+        override = self.params["warm_start"]
+        if not ((warm_start if override is None else override) and self.diffusion is not None):
+            self._new_network()
+            self._fit_scaling(x)
+        self.diffusion.train()
+        encoded = self.encode(x)
+        loss = train(
+            self.diffusion,
+            self.optimizer,
+            encoded,
+            steps=self.steps,
+            batch_size=self.params["batch_size"],
+            rng=rng,
+            after_step=self.ema.update if self.ema is not None else None,
+        )
+        return {"loss": loss}
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        import torch
+
+        from benchmark.torch_support.devices import seed_torch
+        from benchmark.torch_support.training import in_batches, quiet_stderr, to_numpy
+
+        if self.diffusion is None:
+            raise RuntimeError("ddpm model used before it was fitted or loaded")
+        seed_torch(rng, self.context.threads)
+        sampler = self.ema.ema_model if self.ema is not None else self.diffusion
+        sampler.eval()
+        parts = []
+        with torch.no_grad(), quiet_stderr():
+            for size in in_batches(n, CHUNK):
+                parts.append(to_numpy(self.decode(sampler.sample(batch_size=size))))
+        return np.concatenate(parts) if parts else np.zeros((0, *self.shape))
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.diffusion is None:
+            return {}
+        state = {
+            "diffusion": self.diffusion.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "shift": self.shift,
+            "scale": self.scale,
+        }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return copy.deepcopy(state)  # a copy: the live tensors keep changing with the next fit
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if not state:
+            self.diffusion = self.optimizer = self.ema = self.shift = self.scale = None
+            return
+        from benchmark.torch_support.training import on_device
+
+        self._new_network()
+        self.diffusion.load_state_dict(on_device(state["diffusion"], self.device))
+        self.optimizer.load_state_dict(on_device(state["optimizer"], self.device))
+        if self.ema is not None:
+            self.ema.load_state_dict(on_device(state["ema"], self.device))
+        self.shift, self.scale = state["shift"].to(self.device), state["scale"].to(self.device)
+
+
+class DDPMFamily(ModelFamily):
+    """Denoising diffusion (denoising-diffusion-pytorch): Unet on images, MLP denoiser on vectors, DDIM sampling."""
+
+    name = "ddpm"
+    warm_start_default = True
+    data_kinds = ("vector", "image")
+    requires = ("torch", "torchvision", "denoising_diffusion_pytorch", "ema_pytorch")
+    install_hint = 'pip install "retrainbench[diffusion]"'
+    parameters = {
+        "width": Param(
+            None, int, "Unet base channels for images (default 16), hidden units of the MLP for vectors (default 128)",
+            low=1, optional=True,
+        ),
+        "depth": Param(
+            None, int,
+            "Unet resolutions for images (default 2: dim_mults 1,2), MLP residual blocks for vectors (default 3)",
+            low=1, optional=True,
+        ),
+        "timesteps": Param(1000, int, "diffusion timesteps of training", low=2),
+        "sampling_timesteps": Param(25, int, "DDIM sampling steps (= timesteps: ancestral sampling)", low=1),
+        "steps": Param(
+            None, int, f"Adam steps per generation (default: the grid's train_steps, else {DEFAULT_STEPS})",
+            low=1, optional=True,
+        ),
+        "lr": Param(1e-3, float, "Adam learning rate", above=0),
+        "batch_size": Param(64, int, "minibatch size", low=1),
+        "ema": Param(
+            0.995, float, "EMA decay of the weights used for sampling (0: sample with the trained weights)",
+            low=0, high=0.9999,
+        ),
+        "warm_start": Param(
+            None, bool, "continue from the previous generation (default: the grid's warm_start, else true)",
+            optional=True,
+        ),
+    }
+
+    def create(self, data: DataSplits, context: RunContext) -> DDPMModel:
+        p, shape = self.params, data.sample_shape
+        if p["sampling_timesteps"] > p["timesteps"]:
+            raise ValueError(
+                f"ddpm: sampling_timesteps ({p['sampling_timesteps']}) must not exceed timesteps ({p['timesteps']})"
+            )
+        if data.kind == "image":
+            depth = p["depth"] or DEFAULT_DEPTH["image"]
+            factor = 2 ** (depth - 1)
+            if any(side % factor for side in shape[1:]):
+                raise ValueError(
+                    f"ddpm: images of {shape[1]}x{shape[2]} do not halve {depth - 1} times (Unet depth {depth}); "
+                    f"use a smaller depth or a size divisible by {factor}"
+                )
+        return DDPMModel(p, shape, data.kind, context)
+
+
+@hookimpl
+def register_model_families(register):
+    register(DDPMFamily)

@@ -1,0 +1,273 @@
+"""Model family ``flow``: normalizing flows (normflows) with an exact likelihood.
+
+Architectures: RealNVP (affine coupling, the default), neural spline flows with coupling or
+autoregressive layers, and MAF. Vectors are standardised with the training set's mean and
+standard deviation; images are flattened, dequantised, mapped to logit space and standardised
+there (as in RealNVP). ``log_prob`` includes the Jacobian of that preprocessing, so it is the
+density of the data as the benchmark hands it over (the ``nll`` metric compares models fairly).
+The scaling is fitted on a cold start and kept on a warm start, which continues the network and
+the Adam state: the model is then exactly the previous one, trained further. A ``temperature``
+below 1 samples from a narrowed base: the sampling bias (truncation) of Alemohammad et al. 2023.
+torch and normflows are imported only when a model is built.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from benchmark import DataSplits, Model, ModelFamily, Param, RunContext, hookimpl
+
+#: Training steps per generation when neither the family nor the grid says (ARCHITECTURE.md section 5).
+DEFAULT_STEPS = 1000
+#: Logit-space boundary for images: pixels map into [ALPHA, 1 - ALPHA] before the logit, so 0 and 1 stay finite.
+ALPHA = 0.05
+#: Smallest standard deviation used for scaling, so a collapsed dimension does not divide by zero.
+MIN_SCALE = 1e-6
+#: Points per forward pass when sampling or evaluating densities.
+CHUNK = 4096
+
+ARCHITECTURES = ("realnvp", "nsf-coupling", "nsf-autoregressive", "maf")
+
+
+@functools.cache
+def _inverted_flow():
+    """A normflows layer running another one backwards: MAF's fast direction is the density, not sampling."""
+    import normflows as nf
+
+    class Inverted(nf.flows.Flow):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, z):
+            return self.inner.inverse(z)
+
+        def inverse(self, x):
+            return self.inner(x)
+
+    return Inverted
+
+
+def build_flow(architecture: str, dim: int, depth: int, hidden: int, blocks: int):
+    """A normflows NormalizingFlow on ``dim`` dimensions with a standard normal base."""
+    import normflows as nf
+
+    layers = []
+    if architecture == "realnvp" and dim == 1:
+        # a coupling layer conditions half the coordinates on the other half; in 1-D it reduces to an affine map
+        layers.append(nf.flows.AffineConstFlow((1,)))
+    elif architecture == "realnvp":
+        for _ in range(depth):
+            # one network gives shift and log-scale of the last dim // 2 coordinates from the first (dim + 1) // 2;
+            # the swap brings the transformed coordinates to the front for the next layer
+            net = nf.nets.MLP([(dim + 1) // 2, *[hidden] * blocks, 2 * (dim // 2)], init_zeros=True)
+            layers += [nf.flows.AffineCouplingBlock(net), nf.flows.Permute(dim, mode="swap")]
+    else:
+        for i in range(depth):
+            if architecture == "nsf-coupling":
+                layers.append(nf.flows.CoupledRationalQuadraticSpline(dim, blocks, hidden, reverse_mask=i % 2 == 1))
+            elif architecture == "nsf-autoregressive":
+                layers.append(nf.flows.AutoregressiveRationalQuadraticSpline(dim, blocks, hidden))
+            else:
+                layers.append(_inverted_flow()(nf.flows.MaskedAffineAutoregressive(dim, hidden, num_blocks=blocks)))
+            layers.append(nf.flows.LULinearPermute(dim))
+    return nf.NormalizingFlow(nf.distributions.DiagGaussian(dim, trainable=False), layers)
+
+
+class FlowModel(Model):
+    """One run's flow: the network, its Adam state and the data scaling, all on the run's device."""
+
+    def __init__(self, params: Mapping[str, Any], shape: tuple[int, ...], kind: str, context: RunContext) -> None:
+        from benchmark.torch_support.devices import resolve_device
+
+        self.params, self.shape, self.kind, self.context = params, shape, kind, context
+        self.dim = math.prod(shape)
+        self.device = resolve_device(context.device)
+        self.steps = context.steps(params["steps"], DEFAULT_STEPS)
+        self.flow = None
+        self.optimizer = None
+        self.shift = self.scale = None
+
+    def _new_flow(self) -> None:
+        import torch
+
+        p = self.params
+        self.flow = build_flow(p["architecture"], self.dim, p["depth"], p["hidden"], p["blocks"]).to(self.device)
+        self.optimizer = torch.optim.Adam(self.flow.parameters(), lr=p["lr"])
+
+    # ------------------------------------------------------------ scaling between data and flow space
+
+    def _dequantize(self, x):
+        """Uniform dequantisation of image intensities (``levels`` of them): a discrete image becomes a density."""
+        import torch
+
+        if self.kind != "image":
+            return x
+        levels = self.params["levels"]
+        return (x * (levels - 1) + torch.rand_like(x)) / levels
+
+    def _pre(self, x):
+        """Data -> the space the scaling applies to (identity for vectors, logit for images) and its log-det."""
+        import torch
+
+        if self.kind != "image":
+            return x, torch.zeros(len(x), device=x.device)
+        u = ALPHA + (1 - 2 * ALPHA) * x
+        log_det = (math.log(1 - 2 * ALPHA) - torch.log(u) - torch.log1p(-u)).sum(dim=1)
+        return torch.log(u) - torch.log1p(-u), log_det
+
+    def encode(self, x):
+        """Flattened data (tensor) -> flow space, with the log-determinant of that map for each point."""
+        y, log_det = self._pre(x)
+        return (y - self.shift) / self.scale, log_det - self.scale.log().sum()
+
+    def decode(self, z):
+        """Flow space -> flattened data (images clipped to [0, 1])."""
+        import torch
+
+        y = z * self.scale + self.shift
+        if self.kind != "image":
+            return y
+        return ((torch.sigmoid(y) - ALPHA) / (1 - 2 * ALPHA)).clamp(0.0, 1.0)
+
+    def _fit_scaling(self, x) -> None:
+        y, _ = self._pre(self._dequantize(x))
+        self.shift = y.mean(dim=0)
+        self.scale = y.std(dim=0).clamp(min=MIN_SCALE) if len(y) > 1 else y.new_ones(y.shape[1])
+
+    # ------------------------------------------------------------ Model interface
+
+    def fit(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Mapping[str, float]:
+        from benchmark.torch_support.devices import seed_torch
+        from benchmark.torch_support.training import to_tensor, train
+
+        seed_torch(rng, self.context.threads)
+        x = to_tensor(data.reshape(len(data), -1), self.device)
+        override = self.params["warm_start"]
+        if not ((warm_start if override is None else override) and self.flow is not None):
+            self._new_flow()
+            self._fit_scaling(x)
+        self.flow.train()
+
+        def loss_of(batch):
+            z, log_det = self.encode(self._dequantize(batch))
+            return -(self.flow.log_prob(z) + log_det).mean()
+
+        loss = train(loss_of, self.optimizer, x, steps=self.steps, batch_size=self.params["batch_size"], rng=rng)
+        return {"loss": loss}
+
+    def _require_fitted(self) -> None:
+        if self.flow is None:
+            raise RuntimeError("flow model used before it was fitted or loaded")
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        import torch
+
+        from benchmark.torch_support.devices import seed_torch
+        from benchmark.torch_support.training import in_batches, to_numpy
+
+        self._require_fitted()
+        seed_torch(rng, self.context.threads)
+        self.flow.eval()
+        parts = []
+        # normflows' base scales its draws by its temperature; it is set for sampling only, as log_prob reads it too
+        self.flow.q0.temperature = self.params["temperature"]
+        try:
+            with torch.no_grad():
+                for size in in_batches(n, CHUNK):
+                    z, _ = self.flow.sample(size)
+                    parts.append(to_numpy(self.decode(z)))
+        finally:
+            self.flow.q0.temperature = None
+        flat = np.concatenate(parts) if parts else np.zeros((0, self.dim))
+        return flat.reshape(n, *self.shape)
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        from benchmark.torch_support.training import to_numpy, to_tensor
+
+        self._require_fitted()
+        self.flow.eval()
+        flat = np.asarray(x).reshape(len(x), -1)
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(flat), CHUNK):
+                z, log_det = self.encode(to_tensor(flat[start : start + CHUNK], self.device))
+                out.append(to_numpy(self.flow.log_prob(z) + log_det))
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.flow is None:
+            return {}
+        # a copy: the live tensors keep changing with the next fit
+        return copy.deepcopy(
+            {
+                "flow": self.flow.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "shift": self.shift,
+                "scale": self.scale,
+            }
+        )
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if not state:
+            self.flow = self.optimizer = self.shift = self.scale = None
+            return
+        from benchmark.torch_support.training import on_device
+
+        self._new_flow()
+        self.flow.load_state_dict(on_device(state["flow"], self.device))
+        self.optimizer.load_state_dict(on_device(state["optimizer"], self.device))
+        self.shift, self.scale = state["shift"].to(self.device), state["scale"].to(self.device)
+
+
+class FlowFamily(ModelFamily):
+    """Normalizing flow (normflows): RealNVP, neural spline flows or MAF, trained by maximum likelihood."""
+
+    name = "flow"
+    has_log_prob = True
+    warm_start_default = True
+    data_kinds = ("vector", "image")
+    requires = ("torch", "normflows")
+    install_hint = 'pip install "retrainbench[flows]"'
+    parameters = {
+        "architecture": Param("realnvp", str, "layer type", choices=ARCHITECTURES),
+        "depth": Param(8, int, "number of flow layers", low=1),
+        "hidden": Param(64, int, "hidden units of each layer's conditioner network", low=1),
+        "blocks": Param(2, int, "hidden layers (residual blocks for splines and MAF) per conditioner", low=1),
+        "steps": Param(
+            None, int, f"Adam steps per generation (default: the grid's train_steps, else {DEFAULT_STEPS})",
+            low=1, optional=True,
+        ),
+        "lr": Param(1e-3, float, "Adam learning rate", above=0),
+        "batch_size": Param(256, int, "minibatch size", low=1),
+        "temperature": Param(
+            1.0, float, "standard deviation of the base draws when sampling (below 1: samples drawn nearer the modes)",
+            above=0,
+        ),
+        "levels": Param(256, int, "intensity levels of image data, for uniform dequantisation (17 for digits)", low=2),
+        "warm_start": Param(
+            None, bool, "continue from the previous generation (default: the grid's warm_start, else true)",
+            optional=True,
+        ),
+    }
+
+    def create(self, data: DataSplits, context: RunContext) -> FlowModel:
+        shape = data.sample_shape
+        if self.params["architecture"] == "nsf-coupling" and math.prod(shape) < 2:
+            raise ValueError(
+                "flow architecture 'nsf-coupling' needs data of at least 2 dimensions; use 'realnvp' or 'maf'"
+            )
+        return FlowModel(self.params, shape, data.kind, context)
+
+
+@hookimpl
+def register_model_families(register):
+    register(FlowFamily)
