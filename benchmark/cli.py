@@ -38,26 +38,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", parents=[common], help="run a grid file (resumes what is already stored)")
     run.add_argument("grid", type=Path, help="grid file (TOML)")
-    run.add_argument("--store", type=Path, help="result store directory (default: results/GRID-NAME, or results/GRID-NAME-smoke)")
+    run.add_argument(
+        "--store", type=Path, help="result store directory (default: results/GRID-NAME, or results/GRID-NAME-smoke)"
+    )
     run.add_argument("--executor", help="where runs execute (default: the grid's executor, else 'local')")
     run.add_argument("--workers", type=int, help="parallel worker processes for the local executor (default: cores)")
-    run.add_argument("--smoke", action="store_true", help="shrink sizes, generations, seeds and training to the smoke budget")
     run.add_argument(
-        "--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+        "--smoke", action="store_true", help="shrink sizes, generations, seeds and training to the smoke budget"
+    )
+    run.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="executor parameter, e.g. -o workers=4 -o address=tcp://host:8786 (overrides the grid's [executor] params)",
     )
-    run.add_argument("--timeout", type=float, metavar="SECONDS", help="record a run as timed-out after this many seconds")
+    run.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="record a run as timed-out after this many seconds"
+    )
     run.add_argument("--fail-fast", action="store_true", help="stop the grid at the first failed run")
-    run.add_argument("--retry-failed", action="store_true", help="run again the runs stored as failed, diverged or timed-out")
+    run.add_argument(
+        "--retry-failed", action="store_true", help="run again the runs stored as failed, diverged or timed-out"
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar (one line per finished run instead)")
 
-    listing = commands.add_parser("list", parents=[common], help="list datasets, model families, policies, metrics, executors")
-    listing.add_argument("kind", nargs="?", help="only this kind (dataset, model, policy, metric, executor, feature-extractor)")
+    listing = commands.add_parser(
+        "list", parents=[common], help="list datasets, model families, policies, metrics, executors"
+    )
+    listing.add_argument(
+        "kind", nargs="?", help="only this kind (dataset, model, policy, metric, executor, feature-extractor)"
+    )
     listing.add_argument("--json", action="store_true", help="machine-readable output")
 
     commands.add_parser("plugins", parents=[common], help="list loaded plugins, what they registered, and failures")
 
-    status = commands.add_parser("status", parents=[common], help="show done / running / failed / pending runs of a store")
+    status = commands.add_parser(
+        "status", parents=[common], help="show done / running / failed / pending runs of a store"
+    )
     status.add_argument("--store", type=Path, required=True, help="result store directory")
 
     report = commands.add_parser("report", parents=[common], help="build results and leaderboards from a store")
@@ -107,7 +125,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     store = Store(args.store or DEFAULT_RESULTS / (f"{grid.name}-smoke" if args.smoke else grid.name))
     for note in grid.skipped:
         print(f"retrainbench: note: skipped: {note}", file=sys.stderr)
-    print(f"retrainbench: grid {grid.name!r}: {len(grid.runs)} runs on executor {name!r}, store {store.root}", file=sys.stderr)
+    print(
+        f"retrainbench: grid {grid.name!r}: {len(grid.runs)} runs on executor {name!r}, store {store.root}",
+        file=sys.stderr,
+    )
     summary = run_grid(
         grid,
         store,
@@ -178,7 +199,9 @@ def cmd_list(args: argparse.Namespace) -> int:
                 "summary": e.component.summary(),
                 "available": e.available,
                 "unavailable_reason": e.unavailable_reason(),
-                "parameters": {k: {"default": p.default, "help": p.describe()} for k, p in e.component.parameters.items()},
+                "parameters": {
+                    k: {"default": p.default, "help": p.describe()} for k, p in e.component.parameters.items()
+                },
             }
             for e in entries
         ]
@@ -215,7 +238,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     registered: dict[str, list[str]] = {}
     for e in registry:
         registered.setdefault(e.plugin, []).append(f"{e.kind} {e.name}")
-    for hook in sorted(name for name in vars(registry.hook) if not name.startswith("_") and name not in REGISTRATION_HOOKS):
+    for hook in sorted(
+        name for name in vars(registry.hook) if not name.startswith("_") and name not in REGISTRATION_HOOKS
+    ):
         for impl in getattr(registry.hook, hook).get_hookimpls():
             registered.setdefault(impl.plugin_name, []).append(f"observer {hook}")
     for plugin, (dist, version) in sorted(registry.plugins.items()):

@@ -27,8 +27,17 @@ PYTHON = sys.executable
 CLI = [PYTHON, "-m", "benchmark"]
 
 
-def grid_text(name: str, generations: int, dataset: str, model: str, policy: str, metrics: list[str],
-              n: int = 200, seeds: tuple[int, ...] = (0,), extra: str = "") -> str:
+def grid_text(
+    name: str,
+    generations: int,
+    dataset: str,
+    model: str,
+    policy: str,
+    metrics: list[str],
+    n: int = 200,
+    seeds: tuple[int, ...] = (0,),
+    extra: str = "",
+) -> str:
     tables = "".join(f'\n[[metrics]]\nname = "{m}"\n' for m in metrics)
     return (
         f'name = "{name}"\ngenerations = {generations}\nseeds = {list(seeds)}\n'
@@ -70,14 +79,31 @@ def bare_loop(grid_path: Path) -> float:
                 from benchmark.api.components import PolicyStep
 
                 synthetic = stream(run.seed, t, "synthetic")
-                built = parts.policy.build(PolicyStep(t, data.train, data.pool, lambda n: model.sample(n, synthetic),
-                                                      state, stream(run.seed, t, "policy")))
+                built = parts.policy.build(
+                    PolicyStep(
+                        t,
+                        data.train,
+                        data.pool,
+                        lambda n: model.sample(n, synthetic),
+                        state,
+                        stream(run.seed, t, "policy"),
+                    )
+                )
                 train, state = built.data, built.state
             model.fit(train, warm_start=t > 0 and run.warm_start, rng=stream(run.seed, t, "fit"))
             samples = model.sample(run.n_eval, stream(run.seed, t, "eval"))
             for label, metric in parts.metrics.items():
-                metric.compute(Evaluation(samples, data.test, data.train, model, parts.dataset,
-                                          stream(run.seed, t, "metric", label), parts.context))
+                metric.compute(
+                    Evaluation(
+                        samples,
+                        data.test,
+                        data.train,
+                        model,
+                        parts.dataset,
+                        stream(run.seed, t, "metric", label),
+                        parts.context,
+                    )
+                )
     return time.perf_counter() - start
 
 
@@ -104,8 +130,13 @@ def overhead(tmp: Path, name: str, grid: str, repeats: int) -> dict[str, Any]:
         bare.append(bare_loop(path))
         harness.append(harness_run(path, tmp / f"{name}-store-{i}"))
     b, h = statistics.median(bare), statistics.median(harness)
-    return {"generations": generations, "bare_s": b, "harness_s": h, "ratio": h / b,
-            "bookkeeping_ms_per_generation": (h - b) / generations * 1000}
+    return {
+        "generations": generations,
+        "bare_s": b,
+        "harness_s": h,
+        "ratio": h / b,
+        "bookkeeping_ms_per_generation": (h - b) / generations * 1000,
+    }
 
 
 # ------------------------------------------------------------------ 2. start-up
@@ -137,16 +168,38 @@ def scaling(tmp: Path, quick: bool) -> dict[str, float]:
 
     Each run must be long next to a worker's start-up (a spawned process importing torch), as real
     runs are; a single worker may use every core's threads, as it would for a user."""
-    grid = write(tmp, "scaling", grid_text(
-        "scaling", generations=1, dataset='name = "moons"',
-        model=f'name = "flow"\nparams = {{ steps = {150 if quick else 400} }}',
-        policy='name = "mix"\nparams = { lambda = [0.5, 1.0] }', metrics=["mean-distance"], n=1000,
-        seeds=(0, 1, 2, 3)))
+    grid = write(
+        tmp,
+        "scaling",
+        grid_text(
+            "scaling",
+            generations=1,
+            dataset='name = "moons"',
+            model=f'name = "flow"\nparams = {{ steps = {150 if quick else 400} }}',
+            policy='name = "mix"\nparams = { lambda = [0.5, 1.0] }',
+            metrics=["mean-distance"],
+            n=1000,
+            seeds=(0, 1, 2, 3),
+        ),
+    )
     result = {}
     for workers in (1, 2):
         start = time.perf_counter()
-        subprocess.run([*CLI, "run", str(grid), "--store", str(tmp / f"scaling-{workers}"), "--workers", str(workers),
-                        "--no-progress"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                *CLI,
+                "run",
+                str(grid),
+                "--store",
+                str(tmp / f"scaling-{workers}"),
+                "--workers",
+                str(workers),
+                "--no-progress",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         result[f"workers_{workers}_s"] = time.perf_counter() - start
     result["speedup"] = result["workers_1_s"] / result["workers_2_s"]
     result["machine_ceiling"] = cpu_ceiling()
@@ -198,7 +251,13 @@ def metric_cache(tmp: Path) -> dict[str, float]:
     def evaluate(space: FeatureSpace, generation: int) -> float:
         samples = np.clip(data.train + 0.05 * noise.standard_normal(data.train.shape), 0, 1)
         evaluation = Evaluation(
-            samples, data.test, data.train, None, dataset, stream(0, generation), context,
+            samples,
+            data.test,
+            data.train,
+            None,
+            dataset,
+            stream(0, generation),
+            context,
             features=lambda name, which: (
                 space.of_samples(name, samples, generation) if which == "samples" else space.real(name, which)
             ),
@@ -216,8 +275,13 @@ def metric_cache(tmp: Path) -> dict[str, float]:
     synthetic_only = time.perf_counter() - start
     features._MEMORY.clear()  # a new run in a new process: real features and extractor come from disk
     new_run = evaluate(FeatureSpace(registry, data, key, context, tmp / "cache"), 0)
-    return {"first_s": first, "later_generation_s": later, "new_run_s": new_run,
-            "synthetic_features_s": synthetic_only, "later_over_synthetic": later / synthetic_only}
+    return {
+        "first_s": first,
+        "later_generation_s": later,
+        "new_run_s": new_run,
+        "synthetic_features_s": synthetic_only,
+        "later_over_synthetic": later / synthetic_only,
+    }
 
 
 # ------------------------------------------------------------------ 5. memory
@@ -240,8 +304,20 @@ def peak_rss_mb(command: list[str]) -> float:
 def memory(tmp: Path) -> dict[str, float]:
     """Peak memory of the smoke grid, and of one default generation of each family on 2-D data
     (measured by scripts/cost_families.py in a child process per family)."""
-    figures = {"smoke_grid_mb": peak_rss_mb([*CLI, "run", str(REPO / "grids/smoke.toml"), "--store",
-                                             str(tmp / "mem-smoke"), "--executor", "inline", "--no-progress"])}
+    figures = {
+        "smoke_grid_mb": peak_rss_mb(
+            [
+                *CLI,
+                "run",
+                str(REPO / "grids/smoke.toml"),
+                "--store",
+                str(tmp / "mem-smoke"),
+                "--executor",
+                "inline",
+                "--no-progress",
+            ]
+        )
+    }
     from benchmark.api.plugins import default_registry
 
     for entry in default_registry():
@@ -276,12 +352,39 @@ def main() -> int:
     with tempfile.TemporaryDirectory(dir=REPO / "build") as name:
         tmp = Path(name)
         steps: list[tuple[str, Callable[[], Any]]] = [
-            ("overhead_gaussian", lambda: overhead(tmp, "gaussian", grid_text(
-                "gaussian", generations=100 if args.quick else 300, dataset='name = "gaussian"\nparams = { dim = 2 }',
-                model='name = "gaussian"', policy='name = "replace"', metrics=["mean-distance"]), repeats)),
-            ("overhead_flow", lambda: overhead(tmp, "flow", grid_text(
-                "flow", generations=1 if args.quick else 3, dataset='name = "eight-gaussians"', model='name = "flow"',
-                policy='name = "mix"\nparams = { lambda = 0.5 }', metrics=["w2", "nll"], n=500), repeats)),
+            (
+                "overhead_gaussian",
+                lambda: overhead(
+                    tmp,
+                    "gaussian",
+                    grid_text(
+                        "gaussian",
+                        generations=100 if args.quick else 300,
+                        dataset='name = "gaussian"\nparams = { dim = 2 }',
+                        model='name = "gaussian"',
+                        policy='name = "replace"',
+                        metrics=["mean-distance"],
+                    ),
+                    repeats,
+                ),
+            ),
+            (
+                "overhead_flow",
+                lambda: overhead(
+                    tmp,
+                    "flow",
+                    grid_text(
+                        "flow",
+                        generations=1 if args.quick else 3,
+                        dataset='name = "eight-gaussians"',
+                        model='name = "flow"',
+                        policy='name = "mix"\nparams = { lambda = 0.5 }',
+                        metrics=["w2", "nll"],
+                        n=500,
+                    ),
+                    repeats,
+                ),
+            ),
             ("startup", lambda: startup(5 if args.quick else 11)),
             ("scaling", lambda: scaling(tmp, args.quick)),
             ("metric_cache", lambda: metric_cache(tmp)),
@@ -294,36 +397,78 @@ def main() -> int:
             except Exception as exc:  # one part failing must not hide the others
                 figures[key] = {"error": f"{type(exc).__name__}: {exc}"}
 
-    g, f, s, p, c, m = (figures[k] for k in ("overhead_gaussian", "overhead_flow", "startup", "scaling",
-                                              "metric_cache", "memory"))
+    g, f, s, p, c, m = (
+        figures[k] for k in ("overhead_gaussian", "overhead_flow", "startup", "scaling", "metric_cache", "memory")
+    )
     if "error" not in g:
-        rows.append(row("gaussian: bookkeeping per generation (store writes included)",
-                        f"{g['bookkeeping_ms_per_generation']:.3f} ms ({g['generations']} generations, "
-                        f"harness {g['harness_s']:.2f} s vs bare {g['bare_s']:.2f} s)",
-                        "<= 1 ms", g["bookkeeping_ms_per_generation"] <= 1.0))
+        rows.append(
+            row(
+                "gaussian: bookkeeping per generation (store writes included)",
+                f"{g['bookkeeping_ms_per_generation']:.3f} ms ({g['generations']} generations, "
+                f"harness {g['harness_s']:.2f} s vs bare {g['bare_s']:.2f} s)",
+                "<= 1 ms",
+                g["bookkeeping_ms_per_generation"] <= 1.0,
+            )
+        )
     if "error" not in f:
-        rows.append(row("flow (defaults): harness / bare loop", f"{f['ratio']:.3f} ({f['harness_s']:.1f} s vs {f['bare_s']:.1f} s)",
-                        "<= 1.05", f["ratio"] <= 1.05))
+        rows.append(
+            row(
+                "flow (defaults): harness / bare loop",
+                f"{f['ratio']:.3f} ({f['harness_s']:.1f} s vs {f['bare_s']:.1f} s)",
+                "<= 1.05",
+                f["ratio"] <= 1.05,
+            )
+        )
     if "error" not in s:
         for key, label in (("help_s", "retrainbench --help"), ("list_s", "retrainbench list")):
-            rows.append(row(f"start-up: {label} (median)", f"{s[key]:.3f} s (import pluggy alone: {s['import_pluggy_s']:.3f} s)",
-                            "< 0.3 s", s[key] < 0.3))
+            rows.append(
+                row(
+                    f"start-up: {label} (median)",
+                    f"{s[key]:.3f} s (import pluggy alone: {s['import_pluggy_s']:.3f} s)",
+                    "< 0.3 s",
+                    s[key] < 0.3,
+                )
+            )
     if "error" not in p:
-        rows.append(row("8 CPU-bound runs, local executor: 2 workers vs 1", f"speed-up {p['speedup']:.2f} "
-                        f"({p['workers_1_s']:.1f} s vs {p['workers_2_s']:.1f} s)", ">= 1.8", p["speedup"] >= 1.8))
-        rows.append(row("  this machine's ceiling: 2 processes of pure arithmetic vs 1",
-                        f"speed-up {p['machine_ceiling']:.2f} (the executor reaches "
-                        f"{p['speedup'] / p['machine_ceiling']:.0%} of it)", "reported", None))
+        rows.append(
+            row(
+                "8 CPU-bound runs, local executor: 2 workers vs 1",
+                f"speed-up {p['speedup']:.2f} ({p['workers_1_s']:.1f} s vs {p['workers_2_s']:.1f} s)",
+                ">= 1.8",
+                p["speedup"] >= 1.8,
+            )
+        )
+        rows.append(
+            row(
+                "  this machine's ceiling: 2 processes of pure arithmetic vs 1",
+                f"speed-up {p['machine_ceiling']:.2f} (the executor reaches "
+                f"{p['speedup'] / p['machine_ceiling']:.0%} of it)",
+                "reported",
+                None,
+            )
+        )
     if "error" not in c:
-        rows.append(row("FID (domain features) on digits: later generation / synthetic features alone",
-                        f"{c['later_over_synthetic']:.2f} (first evaluation {c['first_s']:.2f} s, later "
-                        f"{c['later_generation_s']:.3f} s, new run {c['new_run_s']:.3f} s)", "~1: real side cached", None))
+        rows.append(
+            row(
+                "FID (domain features) on digits: later generation / synthetic features alone",
+                f"{c['later_over_synthetic']:.2f} (first evaluation {c['first_s']:.2f} s, later "
+                f"{c['later_generation_s']:.3f} s, new run {c['new_run_s']:.3f} s)",
+                "~1: real side cached",
+                None,
+            )
+        )
     if "error" not in m:
         rows.append(row("peak memory: smoke grid (inline)", f"{m['smoke_grid_mb']:.0f} MB", "reported", None))
         for key, value in m.items():
             if key != "smoke_grid_mb":
-                rows.append(row(f"peak memory: {key[:-3]} family, one default generation on 2-D data",
-                                f"{value:.0f} MB", "reported", None))
+                rows.append(
+                    row(
+                        f"peak memory: {key[:-3]} family, one default generation on 2-D data",
+                        f"{value:.0f} MB",
+                        "reported",
+                        None,
+                    )
+                )
     for key, value in figures.items():
         if isinstance(value, dict) and "error" in value:
             rows.append(row(key, "not measured: " + value["error"], "-", False))

@@ -90,8 +90,10 @@ def main() -> int:
                 f"{result['fit'] + result['sample']:.3f} | {result['peak_mib']:.0f} |"
             )
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"Default settings, {args.n} training points, {args.n} samples, cold start; "
-          f"{os.cpu_count()} cores, torch threads {args.threads or 'default'}, load average {load}.\n")
+    print(
+        f"Default settings, {args.n} training points, {args.n} samples, cold start; "
+        f"{os.cpu_count()} cores, torch threads {args.threads or 'default'}, load average {load}.\n"
+    )
     print("| family | data | training steps | fit (s) | sample (s) | s / generation | peak memory (MiB) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))

@@ -71,8 +71,10 @@ def vector_costs(registry: Registry, points: int, repeat: int) -> None:
     print(tabulate(rows, headers=["metric", "cold ms", "warm ms (median)"], floatfmt=".1f"))
     verdict = "meets" if warm < 1000 else "misses"
     print("(precision, recall, density and coverage share one neighbour pass: the first of them in the table pays it)")
-    print(f"\nall 2-D metrics together: {warm / 1000:.2f} s a generation ({cold / 1000:.2f} s the first): "
-          f"{verdict} the 1 s target")
+    print(
+        f"\nall 2-D metrics together: {warm / 1000:.2f} s a generation ({cold / 1000:.2f} s the first): "
+        f"{verdict} the 1 s target"
+    )
 
 
 def digits(registry: Registry, n: int) -> np.ndarray:
@@ -110,6 +112,7 @@ def feature_costs(registry: Registry, n: int, n_inception: int) -> None:
         rows.append([f"{extractor}: prepare (load or train)", size, 1000 * prepare])
         rows.append([f"{extractor}: features of the test set (once per dataset)", size, 1000 * real_features])
         rows.append([f"{extractor}: features of the samples (every generation)", size, 1000 * sample_features])
+
         def features_of(name: str, which: str) -> np.ndarray:
             return space.of_samples(name, samples, 0) if which == "samples" else space.real(name, which)
 

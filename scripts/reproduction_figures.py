@@ -29,7 +29,8 @@ def cell(row: pd.Series | None, seeds: int) -> str:
 def table(results: pd.DataFrame, metric: str, generations: list[int]) -> str:
     rows = results[results.metric == metric]
     lines = [
-        f"### {metric}", "",
+        f"### {metric}",
+        "",
         "| model | policy | " + " | ".join(f"t = {g}" for g in generations) + " | run status |",
         "|---|---|" + "---|" * len(generations) + "---|",
     ]
@@ -54,7 +55,9 @@ def main() -> None:
     metrics = args.metrics.split(",") if args.metrics else sorted(results.metric.unique())
     unknown = sorted(set(metrics) - set(results.metric))
     if unknown:
-        parser.error(f"{args.results}: no metric {', '.join(unknown)} (has {', '.join(sorted(results.metric.unique()))})")
+        parser.error(
+            f"{args.results}: no metric {', '.join(unknown)} (has {', '.join(sorted(results.metric.unique()))})"
+        )
     print("\n\n".join(table(results, m, generations) for m in metrics))
 
 

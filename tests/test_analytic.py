@@ -94,8 +94,12 @@ N_MLE, T_MLE, SEEDS_MLE = 20, 10, range(2000)
 @pytest.fixture(scope="module")
 def mle_chains(registry):
     return chains(
-        registry, {"name": "gaussian", "params": {"ddof": 0}}, {"name": "replace"},
-        n=N_MLE, generations_=T_MLE, seeds=SEEDS_MLE,
+        registry,
+        {"name": "gaussian", "params": {"ddof": 0}},
+        {"name": "replace"},
+        n=N_MLE,
+        generations_=T_MLE,
+        seeds=SEEDS_MLE,
     )
 
 
@@ -143,8 +147,13 @@ def test_mle_covariance_in_two_dimensions(registry):
     # scale-free: E[(Sigma_t - a^t Sigma_0) / tr Sigma_0] = 0 and E[tr Sigma_t / tr Sigma_0] = a^t.
     n, horizon = 10, 5
     runs = chains(
-        registry, {"name": "gaussian", "params": {"ddof": 0}}, {"name": "replace"},
-        n=n, generations_=horizon, seeds=range(10_000, 11_000), dataset={"dim": 2, "scale": 1.5},
+        registry,
+        {"name": "gaussian", "params": {"ddof": 0}},
+        {"name": "replace"},
+        n=n,
+        generations_=horizon,
+        seeds=range(10_000, 11_000),
+        dataset={"dim": 2, "scale": 1.5},
     )
     cov = state(runs, "cov")
     a, t = (n - 1) / n, np.arange(1, horizon + 1)
@@ -163,8 +172,12 @@ N_UNB, T_UNB, SEEDS_UNB = 20, 8, range(20_000, 22_000)
 @pytest.fixture(scope="module")
 def unbiased_chains(registry):
     return chains(
-        registry, {"name": "gaussian", "params": {"ddof": 1}}, {"name": "replace"},
-        n=N_UNB, generations_=T_UNB, seeds=SEEDS_UNB,
+        registry,
+        {"name": "gaussian", "params": {"ddof": 1}},
+        {"name": "replace"},
+        n=N_UNB,
+        generations_=T_UNB,
+        seeds=SEEDS_UNB,
     )
 
 
@@ -202,8 +215,12 @@ MU, SIGMA, N_KNOWN, T_KNOWN, SEEDS_KNOWN = 1.0, 2.0, 10, 10, 1500
 def known_variance_means(registry, policy: Mapping[str, Any], first_seed: int) -> np.ndarray:
     """mu_t of the mean-only Gaussian (covariance fixed at SIGMA^2, the data's), shape (seeds, T_KNOWN + 1)."""
     runs = chains(
-        registry, {"name": "gaussian", "params": {"fixed_scale": SIGMA}}, policy,
-        n=N_KNOWN, generations_=T_KNOWN, seeds=range(first_seed, first_seed + SEEDS_KNOWN),
+        registry,
+        {"name": "gaussian", "params": {"fixed_scale": SIGMA}},
+        policy,
+        n=N_KNOWN,
+        generations_=T_KNOWN,
+        seeds=range(first_seed, first_seed + SEEDS_KNOWN),
         dataset={"mean": MU, "scale": SIGMA},
     )
     assert np.all(state(runs, "cov") == SIGMA**2), "the fixed-scale family must not refit the variance"
@@ -278,8 +295,14 @@ N_KDE, T_KDE, H, SEEDS_KDE = 10, 20, 0.5, range(70_000, 71_000)
 @pytest.fixture(scope="module")
 def kde_chains(registry):
     return chains(
-        registry, {"name": "kde", "params": {"bandwidth": H}}, {"name": "replace"},
-        n=N_KDE, generations_=T_KDE, seeds=SEEDS_KDE, metric="nll", n_test=200,
+        registry,
+        {"name": "kde", "params": {"bandwidth": H}},
+        {"name": "replace"},
+        n=N_KDE,
+        generations_=T_KDE,
+        seeds=SEEDS_KDE,
+        metric="nll",
+        n_test=200,
     )
 
 

@@ -96,8 +96,10 @@ def test_list_json_shows_every_component_with_its_parameters_and_plugin(run_cli,
     assert policies >= {"mix", "replace", "accumulate", "fresh", "accumulate-subsample"}  # others may add more
 
 
-@pytest.mark.parametrize(("kind", "hint"), [("nonsense", ""), ("metrik", " (did you mean 'metric'?)"),
-                                            ("policies", " (did you mean 'policy'?)")])
+@pytest.mark.parametrize(
+    ("kind", "hint"),
+    [("nonsense", ""), ("metrik", " (did you mean 'metric'?)"), ("policies", " (did you mean 'policy'?)")],
+)
 def test_list_of_an_unknown_kind_exits_2(run_cli, kind, hint):
     code, out, err = run_cli(["list", kind])
     assert code == 2

@@ -162,7 +162,9 @@ class NormalFamily(ModelFamily):
 def family(name: str, model: type[Model] | None = None, **attributes) -> type[ModelFamily]:
     """NormalFamily with another model class or other class attributes."""
     doc = attributes.pop("__doc__", "A deliberately broken family.")
-    return type(name, (NormalFamily,), {"__doc__": doc, "name": name, "model_class": model or NormalModel, **attributes})
+    return type(
+        name, (NormalFamily,), {"__doc__": doc, "name": name, "model_class": model or NormalModel, **attributes}
+    )
 
 
 class WideSamples(NormalModel):
@@ -267,9 +269,17 @@ BROKEN_FAMILIES = [
     (family("unseeded", UnseededSamples), check_family_deterministic, r"same rng seeds gave different samples"),
     (family("fixed-seed", FixedSeedSamples), check_family_deterministic, r"sample\(\) ignores its rng"),
     (family("no-warm", IgnoresWarmStart), check_family_warm_start, r"the warm start is ignored"),
-    (family("forgets", ForgetsCheckpoint), check_family_checkpoint, r"restored from its checkpoint samples differently"),
+    (
+        family("forgets", ForgetsCheckpoint),
+        check_family_checkpoint,
+        r"restored from its checkpoint samples differently",
+    ),
     (family("counter", HiddenCounter), check_family_checkpoint, r"state_dict\(\) misses something the next fit uses"),
-    (family("column", ColumnLogProb), check_family_log_prob, r"log_prob of 32 test points has shape \(32, 1\), expected"),
+    (
+        family("column", ColumnLogProb),
+        check_family_log_prob,
+        r"log_prob of 32 test points has shape \(32, 1\), expected",
+    ),
     (family("inf", InfiniteLogProb), check_family_log_prob, r"log_prob of test points has 1 non-finite values"),
 ]
 
@@ -372,7 +382,9 @@ class HalfAndHalf(Policy):
         new = step.sample(n // 2)
         old = step.state.get("kept")
         kept = new if old is None else np.concatenate([old, new])
-        return TrainingSet(np.concatenate([step.real[np.sort(keep)], kept]), {"real": n // 2, "synthetic": len(kept)}, {"kept": kept})
+        return TrainingSet(
+            np.concatenate([step.real[np.sort(keep)], kept]), {"real": n // 2, "synthetic": len(kept)}, {"kept": kept}
+        )
 
 
 def test_a_correct_policy_passes_every_check():
@@ -432,7 +444,9 @@ class RemembersInAttribute(Policy):
 
     def build(self, step):
         self.kept = np.concatenate([self.kept, step.sample(10)])
-        return TrainingSet(np.concatenate([step.real, self.kept]), {"real": len(step.real), "synthetic": len(self.kept)})
+        return TrainingSet(
+            np.concatenate([step.real, self.kept]), {"real": len(step.real), "synthetic": len(self.kept)}
+        )
 
 
 class StateNotArrays(HalfAndHalf):
@@ -442,27 +456,51 @@ class StateNotArrays(HalfAndHalf):
 
 
 BROKEN_POLICIES = [
-    (Overcounts, check_policy_builds, r"composition \{'real': 26, 'synthetic': 25\} at generation 1 adds up to 51, "
-                                      r"but the training set has 50 points"),
-    (CallsSamplesReal, check_policy_builds, r"says 50 real points, but 0 rows of the training set are real training points"),
+    (
+        Overcounts,
+        check_policy_builds,
+        r"composition \{'real': 26, 'synthetic': 25\} at generation 1 adds up to 51, "
+        r"but the training set has 50 points",
+    ),
+    (
+        CallsSamplesReal,
+        check_policy_builds,
+        r"says 50 real points, but 0 rows of the training set are real training points",
+    ),
     (Jitters, check_policy_builds, r"says 50 real points, but 0 rows .* are real training points"),
     (ShufflesInPlace, check_policy_builds, r"build\(\) at generation 1 modified the real data in place"),
-    (UnseededPolicy, check_policy_deterministic, r"generation 1 differs when the policy state goes through a checkpoint"),
-    (RemembersInAttribute, check_policy_deterministic, r"generation 2 differs .*keep everything carried over in TrainingSet.state"),
-    (StateNotArrays, check_policy_deterministic,
-     r"policy state at generation 2 cannot be saved by benchmark.run.checkpoint: TypeError: state entry 'note/a' is not numeric"),
+    (
+        UnseededPolicy,
+        check_policy_deterministic,
+        r"generation 1 differs when the policy state goes through a checkpoint",
+    ),
+    (
+        RemembersInAttribute,
+        check_policy_deterministic,
+        r"generation 2 differs .*keep everything carried over in TrainingSet.state",
+    ),
+    (
+        StateNotArrays,
+        check_policy_deterministic,
+        r"policy state at generation 2 cannot be saved by benchmark.run.checkpoint: TypeError: state entry 'note/a' is not numeric",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("component", "check", "message"), BROKEN_POLICIES, ids=[c.__name__ for c, _, _ in BROKEN_POLICIES])
+@pytest.mark.parametrize(
+    ("component", "check", "message"), BROKEN_POLICIES, ids=[c.__name__ for c, _, _ in BROKEN_POLICIES]
+)
 def test_a_broken_policy_fails_saying_what_is_wrong(component, check, message):
     with pytest.raises(AssertionError, match=message):
         check(component())
 
 
 def test_a_policy_is_held_to_its_documented_composition():
-    with pytest.raises(AssertionError, match=r"composition at generation 2 is \{'real': 25, 'synthetic': 50\}, "
-                                             r"documented as \{'real': 25, 'synthetic': 25\}"):
+    with pytest.raises(
+        AssertionError,
+        match=r"composition at generation 2 is \{'real': 25, 'synthetic': 50\}, "
+        r"documented as \{'real': 25, 'synthetic': 25\}",
+    ):
         check_policy_builds(HalfAndHalf(), expected=lambda t, n: {"real": n // 2, "synthetic": n // 2})
 
 
@@ -563,18 +601,32 @@ def test_correct_metrics_pass_every_check():
 
 
 BROKEN_METRICS = [
-    (BackwardsGap, check_metric_direction, r"higher_is_better=True says good models score higher, but samples identical "
-                                           r"to the test set score 0\.0 and degraded samples .* score \d"),
+    (
+        BackwardsGap,
+        check_metric_direction,
+        r"higher_is_better=True says good models score higher, but samples identical "
+        r"to the test set score 0\.0 and degraded samples .* score \d",
+    ),
     (LikelihoodGap, check_metric_direction, r"higher_is_better=False says good models score lower"),
     (OffsetGap, check_metric_identical, r"on identical inputs it gives 0\.5, not its declared optimum 0\.0"),
-    (InvertedRatio, check_metric_identical, r"on identical inputs it gives 0\.0, not its declared optimum 1\.0 \(higher_is_better=None"),
+    (
+        InvertedRatio,
+        check_metric_identical,
+        r"on identical inputs it gives 0\.0, not its declared optimum 1\.0 \(higher_is_better=None",
+    ),
     (NanMetric, check_metric_identical, r"compute\(\) on identical inputs returned nan, expected a finite number"),
-    (ArrayMetric, check_metric_identical, r"compute\(\) on identical inputs returned array\(.*expected a float or a Measured"),
+    (
+        ArrayMetric,
+        check_metric_identical,
+        r"compute\(\) on identical inputs returned array\(.*expected a float or a Measured",
+    ),
     (NoisyMetric, check_metric_identical, r"two evaluations with the same rng seed gave"),
 ]
 
 
-@pytest.mark.parametrize(("component", "check", "message"), BROKEN_METRICS, ids=[c.__name__ for c, _, _ in BROKEN_METRICS])
+@pytest.mark.parametrize(
+    ("component", "check", "message"), BROKEN_METRICS, ids=[c.__name__ for c, _, _ in BROKEN_METRICS]
+)
 def test_a_broken_metric_fails_saying_what_is_wrong(component, check, message):
     with pytest.raises(AssertionError, match=message):
         check(component())
@@ -610,7 +662,7 @@ def register_metrics(register):
     register(Backwards)
 '''
 
-AUTHOR_TEST = '''
+AUTHOR_TEST = """
 import pytest
 
 pytestmark = pytest.mark.retrainbench_conformance(modules=["author_plugin"])
@@ -624,7 +676,7 @@ def test_fixtures(reference_vectors, reference_images, conformance_budget, retra
     assert reference_vectors.train.shape == (conformance_budget.n_train, 2)
     assert reference_images.train.shape[1:] == (1, 8, 8)
     assert retrainbench_registry.get("dataset", "gaussian").plugin == "toy-datasets"
-'''
+"""
 
 
 def test_the_pytest_plugin_runs_the_suite_for_a_plugin_author(tmp_path: Path):
@@ -653,16 +705,22 @@ def test_the_pytest_plugin_runs_the_suite_for_a_plugin_author(tmp_path: Path):
 
 def test_the_marker_is_required_and_must_match_something(tmp_path: Path):
     (tmp_path / "test_unmarked.py").write_text("def test_x(conformance_case):\n    conformance_case.run()\n")
-    (tmp_path / "test_nothing.py").write_text(textwrap.dedent('''
+    (tmp_path / "test_nothing.py").write_text(
+        textwrap.dedent("""
         import pytest
 
         @pytest.mark.retrainbench_conformance(distribution="not-installed-anywhere")
         def test_x(conformance_case):
             conformance_case.run()
-    '''))
+    """)
+    )
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode != 0
     assert "conformance_case fixture needs @pytest.mark.retrainbench_conformance" in done.stdout

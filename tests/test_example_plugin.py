@@ -56,7 +56,17 @@ def example_installed(tmp_path_factory) -> importlib.metadata.Distribution:
         copy = tmp_path_factory.mktemp("example") / "retrainbench-example"
         shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
         done = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--quiet", str(copy)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--no-deps",
+                "--no-build-isolation",
+                "--no-index",
+                "--quiet",
+                str(copy),
+            ],
             capture_output=True,
             text=True,
             timeout=600,  # a guard against a hung install, not a measurement
@@ -103,7 +113,14 @@ def test_list_and_plugins_show_the_example(example_installed, run_cli):
     for kind, name in COMPONENTS:
         assert listed[(kind, name)]["plugin"] == PLUGIN
         assert listed[(kind, name)]["available"] is True
-    assert set(listed[("policy", "curated")]["parameters"]) == {"reward", "target", "keep", "lambda", "temperature", "real"}
+    assert set(listed[("policy", "curated")]["parameters"]) == {
+        "reward",
+        "target",
+        "keep",
+        "lambda",
+        "temperature",
+        "real",
+    }
     assert ("model", "gaussian") in listed  # first-party ones beside it
 
     code, out, err = run_cli(["list", "model"])
@@ -206,7 +223,9 @@ def test_the_installed_example_passes_the_conformance_suite(installed_registry, 
     entry = installed_registry.get(kind, name)
     assert installed_registry.plugins[entry.plugin][0] == DIST
     options = {"expected": lambda t, n: {"real": n, "synthetic": n}} if name == "curated" else {}
-    cases = component_cases(kind, entry.component, budget=Budget(train_steps=5), registry=installed_registry, options=options)
+    cases = component_cases(
+        kind, entry.component, budget=Budget(train_steps=5), registry=installed_registry, options=options
+    )
     assert len(cases) == {"model": 1 + 2 * 4, "policy": 3, "metric": 3}[kind]  # vae: two data kinds, no log_prob
     for case in cases:
         case.run()
@@ -256,7 +275,12 @@ def test_curated_retraining_raises_the_reward(installed_registry, tmp_path: Path
     requiring the reward-shift to be positive and larger at generation 3 than at 1 cannot fail by chance.
     """
     doc = {
-        "name": "curated", "generations": 3, "seeds": [0], "n_real": 200, "n_test": 200, "n_eval": 200,
+        "name": "curated",
+        "generations": 3,
+        "seeds": [0],
+        "n_real": 200,
+        "n_test": 200,
+        "n_eval": 200,
         "datasets": [{"name": "gaussian", "params": {"dim": 2, "mean": 2.0}}],
         "models": [{"name": "gaussian"}],
         "policies": [{"name": "curated", "params": {"keep": 0.5, "real": False}}],

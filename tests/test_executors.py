@@ -170,9 +170,20 @@ def dask_cluster(tmp_path):
     scheduler_file = tmp_path / "scheduler.json"
     procs = [
         subprocess.Popen(
-            [str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-             "--scheduler-file", str(scheduler_file)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [
+                str(bin_dir / "dask"),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(scheduler_file),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
     ]
     try:
@@ -183,8 +194,19 @@ def dask_cluster(tmp_path):
         for _ in range(2):
             procs.append(
                 subprocess.Popen(
-                    [str(bin_dir / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                    [
+                        str(bin_dir / "dask"),
+                        "worker",
+                        address,
+                        "--nthreads",
+                        "1",
+                        "--no-dashboard",
+                        "--host",
+                        "127.0.0.1",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
                 )
             )
         from distributed import Client
@@ -202,8 +224,9 @@ def dask_cluster(tmp_path):
 @pytest.mark.slow
 def test_dask_cluster_gives_the_local_executors_results(grid, local_values, dask_cluster, tmp_path):
     store = tmp_path / "store"
-    done = run_cli("run", str(grid), "--store", str(store), "--executor", "dask", "-o", f"address={dask_cluster}",
-                   "--no-progress")
+    done = run_cli(
+        "run", str(grid), "--store", str(store), "--executor", "dask", "-o", f"address={dask_cluster}", "--no-progress"
+    )
     assert done.returncode == 0, done.stderr
     pd.testing.assert_frame_equal(values(store), local_values)
 
@@ -215,8 +238,21 @@ def test_submitit_local_executor_gives_the_same_results(grid, local_values, tmp_
     part = tmp_path / "part.toml"
     part.write_text(grid.read_text().replace('name = "kde"', 'name = "gaussian"').replace("[0.5, 2.0]", "0.5"))
     store = tmp_path / "store"
-    done = run_cli("run", str(part), "--store", str(store), "--executor", "submitit", "-o", "cluster=local",
-                   "-o", f"folder={tmp_path / 'jobs'}", "-o", "poll_seconds=0.2", "--no-progress")
+    done = run_cli(
+        "run",
+        str(part),
+        "--store",
+        str(store),
+        "--executor",
+        "submitit",
+        "-o",
+        "cluster=local",
+        "-o",
+        f"folder={tmp_path / 'jobs'}",
+        "-o",
+        "poll_seconds=0.2",
+        "--no-progress",
+    )
     assert done.returncode == 0, done.stderr
     got = values(store)
     assert got["run_id"].nunique() == 4
@@ -230,8 +266,20 @@ def test_faults_are_recorded_with_status_and_reason_and_the_grid_goes_on(tmp_pat
     grid = tmp_path / "faults.toml"
     grid.write_text(FAULT_GRID)
     store = tmp_path / "store"
-    done = run_cli("run", str(grid), "--store", str(store), "--workers", "2", "-o", "retries=1", "--timeout", "8",
-                   "--no-progress", env=faulty_env)
+    done = run_cli(
+        "run",
+        str(grid),
+        "--store",
+        str(store),
+        "--workers",
+        "2",
+        "-o",
+        "retries=1",
+        "--timeout",
+        "8",
+        "--no-progress",
+        env=faulty_env,
+    )
     assert done.returncode == 1, done.stderr  # some runs failed
     summary = done.stdout
     assert "6 runs: 2 done, 1 diverged, 2 failed, 1 timed-out" in summary, summary
@@ -265,8 +313,17 @@ def test_faults_are_recorded_with_status_and_reason_and_the_grid_goes_on(tmp_pat
 def test_fail_fast_stops_at_the_first_failure(tmp_path, faulty_env):
     grid = tmp_path / "faults.toml"
     grid.write_text(FAULT_GRID.replace('["raise", "nan", "sleep", "kill"]', '"raise"'))
-    done = run_cli("run", str(grid), "--store", str(tmp_path / "store"), "--executor", "inline", "--fail-fast",
-                   "--no-progress", env=faulty_env)
+    done = run_cli(
+        "run",
+        str(grid),
+        "--store",
+        str(tmp_path / "store"),
+        "--executor",
+        "inline",
+        "--fail-fast",
+        "--no-progress",
+        env=faulty_env,
+    )
     assert done.returncode == 1
     assert "1 failed" in done.stdout and "2 not run (--fail-fast)" in done.stdout, done.stdout
 
@@ -276,7 +333,9 @@ def test_driver_killed_mid_grid_resumes_under_another_executor(grid, local_value
     store = tmp_path / "store"
     driver = subprocess.Popen(
         [sys.executable, "-m", "benchmark", "run", str(grid), "--store", str(store), "--workers", "2", "--no-progress"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120

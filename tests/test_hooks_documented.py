@@ -172,9 +172,16 @@ def test_a_plugin_implementing_every_hook_takes_part_in_a_run(tmp_path: Path):
     for hook, kind in hookspecs.REGISTRATION_HOOKS.items():
         assert "all_hooks_plugin" in {e.plugin for e in registry if e.kind == kind}, hook
     doc = {
-        "name": "hooks", "generations": 2, "seeds": [0, 1], "n_real": 40, "n_test": 40, "n_eval": 40,
-        "datasets": [{"name": "hooks-data"}], "models": [{"name": "hooks-family"}],
-        "policies": [{"name": "hooks-policy"}], "metrics": [{"name": "hooks-metric"}],
+        "name": "hooks",
+        "generations": 2,
+        "seeds": [0, 1],
+        "n_real": 40,
+        "n_test": 40,
+        "n_eval": 40,
+        "datasets": [{"name": "hooks-data"}],
+        "models": [{"name": "hooks-family"}],
+        "policies": [{"name": "hooks-policy"}],
+        "metrics": [{"name": "hooks-metric"}],
     }
     grid = parse_grid(doc, registry)
     executor = registry.get("executor", "hooks-executor").component()
@@ -197,9 +204,16 @@ def test_a_plugin_implementing_every_hook_takes_part_in_a_run(tmp_path: Path):
 
 ANALYTIC = ["plugins.datasets.toy", "plugins.families.analytic", "plugins.policies.mixing", "plugins.metrics.basic"]
 GRID = {
-    "name": "logged", "generations": 2, "seeds": [0, 1], "n_real": 30, "n_test": 30, "n_eval": 30,
-    "datasets": [{"name": "gaussian", "params": {"dim": 2}}], "models": [{"name": "gaussian"}],
-    "policies": [{"name": "mix", "params": {"lambda": [0.5, 1.0]}}], "metrics": [{"name": "variance"}],
+    "name": "logged",
+    "generations": 2,
+    "seeds": [0, 1],
+    "n_real": 30,
+    "n_test": 30,
+    "n_eval": 30,
+    "datasets": [{"name": "gaussian", "params": {"dim": 2}}],
+    "models": [{"name": "gaussian"}],
+    "policies": [{"name": "mix", "params": {"lambda": [0.5, 1.0]}}],
+    "metrics": [{"name": "variance"}],
 }
 
 
@@ -220,7 +234,10 @@ def test_the_jsonl_logger_appends_one_line_per_generation(tmp_path: Path, monkey
         mine = [entry for entry in lines if entry["run_id"] == run.run_id]
         assert [e["generation"] for e in mine] == [0, 1, 2]
         assert mine[0]["labels"] == {
-            "dataset": "gaussian[dim=2]", "model": "gaussian", "policy": run.policy.label, "seed": run.seed,
+            "dataset": "gaussian[dim=2]",
+            "model": "gaussian",
+            "policy": run.policy.label,
+            "seed": run.seed,
         }
         for entry, record in zip(mine, store.records(run.run_id)):
             assert {k: entry[k] for k in record} == record
@@ -247,8 +264,10 @@ def test_the_jsonl_logger_keeps_lines_whole_across_worker_processes(tmp_path: Pa
         '[[policies]]\nname = "mix"\nparams = { lambda = [0.5, 1.0] }\n[[metrics]]\nname = "variance"\n'
     )
     log = tmp_path / "log.jsonl"
-    code, out, err = run_cli(["run", grid, "--store", tmp_path / "store", "--workers", "2", "--no-progress"],
-                             env={"RETRAINBENCH_JSONL": str(log)})
+    code, out, err = run_cli(
+        ["run", grid, "--store", tmp_path / "store", "--workers", "2", "--no-progress"],
+        env={"RETRAINBENCH_JSONL": str(log)},
+    )
     assert code == 0, out + err
     lines = log.read_text().splitlines()
     assert len(lines) == 6 * 4

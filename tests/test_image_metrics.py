@@ -214,8 +214,16 @@ def test_fid_on_upscaled_digits_runs_offline_end_to_end_in_a_grid(tmp_path, plug
         digits["params"] = {"size": 16}
     grid = parse_grid(
         {
-            "name": "fid-digits", "generations": 1, "seeds": [0], "n_real": 12, "n_test": 12, "n_eval": 12,
-            "device": "cpu", "datasets": [digits], "models": [{"name": "jitter"}], "policies": [{"name": "replace"}],
+            "name": "fid-digits",
+            "generations": 1,
+            "seeds": [0],
+            "n_real": 12,
+            "n_test": 12,
+            "n_eval": 12,
+            "device": "cpu",
+            "datasets": [digits],
+            "models": [{"name": "jitter"}],
+            "policies": [{"name": "replace"}],
             "metrics": [
                 {"name": "fid"},
                 {"name": "kid", "params": {"subsets": 5}},

@@ -159,9 +159,21 @@ def results(rows: list[tuple[str, str, int, list[float], str]], metric: str = "l
     out = []
     for model, policy, seed, values, status in rows:
         for t, v in enumerate(values):
-            out.append({"run_id": f"{model}-{policy}-{seed}", "dataset": "d", "model": model, "policy": policy,
-                        "seed": seed, "generation": t, "metric": metric, "value": v, "detail": "",
-                        "status": status, "config": f"{model}-{policy}"})
+            out.append(
+                {
+                    "run_id": f"{model}-{policy}-{seed}",
+                    "dataset": "d",
+                    "model": model,
+                    "policy": policy,
+                    "seed": seed,
+                    "generation": t,
+                    "metric": metric,
+                    "value": v,
+                    "detail": "",
+                    "status": status,
+                    "config": f"{model}-{policy}",
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -219,9 +231,13 @@ def test_a_consistent_five_percent_worsening_is_degraded():
 
 def test_seeds_that_disagree_are_not_evidence():
     # one seed collapses, two stay put: the mean is 10% worse, but the interval covers 0
-    frame = results([("m", "p", 0, [1.0] + [1.3] * T, "done"),
-                     ("m", "p", 1, noisy(np.ones(T + 1), 0.01, 1), "done"),
-                     ("m", "p", 2, noisy(np.ones(T + 1), 0.01, 2), "done")])
+    frame = results(
+        [
+            ("m", "p", 0, [1.0] + [1.3] * T, "done"),
+            ("m", "p", 1, noisy(np.ones(T + 1), 0.01, 1), "done"),
+            ("m", "p", 2, noisy(np.ones(T + 1), 0.01, 2), "done"),
+        ]
+    )
     row = board_of(frame, {"loss": LOWER}).loc["p"]
     assert row["status"] == "stable" and pd.isna(row["collapse_start"])
     assert row["status_counts"] == "2 stable, 1 collapsed"  # what each seed alone would say
@@ -229,8 +245,7 @@ def test_seeds_that_disagree_are_not_evidence():
 
 def test_a_single_seed_decides_without_an_interval():
     level = np.where(np.arange(T + 1) >= 6, 1.5, 1.0)
-    frame = results([("m", "one", 0, noisy(level, 0.01, 400), "done"),
-                     ("m", "calm", 0, [1.0] * (T + 1), "done")])
+    frame = results([("m", "one", 0, noisy(level, 0.01, 400), "done"), ("m", "calm", 0, [1.0] * (T + 1), "done")])
     board = board_of(frame, {"loss": LOWER})
     one = board.loc["one"]
     assert (one["status"], one["collapse_start"], one["note"]) == ("collapsed", 6, stats.ONE_SEED)
@@ -245,21 +260,23 @@ def test_a_single_seed_decides_without_an_interval():
 
 def test_failed_and_diverged_configurations():
     worse = [1.0] + [1.5] * T
-    frame = results([
-        ("m", "two-failed", 0, [1.0, 1.0], "failed"),
-        ("m", "two-failed", 1, [1.0], "failed"),
-        ("m", "two-failed", 2, [1.0] * (T + 1), "done"),
-        ("m", "mixed", 0, [1.0, 2.0], "diverged"),      # half broken, but only one in two failed: failed
-        ("m", "mixed", 1, [1.0], "failed"),
-        ("m", "split", 0, [1.0, 2.0], "diverged"),      # two of three broken, one failed: diverged
-        ("m", "split", 1, [1.0], "failed"),
-        ("m", "split", 2, worse, "done"),
-        ("m", "one-failed", 0, [1.0, 3.0], "failed"),   # fewer than half broken: the other two decide
-        ("m", "one-failed", 1, worse, "done"),
-        ("m", "one-failed", 2, noisy(worse, 0.01, 5), "done"),
-        ("m", "lone-survivor", 0, [1.0, 1.0], "failed"),  # one of two failed: half, so not the survivor's say
-        ("m", "lone-survivor", 1, [1.0] * (T + 1), "done"),
-    ])
+    frame = results(
+        [
+            ("m", "two-failed", 0, [1.0, 1.0], "failed"),
+            ("m", "two-failed", 1, [1.0], "failed"),
+            ("m", "two-failed", 2, [1.0] * (T + 1), "done"),
+            ("m", "mixed", 0, [1.0, 2.0], "diverged"),  # half broken, but only one in two failed: failed
+            ("m", "mixed", 1, [1.0], "failed"),
+            ("m", "split", 0, [1.0, 2.0], "diverged"),  # two of three broken, one failed: diverged
+            ("m", "split", 1, [1.0], "failed"),
+            ("m", "split", 2, worse, "done"),
+            ("m", "one-failed", 0, [1.0, 3.0], "failed"),  # fewer than half broken: the other two decide
+            ("m", "one-failed", 1, worse, "done"),
+            ("m", "one-failed", 2, noisy(worse, 0.01, 5), "done"),
+            ("m", "lone-survivor", 0, [1.0, 1.0], "failed"),  # one of two failed: half, so not the survivor's say
+            ("m", "lone-survivor", 1, [1.0] * (T + 1), "done"),
+        ]
+    )
     board = board_of(frame, {"loss": LOWER})
     assert board.loc["two-failed", "status"] == "failed"
     assert board.loc["two-failed", "status_counts"] == "1 stable, 2 failed"
@@ -274,13 +291,15 @@ def test_failed_and_diverged_configurations():
 
 
 def test_seed_summary_statistics():
-    frame = results([
-        ("m", "p", 0, [1.0, 1.0, 1.2, 1.3], "done"),
-        ("m", "p", 1, [1.0, 1.0, 1.0, 1.0], "done"),
-        ("m", "p", 2, [1.0, 1.0, 1.0, 1.3], "done"),
-        ("m", "q", 0, [2.0, 2.5, 3.0], "done"),
-        ("m", "q", 1, [2.0, 2.0, 2.0], "done"),
-    ])
+    frame = results(
+        [
+            ("m", "p", 0, [1.0, 1.0, 1.2, 1.3], "done"),
+            ("m", "p", 1, [1.0, 1.0, 1.0, 1.0], "done"),
+            ("m", "p", 2, [1.0, 1.0, 1.0, 1.3], "done"),
+            ("m", "q", 0, [2.0, 2.5, 3.0], "done"),
+            ("m", "q", 1, [2.0, 2.0, 2.0], "done"),
+        ]
+    )
     board = board_of(frame, {"loss": LOWER})
     p = board.loc["p"]
     assert p["seeds"] == 3 and p["generations"] == 3
@@ -298,16 +317,18 @@ def test_seed_summary_statistics():
 
 
 def test_ranking_rewards_ending_good_not_staying_bad():
-    frame = results([
-        ("good", "drifts", 0, [1.0, 1.2, 1.5], "done"),        # good start, degrades: ends at 1.5
-        ("good", "drifts", 1, [1.0, 1.2, 1.5], "done"),
-        ("bad", "stays", 0, [3.0, 3.0, 3.0], "done"),          # perfectly stable, but bad
-        ("bad", "stays", 1, [3.0, 3.0, 3.0], "done"),
-        ("good", "holds", 0, [1.0, 1.1, 1.2], "done"),         # ends at 1.2: best
-        ("good", "holds", 1, [1.0, 1.1, 1.2], "done"),
-        ("best", "diverges", 0, [0.1, 0.1], "diverged"),       # lowest values, but diverged: last
-        ("best", "diverges", 1, [0.1, 0.1], "diverged"),
-    ])
+    frame = results(
+        [
+            ("good", "drifts", 0, [1.0, 1.2, 1.5], "done"),  # good start, degrades: ends at 1.5
+            ("good", "drifts", 1, [1.0, 1.2, 1.5], "done"),
+            ("bad", "stays", 0, [3.0, 3.0, 3.0], "done"),  # perfectly stable, but bad
+            ("bad", "stays", 1, [3.0, 3.0, 3.0], "done"),
+            ("good", "holds", 0, [1.0, 1.1, 1.2], "done"),  # ends at 1.2: best
+            ("good", "holds", 1, [1.0, 1.1, 1.2], "done"),
+            ("best", "diverges", 0, [0.1, 0.1], "diverged"),  # lowest values, but diverged: last
+            ("best", "diverges", 1, [0.1, 0.1], "diverged"),
+        ]
+    )
     board = leaderboard_frame(frame)  # no registry: direction from the fallback below
     assert board["rank"].isna().all()  # the metric "loss" is unknown without a registry: not ranked
     dirs = {"loss": LOWER}
@@ -321,8 +342,9 @@ def test_ranking_rewards_ending_good_not_staying_bad():
 
 def test_ranking_of_higher_is_better_and_optimum_metrics():
     frame = results([("a", "x", 0, [0.9, 0.8], "done"), ("b", "y", 0, [0.5, 0.7], "done")], metric="acc")
-    frame = pd.concat([frame, results([("a", "x", 0, [1.0, 1.3], "done"), ("b", "y", 0, [1.0, 0.8], "done")],
-                                      metric="ratio")])
+    frame = pd.concat(
+        [frame, results([("a", "x", 0, [1.0, 1.3], "done"), ("b", "y", 0, [1.0, 0.8], "done")], metric="ratio")]
+    )
     dirs = {"acc": HIGHER, "ratio": TO_ONE}
     board = stats.rank(stats.seed_summary(stats.run_summary(frame, dirs), frame, dirs), dirs)
     ranks = {(m, p): r for m, p, r in zip(board["metric"], board["policy"], board["rank"])}
@@ -391,8 +413,19 @@ def store(tmp_path_factory, registry) -> Path:
 
 def test_results_frame_is_tidy_and_typed(store):
     frame = results_frame(Store(store))
-    assert list(frame.columns[:11]) == ["run_id", "dataset", "model", "policy", "seed", "generation", "metric",
-                                        "value", "detail", "status", "config"]
+    assert list(frame.columns[:11]) == [
+        "run_id",
+        "dataset",
+        "model",
+        "policy",
+        "seed",
+        "generation",
+        "metric",
+        "value",
+        "detail",
+        "status",
+        "config",
+    ]
     assert len(frame) == 8 * 3 * 2  # runs (2 models x 2 policies x 2 seeds) x generations x metrics
     assert str(frame["model.ddof"].dtype) == "Int64" and frame["model.ddof"].isna().sum() == 24  # gmm rows
     assert str(frame["model.max_iter"].dtype) == "Int64" and frame["model.max_iter"].isna().sum() == 24

@@ -51,6 +51,7 @@ def make_evaluation(
     kind = "image" if test.ndim == 4 else "vector"
     data = DataSplits(train=test, test=test, pool=test[:0], kind=kind)
     space = FeatureSpace(registry, data, {"test": list(map(str, digest(test))), "seed": seed}, context, None)
+
     def features(name: str, which: str) -> np.ndarray:
         return space.of_samples(name, samples, 0) if which == "samples" else space.real(name, which)
 
@@ -264,9 +265,16 @@ def test_mode_metrics_refuse_datasets_without_modes_and_the_grid_skips_them(regi
     with pytest.raises(ValueError, match="metric 'mode-coverage' needs a dataset with modes; 'moons' has none"):
         measure(registry, "mode-coverage", make_evaluation(registry, x, x, dataset=moons))
     grid = {
-        "name": "modes", "generations": 0, "seeds": [0], "n_real": 20, "n_test": 20, "n_eval": 20,
-        "datasets": [{"name": "moons"}, {"name": "eight-gaussians"}], "models": [{"name": "gaussian"}],
-        "policies": [{"name": "replace"}], "metrics": [{"name": "mode-coverage"}, {"name": "w2"}],
+        "name": "modes",
+        "generations": 0,
+        "seeds": [0],
+        "n_real": 20,
+        "n_test": 20,
+        "n_eval": 20,
+        "datasets": [{"name": "moons"}, {"name": "eight-gaussians"}],
+        "models": [{"name": "gaussian"}],
+        "policies": [{"name": "replace"}],
+        "metrics": [{"name": "mode-coverage"}, {"name": "w2"}],
     }
     spec = parse_grid(grid, registry)
     metrics = {run.dataset.name: [m.name for m in run.metrics] for run in spec.runs}

@@ -46,7 +46,11 @@ POOL_SET = tagged(POOL, np.arange(1000, 1000 + 10 * N))
 
 def step(generation: int, sampler: Sampler, state=None, seed: int = 0, pool: np.ndarray = POOL_SET) -> PolicyStep:
     return PolicyStep(
-        generation=generation, real=REAL_SET, pool=pool, sample=sampler, state=state or {},
+        generation=generation,
+        real=REAL_SET,
+        pool=pool,
+        sample=sampler,
+        state=state or {},
         rng=np.random.default_rng(seed),
     )
 
@@ -280,8 +284,15 @@ def loop_registry():
 
 def chain(registry, policies):
     doc = {
-        "name": "policies", "generations": G, "seeds": [0], "n_real": N_REAL, "n_test": N_TEST, "n_eval": 5,
-        "datasets": [{"name": "ids"}], "models": [{"name": "recording"}], "policies": policies,
+        "name": "policies",
+        "generations": G,
+        "seeds": [0],
+        "n_real": N_REAL,
+        "n_test": N_TEST,
+        "n_eval": 5,
+        "datasets": [{"name": "ids"}],
+        "models": [{"name": "recording"}],
+        "policies": policies,
         "metrics": [{"name": "mean-distance"}],
     }
     for run in parse_grid(doc, registry).runs:

@@ -105,8 +105,9 @@ def test_the_same_name_in_two_kinds_is_allowed():
 
 
 def test_an_unknown_name_suggests_the_closest():
-    registry = build_registry([registers_datasets("plug_names", dataset_class("spiral"), dataset_class("blobs"))],
-                              autoload=False)
+    registry = build_registry(
+        [registers_datasets("plug_names", dataset_class("spiral"), dataset_class("blobs"))], autoload=False
+    )
     expected = r"unknown dataset 'spirall' \(did you mean 'spiral'\?\); known: blobs, spiral"
     with pytest.raises(RegistryError, match=expected):
         registry.get("dataset", "spirall")
@@ -261,8 +262,9 @@ def test_cli_strict_plugins_refuses_a_run_before_writing(run_cli, tmp_path: Path
         '[[datasets]]\nname = "gaussian"\n[[models]]\nname = "gaussian"\n[[policies]]\nname = "replace"\n'
         '[[metrics]]\nname = "variance"\n'
     )
-    code, _, err = run_cli(["run", grid, "--store", tmp_path / "store", "--strict-plugins"],
-                           env={PLUGINS_ENV: "some_missing_module"})
+    code, _, err = run_cli(
+        ["run", grid, "--store", tmp_path / "store", "--strict-plugins"], env={PLUGINS_ENV: "some_missing_module"}
+    )
     assert code == 2 and "some_missing_module" in err
     assert not (tmp_path / "store").exists()
 
@@ -279,9 +281,16 @@ def test_on_generation_end_is_called_once_per_generation_with_the_record(tmp_pat
     module = plugin("plug_observer", on_generation_end=on_generation_end)
     registry = build_registry([module], autoload=True)
     doc = {
-        "name": "observed", "generations": 3, "seeds": [0, 1], "n_real": 30, "n_test": 30, "n_eval": 30,
-        "datasets": [{"name": "gaussian"}], "models": [{"name": "gaussian"}],
-        "policies": [{"name": "mix", "params": {"lambda": 0.5}}], "metrics": [{"name": "variance"}],
+        "name": "observed",
+        "generations": 3,
+        "seeds": [0, 1],
+        "n_real": 30,
+        "n_test": 30,
+        "n_eval": 30,
+        "datasets": [{"name": "gaussian"}],
+        "models": [{"name": "gaussian"}],
+        "policies": [{"name": "mix", "params": {"lambda": 0.5}}],
+        "metrics": [{"name": "variance"}],
     }
     grid = parse_grid(doc, registry)
     store = Store(tmp_path / "store")

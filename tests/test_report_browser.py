@@ -55,7 +55,10 @@ def session(tmp_path_factory) -> Iterator[Session]:
     profile.mkdir()  # an empty user-data-dir
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, args=FLAGS,
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=FLAGS,
             viewport={"width": 1400, "height": 1000},
         )
         try:

@@ -188,8 +188,10 @@ def build_store(folder: Path) -> tuple[Path, Registry]:
 def fail_one_run(store: Store) -> str:
     """Leave one run as the harness leaves a run that raised in generation 2, with a hostile reason; its id."""
     run_id = next(
-        r for r in store.run_ids()
-        if (spec := store.spec(r))["dataset"]["name"] == "tiny-squares" and spec["policy"]["name"] == "mix"
+        r
+        for r in store.run_ids()
+        if (spec := store.spec(r))["dataset"]["name"] == "tiny-squares"
+        and spec["policy"]["name"] == "mix"
         and spec["seed"] == 2
     )
     for t in (2, 3):
@@ -258,9 +260,40 @@ def test_every_plugin_and_grid_string_is_escaped(page):
     text, parsed = page
     # no element and no event handler came from a plugin or the grid file
     assert {tag for tag, _ in parsed.elements} <= {
-        "html", "head", "meta", "link", "title", "style", "body", "h1", "h2", "h3", "h4", "p", "nav", "a", "section",
-        "details", "summary", "dl", "dt", "dd", "div", "table", "thead", "tbody", "tr", "th", "td", "span", "br",
-        "figure", "figcaption", "img", "pre", "script",
+        "html",
+        "head",
+        "meta",
+        "link",
+        "title",
+        "style",
+        "body",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "p",
+        "nav",
+        "a",
+        "section",
+        "details",
+        "summary",
+        "dl",
+        "dt",
+        "dd",
+        "div",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "span",
+        "br",
+        "figure",
+        "figcaption",
+        "img",
+        "pre",
+        "script",
     }
     assert not [name for _, attrs in parsed.elements for name in attrs if name.startswith("on")]
     assert "alert" not in parsed.script
@@ -312,8 +345,15 @@ def test_tables_plots_and_galleries_are_present(page):
     shapes = sorted({s.shape[:2] for s in samples})
     # scatter panels are 150 px; 64 images of 6x6 tile 8 to a side with 1-px gaps: 8 * 7 - 1 = 55 px
     assert shapes == [(55, 55), (150, 150)]
-    for heading in ("Leaderboards", "Metrics across generations", "Samples across generations", "Runs",
-                    "Grid and machine", "package versions", "machine"):
+    for heading in (
+        "Leaderboards",
+        "Metrics across generations",
+        "Samples across generations",
+        "Runs",
+        "Grid and machine",
+        "package versions",
+        "machine",
+    ):
         assert f">{heading}<" in text
 
 
@@ -341,5 +381,6 @@ def test_cli_report_rebuilds_from_the_store(built, run_cli, tmp_path):
     out = tmp_path / "cli-out"
     result = run_cli(["report", "--store", store, "--out", out, "--grid", GRID_NAME])
     assert result.code == 0, result.err
-    assert result.out.split() == [str(out / n) for n in
-                                  ("results.csv", "runs.csv", "leaderboard.csv", "leaderboard.md", "index.html")]
+    assert result.out.split() == [
+        str(out / n) for n in ("results.csv", "runs.csv", "leaderboard.csv", "leaderboard.md", "index.html")
+    ]

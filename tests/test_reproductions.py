@@ -37,11 +37,19 @@ from plugins.families.flows import FlowFamily
 
 Z = 3.0
 FIRST_PARTY = (
-    "plugins.datasets.toy", "plugins.families.analytic", "plugins.policies.mixing", "plugins.metrics.basic",
+    "plugins.datasets.toy",
+    "plugins.families.analytic",
+    "plugins.policies.mixing",
+    "plugins.metrics.basic",
     "plugins.metrics.samples",
 )
-DEEP = ("plugins.families.flows", "plugins.families.diffusion", "plugins.datasets.images", "plugins.features.extractors",
-        "plugins.metrics.images")
+DEEP = (
+    "plugins.families.flows",
+    "plugins.families.diffusion",
+    "plugins.datasets.images",
+    "plugins.features.extractors",
+    "plugins.metrics.images",
+)
 GRIDS = Path(__file__).resolve().parents[1] / "grids" / "reproductions"
 needs_deep = pytest.mark.skipif(
     bool(FlowFamily.missing_requirements() or DDPMFamily.missing_requirements()),
@@ -116,8 +124,14 @@ def test_every_reproduction_grid_has_its_committed_leaderboard_and_section():
     # docs/reproductions.md links each grid and its leaderboard, which were built by the commands in the grid file.
     page = (GRIDS.parents[1] / "docs" / "reproductions.md").read_text()
     names = {p.stem for p in GRIDS.glob("*.toml")}
-    assert {"bertrand-2d", "shumailov-gaussian", "gerstgrasser-kazdan", "alemohammad-moons", "fu-kde",
-            "images-digits"} <= names
+    assert {
+        "bertrand-2d",
+        "shumailov-gaussian",
+        "gerstgrasser-kazdan",
+        "alemohammad-moons",
+        "fu-kde",
+        "images-digits",
+    } <= names
     for name in names:
         board = GRIDS.parents[1] / "leaderboards" / name
         assert (board / "results.csv").is_file() and (board / "leaderboard.md").is_file(), f"{name}: no leaderboard"
@@ -131,8 +145,14 @@ def test_fresh_without_real_data_is_replace(registry):
     # shumailov-gaussian.toml varies N through fresh[n_fresh=0, n_synthetic=N]; with N = n_real it must be
     # exactly replace (same synthetic stream, same fits), so the grid's N = 1000 row is the paper's replace.
     gaussian = {"name": "gaussian", "params": {"ddof": 0}}
-    fresh = chains(registry, gaussian, {"name": "fresh", "params": {"n_fresh": 0, "n_synthetic": 12}},
-                   n=12, horizon=4, seeds=[5, 6])
+    fresh = chains(
+        registry,
+        gaussian,
+        {"name": "fresh", "params": {"n_fresh": 0, "n_synthetic": 12}},
+        n=12,
+        horizon=4,
+        seeds=[5, 6],
+    )
     replace = chains(registry, gaussian, {"name": "replace"}, n=12, horizon=4, seeds=[5, 6])
     for key in ("mean", "cov"):
         assert np.array_equal(state(fresh, key), state(replace, key)), f"{key} differs between fresh and replace"
@@ -141,9 +161,12 @@ def test_fresh_without_real_data_is_replace(registry):
 def log_variance_ratio(registry, n_synthetic: int, seeds: range, horizon: int) -> np.ndarray:
     """log(sigma_T^2 / sigma_0^2) of the ML Gaussian refit on n_synthetic of its own samples, per seed."""
     runs = chains(
-        registry, {"name": "gaussian", "params": {"ddof": 0}},
+        registry,
+        {"name": "gaussian", "params": {"ddof": 0}},
         {"name": "fresh", "params": {"n_fresh": 0, "n_synthetic": n_synthetic}},
-        n=200, horizon=horizon, seeds=seeds,
+        n=200,
+        horizon=horizon,
+        seeds=seeds,
     )
     var = state(runs, "cov")[:, :, 0, 0]
     return np.log(var[:, -1] / var[:, 0])
@@ -170,10 +193,15 @@ def test_two_component_mixture_loses_variance_under_replace(registry):
     # variance (of 400 evaluation samples) falls. Paired per seed, log(v_0 / v_T) measured on 20 seeds:
     # 2.8 +- 0.7 at T = 10, 4.8 +- 0.9 at T = 15; with the 15 seeds here about 4.7 SE at T = 15.
     runs = chains(
-        registry, {"name": "gmm", "params": {"components": 2, "max_iter": 100}}, {"name": "replace"},
-        n=10, horizon=15, seeds=range(300, 315),
+        registry,
+        {"name": "gmm", "params": {"components": 2, "max_iter": 100}},
+        {"name": "replace"},
+        n=10,
+        horizon=15,
+        seeds=range(300, 315),
         dataset={"name": "eight-gaussians", "params": {"modes": 2, "radius": 1.0, "std": 0.3}},
-        metric={"name": "variance"}, n_eval=400,
+        metric={"name": "variance"},
+        n_eval=400,
     )
     variance = metric(runs, "variance")
     assert_greater(np.log(variance[:, 0] / variance[:, -1]), 0.0, "GMM: log(total variance at 0 / at 15)")
@@ -188,8 +216,9 @@ def errors(
     registry, model: Mapping[str, Any], policy: str, first_seed: int, seeds: int = SEEDS_ACC
 ) -> dict[str, np.ndarray]:
     """|error| of the fitted mean and |log| of the fitted variance against N(0, 1) at T_ACC, per seed."""
-    runs = chains(registry, model, {"name": policy}, n=N_ACC, horizon=T_ACC,
-                  seeds=range(first_seed, first_seed + seeds))
+    runs = chains(
+        registry, model, {"name": policy}, n=N_ACC, horizon=T_ACC, seeds=range(first_seed, first_seed + seeds)
+    )
     last = [chain[-1].model_state for chain in runs]  # accumulate's KDE has more centres every generation
     if model["name"] == "gaussian":
         mean = np.array([s["mean"][0] for s in last])
@@ -200,10 +229,13 @@ def errors(
     return {"mean": np.abs(mean), "variance": np.abs(np.log(var))}
 
 
-@pytest.mark.parametrize("model, first_seed", [
-    ({"name": "gaussian", "params": {"ddof": 0}}, 1000),
-    ({"name": "kde", "params": {"bandwidth": 0.2}}, 2000),
-])
+@pytest.mark.parametrize(
+    "model, first_seed",
+    [
+        ({"name": "gaussian", "params": {"ddof": 0}}, 1000),
+        ({"name": "kde", "params": {"bandwidth": 0.2}}, 2000),
+    ],
+)
 def test_replace_drifts_accumulate_stays_bounded(registry, model, first_seed):
     # Gerstgrasser et al.: with n = 20 and T = 20, replace's mean is a random walk (Var about (T+1)/n = 1 for the
     # Gaussian) against at most (pi^2/6)/n = 0.08 when accumulating; the Gaussian's variance shrinks by about
@@ -235,9 +267,15 @@ def test_accumulate_subsample_lies_between(registry):
 def tv_rise(registry, lam: float, seeds: range, horizon: int) -> np.ndarray:
     """TV to the true density at generation T minus at generation 0 (the real-only KDE), per seed."""
     runs = chains(
-        registry, {"name": "kde", "params": {"bandwidth": 0.1}}, {"name": "mix", "params": {"lambda": lam}},
-        n=100, horizon=horizon, seeds=seeds, metric={"name": "tv", "params": {"grid_points": 512}},
-        n_test=100, n_eval=20,
+        registry,
+        {"name": "kde", "params": {"bandwidth": 0.1}},
+        {"name": "mix", "params": {"lambda": lam}},
+        n=100,
+        horizon=horizon,
+        seeds=seeds,
+        metric={"name": "tv", "params": {"grid_points": 512}},
+        n_test=100,
+        n_eval=20,
     )
     tv = metric(runs, "tv[grid_points=512]")
     return tv[:, -1] - tv[:, 0]
@@ -260,8 +298,10 @@ def test_tv_rises_then_falls_with_the_amount_of_synthetic_data(registry):
 # ---------------------------------------------------------------- Bertrand et al. 2024 (2-D and digits)
 
 #: A small MLP denoiser with a short schedule: enough to fit eight-gaussians in 100 steps per generation.
-SMALL_DDPM = {"name": "ddpm", "params": {"steps": 100, "width": 64, "depth": 2, "timesteps": 100,
-                                         "sampling_timesteps": 10}}
+SMALL_DDPM = {
+    "name": "ddpm",
+    "params": {"steps": 100, "width": 64, "depth": 2, "timesteps": 100, "sampling_timesteps": 10},
+}
 
 
 @needs_deep
@@ -272,15 +312,28 @@ def test_ddpm_drifts_without_real_data_and_stays_near_generation_0_with_it(regis
     # at T = 5 (n = 300), measured on these seeds: replace 1.285 +- 0.006 against mix[lambda=0.5] 0.834 +- 0.038
     # (12 SE); change since generation 0: +0.47 +- 0.02 against -0.015 +- 0.019 (17 SE).
     def w2(policy: Mapping[str, Any], seeds: range) -> np.ndarray:
-        runs = chains(registry, SMALL_DDPM, policy, n=300, horizon=5, seeds=seeds,
-                      dataset={"name": "eight-gaussians"}, metric={"name": "w2"}, n_test=500, n_eval=500)
+        runs = chains(
+            registry,
+            SMALL_DDPM,
+            policy,
+            n=300,
+            horizon=5,
+            seeds=seeds,
+            dataset={"name": "eight-gaussians"},
+            metric={"name": "w2"},
+            n_test=500,
+            n_eval=500,
+        )
         return metric(runs, "w2")
 
     replace = w2({"name": "replace"}, range(10, 13))
     mix = w2({"name": "mix", "params": {"lambda": 0.5}}, range(20, 23))
     assert_greater(replace[:, -1], mix[:, -1], "W2 at generation 5: replace above mix[lambda=0.5]")
-    assert_greater(replace[:, -1] - replace[:, 0], mix[:, -1] - mix[:, 0],
-                   "W2 change since generation 0: replace above mix[lambda=0.5]")
+    assert_greater(
+        replace[:, -1] - replace[:, 0],
+        mix[:, -1] - mix[:, 0],
+        "W2 change since generation 0: replace above mix[lambda=0.5]",
+    )
 
 
 @needs_deep
@@ -290,12 +343,24 @@ def test_ddpm_on_digits_degrades_on_its_own_samples_and_not_on_real_ones(registr
     # to train), one retraining (each generation costs seconds even at this size). Measured at T = 1 (n = 300):
     # replace 3.25 +- 0.09 against mix[lambda=0] 1.49 +- 0.10 (13 SE); replace's FID rises from generation 0 by
     # +0.56 +- 0.04 (paired, 16 SE), while real-only training lowers it.
-    tiny_unet = {"name": "ddpm", "params": {"steps": 100, "width": 8, "depth": 1, "timesteps": 100,
-                                            "sampling_timesteps": 10, "batch_size": 16}}
+    tiny_unet = {
+        "name": "ddpm",
+        "params": {"steps": 100, "width": 8, "depth": 1, "timesteps": 100, "sampling_timesteps": 10, "batch_size": 16},
+    }
 
     def fid(policy: Mapping[str, Any], seeds: range) -> np.ndarray:
-        runs = chains(registry, tiny_unet, policy, n=300, horizon=1, seeds=seeds, dataset={"name": "digits"},
-                      metric={"name": "fid", "params": {"extractor": "raw"}}, n_test=300, n_eval=300)
+        runs = chains(
+            registry,
+            tiny_unet,
+            policy,
+            n=300,
+            horizon=1,
+            seeds=seeds,
+            dataset={"name": "digits"},
+            metric={"name": "fid", "params": {"extractor": "raw"}},
+            n_test=300,
+            n_eval=300,
+        )
         return metric(runs, "fid[extractor=raw]")
 
     replace = fid({"name": "replace"}, range(40, 43))
@@ -319,8 +384,18 @@ def test_the_fully_synthetic_loop_loses_recall_before_precision_and_fresh_data_k
     measures = [{"name": "precision"}, {"name": "recall"}]
 
     def loop(policy: str, seeds: range) -> tuple[np.ndarray, np.ndarray]:
-        runs = chains(registry, flow, {"name": policy}, n=500, horizon=4, seeds=seeds, dataset={"name": "moons"},
-                      metric=measures, n_test=500, n_eval=500)
+        runs = chains(
+            registry,
+            flow,
+            {"name": policy},
+            n=500,
+            horizon=4,
+            seeds=seeds,
+            dataset={"name": "moons"},
+            metric=measures,
+            n_test=500,
+            n_eval=500,
+        )
         return metric(runs, "precision"), metric(runs, "recall")
 
     precision, recall = loop("replace", range(30, 34))
@@ -338,16 +413,18 @@ def test_the_figures_script_gives_mean_and_standard_error_over_the_seeds_that_re
     import subprocess
     import sys
 
-    rows = [("d", "c", "m", "replace", seed, t, "w2", value, status)
-            for seed, values, status in ((0, [1.0, 2.0], "done"), (1, [3.0, 4.0], "done"), (2, [5.0], "diverged"))
-            for t, value in enumerate(values)]
+    rows = [
+        ("d", "c", "m", "replace", seed, t, "w2", value, status)
+        for seed, values, status in ((0, [1.0, 2.0], "done"), (1, [3.0, 4.0], "done"), (2, [5.0], "diverged"))
+        for t, value in enumerate(values)
+    ]
     path = tmp_path / "results.csv"
     columns = ["dataset", "config", "model", "policy", "seed", "generation", "metric", "value", "status"]
-    pd.DataFrame(rows, columns=columns).to_csv(
-        path, index=False)
+    pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
     script = GRIDS.parents[1] / "scripts" / "reproduction_figures.py"
-    out = subprocess.run([sys.executable, script, path, "--generations", "0,1"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, script, path, "--generations", "0,1"], capture_output=True, text=True, check=True
+    ).stdout
     # t = 0: mean 3, SE = std([1, 3, 5], ddof=1) / sqrt(3) = 2 / sqrt(3) = 1.15; t = 1: mean 3, SE 1, 2 seeds left
     assert "| m | replace | 3 ± 1.2 | 3 ± 1 (2 seeds) | 2 done, 1 diverged |" in out
     bad = subprocess.run([sys.executable, script, path, "--metrics", "w3"], capture_output=True, text=True, check=False)

@@ -112,8 +112,7 @@ def test_sigkill_mid_grid_then_resume_matches_uninterrupted(tmp_path, reference)
     killed_at = stored_generations(store)
     assert 0 < killed_at < total, "the kill must land mid-grid"
     partial = [
-        run for run in (store / "runs").iterdir()
-        if not (run / "status.json").exists() and any(run.glob("gen-*"))
+        run for run in (store / "runs").iterdir() if not (run / "status.json").exists() and any(run.glob("gen-*"))
     ]
     assert partial, "some run must have been interrupted between generations"
 
@@ -125,7 +124,7 @@ def test_sigkill_mid_grid_then_resume_matches_uninterrupted(tmp_path, reference)
     pd.testing.assert_frame_equal(values(store), expected)
 
 
-OBSERVER = '''
+OBSERVER = """
 import fcntl, os
 from benchmark import hookimpl
 
@@ -134,7 +133,7 @@ def on_generation_end(run, record):
     with open(os.environ["GENERATION_LOG"], "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         fh.write(f"{os.getpid()} {run['run_id']} {record['generation']}\\n")
-'''
+"""
 
 
 @pytest.mark.slow
@@ -149,8 +148,7 @@ def test_two_processes_on_one_store_compute_each_generation_once(tmp_path, refer
     }
     store = tmp_path / "store"
     procs = [
-        cli("run", str(grid), "--store", str(store), "--executor", "inline", "--no-progress", env=env)
-        for _ in range(2)
+        cli("run", str(grid), "--store", str(store), "--executor", "inline", "--no-progress", env=env) for _ in range(2)
     ]
     for proc in procs:
         _, err = proc.communicate(timeout=300)
@@ -167,8 +165,15 @@ def test_a_longer_grid_continues_a_shorter_one(tmp_path, reference):
     _, expected = reference
     store = tmp_path / "store"
     for generations in (3, 8):
-        proc = cli("run", str(write_grid(tmp_path / f"g{generations}.toml", generations)), "--store", str(store),
-                   "--executor", "inline", "--no-progress")
+        proc = cli(
+            "run",
+            str(write_grid(tmp_path / f"g{generations}.toml", generations)),
+            "--store",
+            str(store),
+            "--executor",
+            "inline",
+            "--no-progress",
+        )
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
     pd.testing.assert_frame_equal(values(store), expected)
@@ -220,9 +225,16 @@ def test_failed_run_is_recorded_and_retried_on_request(tmp_path, monkeypatch):
     registry = build_registry(["fragile_plugin"])
     grid = parse_grid(
         {
-            "name": "fragile", "generations": 3, "seeds": [0], "n_real": 50, "n_test": 50, "n_eval": 50,
-            "datasets": [{"name": "gaussian"}], "models": [{"name": "fragile"}, {"name": "gaussian"}],
-            "policies": [{"name": "replace"}], "metrics": [{"name": "mean-distance"}],
+            "name": "fragile",
+            "generations": 3,
+            "seeds": [0],
+            "n_real": 50,
+            "n_test": 50,
+            "n_eval": 50,
+            "datasets": [{"name": "gaussian"}],
+            "models": [{"name": "fragile"}, {"name": "gaussian"}],
+            "policies": [{"name": "replace"}],
+            "metrics": [{"name": "mean-distance"}],
         },
         registry,
     )
@@ -250,9 +262,16 @@ def test_run_resumes_from_the_last_stored_generation_in_process(tmp_path):
     """Interrupt a run after two generations (as a crash would) and check the resumed chain is identical."""
     registry = build_registry()
     doc = {
-        "name": "chain", "generations": 6, "seeds": [3], "n_real": 100, "n_test": 100, "n_eval": 100,
-        "datasets": [{"name": "moons"}], "models": [{"name": "gmm", "params": {"components": 3}}],
-        "policies": [{"name": "accumulate"}], "metrics": [{"name": "w2"}],
+        "name": "chain",
+        "generations": 6,
+        "seeds": [3],
+        "n_real": 100,
+        "n_test": 100,
+        "n_eval": 100,
+        "datasets": [{"name": "moons"}],
+        "models": [{"name": "gmm", "params": {"components": 3}}],
+        "policies": [{"name": "accumulate"}],
+        "metrics": [{"name": "w2"}],
     }
     (run,) = parse_grid(doc, registry).runs
     whole, cut = Store(tmp_path / "whole"), Store(tmp_path / "cut")
@@ -284,9 +303,16 @@ def test_an_unreadable_last_generation_is_recomputed(tmp_path):
     """A power cut on a non-durable store can leave empty files behind a completed rename: resume recomputes."""
     registry = build_registry()
     doc = {
-        "name": "torn", "generations": 4, "seeds": [1], "n_real": 80, "n_test": 80, "n_eval": 80,
-        "datasets": [{"name": "moons"}], "models": [{"name": "kde"}],
-        "policies": [{"name": "accumulate"}], "metrics": [{"name": "nll"}],
+        "name": "torn",
+        "generations": 4,
+        "seeds": [1],
+        "n_real": 80,
+        "n_test": 80,
+        "n_eval": 80,
+        "datasets": [{"name": "moons"}],
+        "models": [{"name": "kde"}],
+        "policies": [{"name": "accumulate"}],
+        "metrics": [{"name": "nll"}],
     }
     (run,) = parse_grid(doc, registry).runs
     whole, torn = Store(tmp_path / "whole"), Store(tmp_path / "torn")
@@ -311,9 +337,16 @@ def test_extending_a_run_keeps_its_real_data_even_when_the_pool_grows(tmp_path):
 
     def run_for(generations: int):
         doc = {
-            "name": "grow", "generations": generations, "seeds": [2], "n_real": 60, "n_test": 60, "n_eval": 60,
-            "datasets": [{"name": "moons"}], "models": [{"name": "gaussian"}],
-            "policies": [{"name": "fresh", "params": {"n_fresh": 20}}], "metrics": [{"name": "w2"}],
+            "name": "grow",
+            "generations": generations,
+            "seeds": [2],
+            "n_real": 60,
+            "n_test": 60,
+            "n_eval": 60,
+            "datasets": [{"name": "moons"}],
+            "models": [{"name": "gaussian"}],
+            "policies": [{"name": "fresh", "params": {"n_fresh": 20}}],
+            "metrics": [{"name": "w2"}],
         }
         (run,) = parse_grid(doc, registry).runs
         return run
@@ -335,9 +368,14 @@ def test_a_grids_report_stops_at_its_own_generations_when_a_longer_grid_shares_i
     store = Store(tmp_path / "store")
     executor = registry.get("executor", "inline").component()
     doc = {
-        "seeds": [0, 1], "n_real": 40, "n_test": 40, "n_eval": 40,
-        "datasets": [{"name": "gaussian"}], "models": [{"name": "gaussian"}],
-        "policies": [{"name": "replace"}], "metrics": [{"name": "mean-distance"}],
+        "seeds": [0, 1],
+        "n_real": 40,
+        "n_test": 40,
+        "n_eval": 40,
+        "datasets": [{"name": "gaussian"}],
+        "models": [{"name": "gaussian"}],
+        "policies": [{"name": "replace"}],
+        "metrics": [{"name": "mean-distance"}],
     }
     short = parse_grid({**doc, "name": "short", "generations": 2}, registry)
     long = parse_grid({**doc, "name": "long", "generations": 6}, registry)

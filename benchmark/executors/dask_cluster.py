@@ -23,10 +23,19 @@ class DaskExecutor(Executor):
     requires = ("distributed",)
     install_hint = 'pip install "retrainbench[dask]"'
     parameters = {
-        "address": Param(None, str, "scheduler address, e.g. tcp://10.0.0.5:8786 (default: start a local cluster)", optional=True),
-        "workers": Param(None, int, "worker processes of the local cluster (default: one per core)", low=1, optional=True),
-        "retries": Param(2, int, "times the scheduler retries a task whose worker died (a local cluster only: "
-                         "a remote scheduler keeps its own distributed.scheduler.allowed-failures)", low=0),
+        "address": Param(
+            None, str, "scheduler address, e.g. tcp://10.0.0.5:8786 (default: start a local cluster)", optional=True
+        ),
+        "workers": Param(
+            None, int, "worker processes of the local cluster (default: one per core)", low=1, optional=True
+        ),
+        "retries": Param(
+            2,
+            int,
+            "times the scheduler retries a task whose worker died (a local cluster only: "
+            "a remote scheduler keeps its own distributed.scheduler.allowed-failures)",
+            low=0,
+        ),
     }
 
     @property
@@ -46,7 +55,10 @@ class DaskExecutor(Executor):
                 client, cluster = Client(self.params["address"]), None
             else:
                 cluster = LocalCluster(
-                    n_workers=self.params["workers"] or cores(), threads_per_worker=1, processes=True, dashboard_address=None
+                    n_workers=self.params["workers"] or cores(),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
                 )
                 client = Client(cluster)
             try:

@@ -40,7 +40,13 @@ class SubmititExecutor(Executor):
     install_hint = 'pip install "retrainbench[slurm]"'
     parameters = {
         "folder": Param("submitit-logs", str, "where submitit keeps job logs and results (shared filesystem)"),
-        "cluster": Param(None, str, "slurm, local or debug (default: slurm when available, else local)", optional=True, choices=("slurm", "local", "debug")),
+        "cluster": Param(
+            None,
+            str,
+            "slurm, local or debug (default: slurm when available, else local)",
+            optional=True,
+            choices=("slurm", "local", "debug"),
+        ),
         "partition": Param(None, str, "SLURM partition", optional=True),
         "timeout_min": Param(60, int, "SLURM time limit per job, minutes (jobs are requeued when it hits)", low=1),
         "cpus_per_task": Param(1, int, "cores per job", low=1),

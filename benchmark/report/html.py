@@ -105,7 +105,8 @@ def _cell(text: str, key: float | str | None, numeric: bool, extra: str = "") ->
 def sortable_table(columns: Sequence[Column], row_classes: Sequence[str] | None = None, table_id: str = "") -> str:
     """A table whose headers sort it; cells are escaped text, numeric keys go into data-sort (text sorts as shown)."""
     numeric = [
-        c.numeric if c.numeric is not None
+        c.numeric
+        if c.numeric is not None
         else all(k is None or isinstance(k, float) for k in c.keys) and any(k is not None for k in c.keys)
         for c in columns
     ]
@@ -134,8 +135,11 @@ def _unique_labels(frame: pd.DataFrame, column: str) -> pd.Series:
     pairs = frame[[*within, "config"]].drop_duplicates()
     ambiguous = set(map(tuple, pairs.loc[pairs.duplicated(within, keep=False), within].to_numpy()))
     keys = list(zip(*(frame[c] for c in within)))
-    return pd.Series([f"{k[-1]} ({c})" if k in ambiguous else k[-1] for k, c in zip(keys, frame["config"])],
-                     index=frame.index, dtype=object)
+    return pd.Series(
+        [f"{k[-1]} ({c})" if k in ambiguous else k[-1] for k, c in zip(keys, frame["config"])],
+        index=frame.index,
+        dtype=object,
+    )
 
 
 # ---------------------------------------------------------------- sections
@@ -154,7 +158,7 @@ def _leaderboards(board: pd.DataFrame) -> str:
         parts.append(f"<h3>{esc(dataset)}</h3>")
         for m, (metric, group) in enumerate(by_dataset.groupby("metric", sort=True)):
             direction = group["direction"].iloc[0]
-            parts.append(f"<h4>{esc(metric)} <span class=\"muted\">({esc(direction)})</span></h4>")
+            parts.append(f'<h4>{esc(metric)} <span class="muted">({esc(direction)})</span></h4>')
             table = sortable_table(board_columns(group), list(group["status"]), f"board-{d}-{m}")
             parts.append(f'<div class="scroll">{table}</div>')
     return "".join(parts)
@@ -173,8 +177,10 @@ def _curves(results: pd.DataFrame, dirs: Mapping[str, stats.Direction]) -> str:
             titles = [f"{m} ({dirs.get(m, stats.Direction()).describe()})" for m in metrics]
             seeds = int(group["n"].max())
             uri = plots.curves(group, metrics, titles, lines="line")
-            caption = (f"{dataset} / {model}: every metric across generations, one line per policy: mean over "
-                       f"seeds (up to {seeds}) with its 95% confidence band (Student t).")
+            caption = (
+                f"{dataset} / {model}: every metric across generations, one line per policy: mean over "
+                f"seeds (up to {seeds}) with its 95% confidence band (Student t)."
+            )
             parts.append(f"<h4>{esc(model)}</h4>" + _figure(uri, f"curves of {dataset} / {model}", caption))
     return "".join(parts)
 
@@ -203,17 +209,19 @@ def _galleries(store: Store, runs: pd.DataFrame) -> str:
             limits = plots.limits(np.concatenate(reference)) if reference and reference[0].ndim == 2 else None
             head = "".join(f"<th>generation {t}</th>" for t in generations)
             body = "".join(
-                f"<tr><th scope=\"row\">{esc(r.row)}<br><span class=\"muted\">seed {r.seed}</span></th>"
+                f'<tr><th scope="row">{esc(r.row)}<br><span class="muted">seed {r.seed}</span></th>'
                 + "".join(_gallery_cell(kept[r.run_id, t], limits) for t in generations)
                 + "</tr>"
                 for r in group.itertuples()
             )
-            caption = ("Samples kept after each shown generation, one row per policy (the smallest seed of each "
-                       "configuration). Points: the first two coordinates, all panels on the axes of the first "
-                       "generation (points outside are left out; darker pixels hold more points); images: a mosaic.")
+            caption = (
+                "Samples kept after each shown generation, one row per policy (the smallest seed of each "
+                "configuration). Points: the first two coordinates, all panels on the axes of the first "
+                "generation (points outside are left out; darker pixels hold more points); images: a mosaic."
+            )
             parts.append(
-                f"<h4>{esc(model)}</h4><table class=\"gallery\"><thead><tr><th>policy</th>{head}</tr></thead>"
-                f"<tbody>{body}</tbody></table><p class=\"muted\">{esc(caption)}</p>"
+                f'<h4>{esc(model)}</h4><table class="gallery"><thead><tr><th>policy</th>{head}</tr></thead>'
+                f'<tbody>{body}</tbody></table><p class="muted">{esc(caption)}</p>'
             )
     return "".join(parts)
 
@@ -224,22 +232,27 @@ def _runs_table(store: Store, run_ids: Iterable[str]) -> str:
     for run_id in run_ids:
         run, status = run_spec_from_dict(store.spec(run_id)), store.status(run_id) or {}
         finished = store.finished_generations(run_id)
-        rows.append({
-            "run": run_id,
-            "dataset": run.dataset.label,
-            "model": run.model.label,
-            "policy": run.policy.label,
-            "seed": run.seed,
-            "status": status.get("status", "pending"),
-            "last generation": finished[-1] if finished else None,
-            "reason": status.get("reason", ""),
-        })
+        rows.append(
+            {
+                "run": run_id,
+                "dataset": run.dataset.label,
+                "model": run.model.label,
+                "policy": run.policy.label,
+                "seed": run.seed,
+                "status": status.get("status", "pending"),
+                "last generation": finished[-1] if finished else None,
+                "reason": status.get("reason", ""),
+            }
+        )
     if not rows:
         return "<p>No runs.</p>"
     numeric = ("seed", "last generation")
     columns = [
-        Column(header, [fmt(r[header]) for r in rows],
-               [float(r[header]) if header in numeric and r[header] is not None else None for r in rows])
+        Column(
+            header,
+            [fmt(r[header]) for r in rows],
+            [float(r[header]) if header in numeric and r[header] is not None else None for r in rows],
+        )
         for header in rows[0]
     ]
     return sortable_table(columns, [r["status"] for r in rows], "run-table")
@@ -255,11 +268,11 @@ def _grids(store: Store, grid: str | None) -> str:
         env = info.get("environment") or {}
         keys = ("python", "platform", "machine", "processor", "cpus", "executor", "started")
         machine = [(k, env.get(k)) for k in keys]
-        machine_rows = "".join(f"<tr><th scope=\"row\">{esc(k)}</th><td>{esc(fmt(v))}</td></tr>" for k, v in machine)
+        machine_rows = "".join(f'<tr><th scope="row">{esc(k)}</th><td>{esc(fmt(v))}</td></tr>' for k, v in machine)
         packages = sorted((env.get("packages") or {}).items())
         package_rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in packages)
         parts.append(
-            f"<h3>grid {esc(name)} <span class=\"muted\">({esc(info.get('path', ''))}, "
+            f'<h3>grid {esc(name)} <span class="muted">({esc(info.get("path", ""))}, '
             f"{len(info.get('runs', []))} runs)</span></h3>"
             f"<pre>{esc(info.get('source', ''))}</pre>"
             f"<h4>machine</h4><table>{machine_rows}</table>"
@@ -291,8 +304,9 @@ def render_report(
         ("grid", "Grid and machine", _grids(store, grid)),
     ]
     nav = "".join(f'<a href="#{ident}">{esc(heading)}</a>' for ident, heading, _ in sections)
-    body = "".join(f'<section id="{ident}"><h2>{esc(heading)}</h2>{content}</section>' for ident, heading, content in
-                   sections)
+    body = "".join(
+        f'<section id="{ident}"><h2>{esc(heading)}</h2>{content}</section>' for ident, heading, content in sections
+    )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -304,5 +318,3 @@ def render_report(
         "Every table sorts by a click on its header.</p>"
         f"<nav>{nav}</nav>{body}<script>{_JS}</script></body></html>\n"
     )
-
-

@@ -29,7 +29,17 @@ from benchmark.run.spec import run_spec_from_dict
 from benchmark.run.store import Store
 
 ID_COLUMNS = [
-    "run_id", "dataset", "model", "policy", "seed", "generation", "metric", "value", "detail", "status", "config"
+    "run_id",
+    "dataset",
+    "model",
+    "policy",
+    "seed",
+    "generation",
+    "metric",
+    "value",
+    "detail",
+    "status",
+    "config",
 ]
 
 
@@ -104,8 +114,15 @@ def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
             if last is not None and record["generation"] > last:
                 break
             for metric, measured in record["metrics"].items():
-                rows.append({**base, "generation": record["generation"], "metric": metric,
-                             "value": measured.get("value"), "detail": measured.get("detail", "")})
+                rows.append(
+                    {
+                        **base,
+                        "generation": record["generation"],
+                        "metric": metric,
+                        "value": measured.get("value"),
+                        "detail": measured.get("detail", ""),
+                    }
+                )
     if not rows:
         return pd.DataFrame(columns=ID_COLUMNS)
     params = sorted({c for row in rows for c in row} - set(ID_COLUMNS))
@@ -132,10 +149,22 @@ def leaderboard_frame(results: pd.DataFrame, registry: Registry | None = None) -
 
 #: Leaderboard columns in the order of leaderboard.csv.
 BOARD_COLUMNS = [
-    "dataset", "metric", "rank", "model", "policy", "score", "status", "status_counts", "note", "collapse_start",
-    "threshold", "seeds", "generations",
+    "dataset",
+    "metric",
+    "rank",
+    "model",
+    "policy",
+    "score",
+    "status",
+    "status_counts",
+    "note",
+    "collapse_start",
+    "threshold",
+    "seeds",
+    "generations",
     *(f"{s}_{k}" for s in stats.SEED_STATS for k in ("mean", "std", "ci_low", "ci_high")),
-    "direction", "config",
+    "direction",
+    "config",
 ]
 
 

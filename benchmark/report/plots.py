@@ -48,8 +48,14 @@ def curves(frame: pd.DataFrame, metrics: Sequence[str], titles: Sequence[str], l
     width, height = 3.4 * columns, rows * (panel + title) + legend
     with matplotlib.rc_context(_STYLE):
         fig = Figure(figsize=(width, height), dpi=_DPI)
-        fig.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, top=1 - title / height,
-                            bottom=(legend + 0.1) / height, wspace=0.3, hspace=title / panel + 0.25)
+        fig.subplots_adjust(
+            left=0.6 / width,
+            right=1 - 0.15 / width,
+            top=1 - title / height,
+            bottom=(legend + 0.1) / height,
+            wspace=0.3,
+            hspace=title / panel + 0.25,
+        )
         axes = fig.subplots(rows, columns, squeeze=False).ravel()
         colors = {name: f"C{i % 10}" for i, name in enumerate(names)}
         for ax, metric, heading in zip(axes, metrics, titles):
@@ -78,8 +84,7 @@ def png_uri(picture: np.ndarray) -> str:
     from matplotlib import image
 
     buffer = io.BytesIO()
-    image.imsave(buffer, np.clip(picture, 0, 1), format="png", cmap="gray", vmin=0, vmax=1,
-                 metadata={"Software": None})
+    image.imsave(buffer, np.clip(picture, 0, 1), format="png", cmap="gray", vmin=0, vmax=1, metadata={"Software": None})
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

@@ -41,62 +41,95 @@ ONE_SEED = "1 seed: no confidence interval"
 
 #: What every statistic, status and the ranking mean, as shown on every report.
 DEFINITIONS: tuple[tuple[str, str], ...] = (
-    ("direction", "Each metric's plugin says whether higher is better or, if neither, which value is ideal "
-     "(its optimum). Every value v then has a badness b: v when lower is better, -v when higher is better, "
-     "|v - optimum| otherwise. A metric whose plugin is not installed, or that declares neither, has an "
-     "unknown direction."),
-    ("worsening", "d_t = b_t - b_0 at generation t of a run, in the metric's own units (positive is worse): a "
-     "difference, not a ratio, so a noisy generation-0 value near zero does not inflate it. With an unknown "
-     "direction d_t = v_t - v_0 (signed), and a systematic change either way counts (see status): seeds that "
-     "drift apart in opposite directions cancel out."),
-    ("late worsening", f"L = the mean of d_t over the last ceil(T/{round(1 / TAIL)}) generations of a run "
-     f"(T = its last stored generation; generations {21 - math.ceil(TAIL * 20)}..20 when T = 20), which averages "
-     "out the "
-     "generation-to-generation noise of the evaluation. Across seeds: mean ± half-width of its "
-     f"{CONFIDENCE:.0%} confidence interval (Student t, n-1 degrees of freedom), over the seeds that did not "
-     "fail or diverge; paired by construction, as each run is measured against its own generation 0."),
-    ("threshold", f"tau = {THRESHOLD:.0%} x |generation 0|, the mean over seeds of v_0, in the metric's units: "
-     f"{THRESHOLD:.0%} worse than the configuration's generation-0 quality, without dividing each run by its own "
-     f"noisy v_0. When that mean is 0 or not finite: {THRESHOLD:.0%} of the spread instead, the standard "
-     "deviation (ddof=1) of all the configuration's values (every seed and generation); none when that is "
-     "undefined too (then nothing is collapsed)."),
-    ("status", "per configuration, the first rule that applies. failed or diverged: at least half of its seeds "
-     "ended so (failed when at least half failed, diverged otherwise); their values up to the last stored "
-     "generation are kept. Otherwise, from the seeds that did not fail or diverge, with B = the lower bound of "
-     f"the {CONFIDENCE:.0%} confidence interval of L: collapsed when B > tau (worse than generation 0 by more "
-     f"than {THRESHOLD:.0%}, beyond the seeds' noise); degraded when B > 0 (significantly worse than generation 0, "
-     f"but not shown to exceed {THRESHOLD:.0%}); stable otherwise (not significantly worse). With an unknown "
-     "direction B is the interval's distance from zero (its bound nearer to zero, when the interval excludes "
-     "zero; otherwise B <= 0). With a single such seed there is no interval: its own L (|L| with an unknown "
-     f"direction) stands for B, and the status says \"{ONE_SEED}\". Degraded needs B above {ROUNDING:g} x "
-     "the scale of tau (|generation 0| or the spread): less is floating-point rounding. In brackets: how many "
-     "seeds have each run status."),
-    ("run status", "per run and metric (runs.csv and the counts in brackets): failed or diverged when the run "
-     f"ended so; otherwise the rules of a single seed with the run's own L and tau = {THRESHOLD:.0%} x |v_0| "
-     "(x the spread of its values when v_0 is 0 or not finite). A single run has no interval, so its degraded "
-     "can be noise: the configuration's status is the one that accounts for it."),
-    ("collapse start", f"per configuration, the first generation t >= 1 at which the lower bound of the "
-     f"{CONFIDENCE:.0%} confidence interval of d_t across seeds exceeds tau at {CONSECUTIVE} consecutive "
-     "generations (t and t+1), from the seeds that did not fail or diverge; with one such seed (and per run) "
-     "its own d_t (|d_t| with an unknown direction). One bad generation, the last one included, is not a "
-     "start; a configuration can recover after its start. Empty when there is none."),
-    ("relative worsening", "w_t = (b_t - b_0) / |v_0| at generation t: the change in the worse direction in "
-     "units of the generation-0 value (positive is worse). With an unknown direction any departure counts: "
-     "w_t = |v_t - v_0| / |v_0|. Empty when v_0 = 0. A generation-0 value near zero (a distance between "
-     "almost equal samples) makes small absolute changes large relative ones: read those beside the values. "
-     "Used by the AUC and the maximum worsening of runs.csv only, not by status or collapse start."),
+    (
+        "direction",
+        "Each metric's plugin says whether higher is better or, if neither, which value is ideal "
+        "(its optimum). Every value v then has a badness b: v when lower is better, -v when higher is better, "
+        "|v - optimum| otherwise. A metric whose plugin is not installed, or that declares neither, has an "
+        "unknown direction.",
+    ),
+    (
+        "worsening",
+        "d_t = b_t - b_0 at generation t of a run, in the metric's own units (positive is worse): a "
+        "difference, not a ratio, so a noisy generation-0 value near zero does not inflate it. With an unknown "
+        "direction d_t = v_t - v_0 (signed), and a systematic change either way counts (see status): seeds that "
+        "drift apart in opposite directions cancel out.",
+    ),
+    (
+        "late worsening",
+        f"L = the mean of d_t over the last ceil(T/{round(1 / TAIL)}) generations of a run "
+        f"(T = its last stored generation; generations {21 - math.ceil(TAIL * 20)}..20 when T = 20), which averages "
+        "out the "
+        "generation-to-generation noise of the evaluation. Across seeds: mean ± half-width of its "
+        f"{CONFIDENCE:.0%} confidence interval (Student t, n-1 degrees of freedom), over the seeds that did not "
+        "fail or diverge; paired by construction, as each run is measured against its own generation 0.",
+    ),
+    (
+        "threshold",
+        f"tau = {THRESHOLD:.0%} x |generation 0|, the mean over seeds of v_0, in the metric's units: "
+        f"{THRESHOLD:.0%} worse than the configuration's generation-0 quality, without dividing each run by its own "
+        f"noisy v_0. When that mean is 0 or not finite: {THRESHOLD:.0%} of the spread instead, the standard "
+        "deviation (ddof=1) of all the configuration's values (every seed and generation); none when that is "
+        "undefined too (then nothing is collapsed).",
+    ),
+    (
+        "status",
+        "per configuration, the first rule that applies. failed or diverged: at least half of its seeds "
+        "ended so (failed when at least half failed, diverged otherwise); their values up to the last stored "
+        "generation are kept. Otherwise, from the seeds that did not fail or diverge, with B = the lower bound of "
+        f"the {CONFIDENCE:.0%} confidence interval of L: collapsed when B > tau (worse than generation 0 by more "
+        f"than {THRESHOLD:.0%}, beyond the seeds' noise); degraded when B > 0 (significantly worse than generation 0, "
+        f"but not shown to exceed {THRESHOLD:.0%}); stable otherwise (not significantly worse). With an unknown "
+        "direction B is the interval's distance from zero (its bound nearer to zero, when the interval excludes "
+        "zero; otherwise B <= 0). With a single such seed there is no interval: its own L (|L| with an unknown "
+        f'direction) stands for B, and the status says "{ONE_SEED}". Degraded needs B above {ROUNDING:g} x '
+        "the scale of tau (|generation 0| or the spread): less is floating-point rounding. In brackets: how many "
+        "seeds have each run status.",
+    ),
+    (
+        "run status",
+        "per run and metric (runs.csv and the counts in brackets): failed or diverged when the run "
+        f"ended so; otherwise the rules of a single seed with the run's own L and tau = {THRESHOLD:.0%} x |v_0| "
+        "(x the spread of its values when v_0 is 0 or not finite). A single run has no interval, so its degraded "
+        "can be noise: the configuration's status is the one that accounts for it.",
+    ),
+    (
+        "collapse start",
+        f"per configuration, the first generation t >= 1 at which the lower bound of the "
+        f"{CONFIDENCE:.0%} confidence interval of d_t across seeds exceeds tau at {CONSECUTIVE} consecutive "
+        "generations (t and t+1), from the seeds that did not fail or diverge; with one such seed (and per run) "
+        "its own d_t (|d_t| with an unknown direction). One bad generation, the last one included, is not a "
+        "start; a configuration can recover after its start. Empty when there is none.",
+    ),
+    (
+        "relative worsening",
+        "w_t = (b_t - b_0) / |v_0| at generation t: the change in the worse direction in "
+        "units of the generation-0 value (positive is worse). With an unknown direction any departure counts: "
+        "w_t = |v_t - v_0| / |v_0|. Empty when v_0 = 0. A generation-0 value near zero (a distance between "
+        "almost equal samples) makes small absolute changes large relative ones: read those beside the values. "
+        "Used by the AUC and the maximum worsening of runs.csv only, not by status or collapse start.",
+    ),
     ("relative change", "(v_T - v_0) / |v_0| for the last stored generation T; signed, whatever the direction."),
     ("slope", "least-squares slope of the value over generations 0..T, in value units per generation."),
-    ("AUC", "area under the relative-degradation curve: the mean of w_t over t = 1..T. 0 is as good as "
-     "generation 0 on average, 0.25 is 25% worse on average, negative is better."),
-    ("across seeds", "runs of one configuration that differ only in their seed: mean, standard deviation "
-     f"(ddof=1), {CONFIDENCE:.0%} confidence interval of the mean (Student t, n-1 degrees of freedom; none with "
-     "one seed), shown as mean ± half-width, and the number of seeds."),
-    ("rank", "per dataset and metric, over configurations (model x policy with parameters): by score, the "
-     "mean over seeds of the badness at the last generation, lower first; ties go to the smaller AUC. So a "
-     "configuration ranks high by ending good, not by staying equally bad: generation-0 quality and the "
-     "stability columns stand beside it. Failed or diverged configurations rank after all others; a metric "
-     "with an unknown direction is not ranked."),
+    (
+        "AUC",
+        "area under the relative-degradation curve: the mean of w_t over t = 1..T. 0 is as good as "
+        "generation 0 on average, 0.25 is 25% worse on average, negative is better.",
+    ),
+    (
+        "across seeds",
+        "runs of one configuration that differ only in their seed: mean, standard deviation "
+        f"(ddof=1), {CONFIDENCE:.0%} confidence interval of the mean (Student t, n-1 degrees of freedom; none with "
+        "one seed), shown as mean ± half-width, and the number of seeds.",
+    ),
+    (
+        "rank",
+        "per dataset and metric, over configurations (model x policy with parameters): by score, the "
+        "mean over seeds of the badness at the last generation, lower first; ties go to the smaller AUC. So a "
+        "configuration ranks high by ending good, not by staying equally bad: generation-0 quality and the "
+        "stability columns stand beside it. Failed or diverged configurations rank after all others; a metric "
+        "with an unknown direction is not ranked.",
+    ),
 )
 
 
@@ -189,7 +222,7 @@ def tail_size(last_generation: int) -> int:
 def late_worsening(worse: np.ndarray) -> float:
     """L: the mean of d_t over the last tail_size(T) generations (NaN without a finite one)."""
     worse = np.asarray(worse, dtype=float)
-    tail = worse[len(worse) - tail_size(len(worse) - 1):] if len(worse) > 1 else worse[:0]
+    tail = worse[len(worse) - tail_size(len(worse) - 1) :] if len(worse) > 1 else worse[:0]
     tail = tail[np.isfinite(tail)]
     return float(tail.mean()) if len(tail) else float("nan")
 
@@ -280,16 +313,43 @@ RUN_KEYS = ["dataset", "metric", "config", "model", "policy"]
 
 def run_summary(results: pd.DataFrame, dirs: Mapping[str, Direction]) -> pd.DataFrame:
     """One row per run and metric with the statistics of ``series_stats``."""
-    columns = [*RUN_KEYS, "run_id", "seed", "run_status", "generations", "first", "last", "relative_change", "slope",
-               "auc", "max_worsening", "late_worsening", "threshold", "collapse_start", "status", "score"]
+    columns = [
+        *RUN_KEYS,
+        "run_id",
+        "seed",
+        "run_status",
+        "generations",
+        "first",
+        "last",
+        "relative_change",
+        "slope",
+        "auc",
+        "max_worsening",
+        "late_worsening",
+        "threshold",
+        "collapse_start",
+        "status",
+        "score",
+    ]
     rows = []
     ordered = results.sort_values(["run_id", "metric", "generation"])
     for (run_id, metric), group in ordered.groupby(["run_id", "metric"], sort=False):
         head = group.iloc[0]
-        stats = series_stats(group["generation"].to_numpy(), group["value"].to_numpy(dtype=float),
-                             dirs.get(metric, Direction()), str(head["status"]))
-        rows.append({**{k: head[k] for k in RUN_KEYS}, "run_id": run_id, "seed": int(head["seed"]),
-                     "run_status": str(head["status"]), **stats})
+        stats = series_stats(
+            group["generation"].to_numpy(),
+            group["value"].to_numpy(dtype=float),
+            dirs.get(metric, Direction()),
+            str(head["status"]),
+        )
+        rows.append(
+            {
+                **{k: head[k] for k in RUN_KEYS},
+                "run_id": run_id,
+                "seed": int(head["seed"]),
+                "run_status": str(head["status"]),
+                **stats,
+            }
+        )
     frame = pd.DataFrame(rows, columns=columns)
     frame["collapse_start"] = frame["collapse_start"].astype("Int64")
     return frame.sort_values([*RUN_KEYS, "seed"], ignore_index=True)
@@ -354,8 +414,10 @@ def _config_verdict(runs: pd.DataFrame, rows: pd.DataFrame, tau: float, directio
 def _with_differences(results: pd.DataFrame, dirs: Mapping[str, Direction]) -> pd.DataFrame:
     """``results`` with d_t of every generation (column ``d``), computed per run and metric."""
     frame = results.sort_values(["run_id", "metric", "generation"])  # each run's rows contiguous, in order
-    d = [differences(g["value"].to_numpy(dtype=float), dirs.get(m, Direction()))
-         for (_, m), g in frame.groupby(["run_id", "metric"], sort=False)]
+    d = [
+        differences(g["value"].to_numpy(dtype=float), dirs.get(m, Direction()))
+        for (_, m), g in frame.groupby(["run_id", "metric"], sort=False)
+    ]
     return frame.assign(d=np.concatenate(d) if d else np.array([], dtype=float))
 
 
@@ -379,12 +441,21 @@ def seed_summary(runs: pd.DataFrame, results: pd.DataFrame, dirs: Mapping[str, D
         low, high = t_interval(mean, std, n)
         out[f"{stat}_mean"], out[f"{stat}_std"], out[f"{stat}_ci_low"], out[f"{stat}_ci_high"] = mean, std, low, high
     values = _with_differences(results, dirs).groupby(RUN_KEYS, sort=True)
-    out["threshold"] = [threshold(out.at[key, "first_mean"], values.get_group(key)["value"].to_numpy(dtype=float))
-                        for key in out.index]
+    out["threshold"] = [
+        threshold(out.at[key, "first_mean"], values.get_group(key)["value"].to_numpy(dtype=float)) for key in out.index
+    ]
     verdicts = pd.DataFrame(
-        [_config_verdict(grouped.get_group(key), values.get_group(key), out.at[key, "threshold"],
-                         dirs.get(key[RUN_KEYS.index("metric")], Direction())) for key in out.index],
-        index=out.index, columns=["status", "note", "collapse_start"],
+        [
+            _config_verdict(
+                grouped.get_group(key),
+                values.get_group(key),
+                out.at[key, "threshold"],
+                dirs.get(key[RUN_KEYS.index("metric")], Direction()),
+            )
+            for key in out.index
+        ],
+        index=out.index,
+        columns=["status", "note", "collapse_start"],
     )
     out = out.join(verdicts)
     out["collapse_start"] = out["collapse_start"].astype("Int64")
@@ -404,8 +475,9 @@ def rank(board: pd.DataFrame, dirs: Mapping[str, Direction]) -> pd.DataFrame:
     board.loc[order.index, "rank"] = positions.astype("Int64")
     board.loc[~known, "rank"] = pd.NA
     board = board.drop(columns="broken")
-    return board.sort_values(["dataset", "metric", "rank", "auc_mean", "model", "policy"], na_position="last",
-                             ignore_index=True)
+    return board.sort_values(
+        ["dataset", "metric", "rank", "auc_mean", "model", "policy"], na_position="last", ignore_index=True
+    )
 
 
 def generation_summary(results: pd.DataFrame) -> pd.DataFrame:

@@ -33,7 +33,9 @@ def _flatten(state: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray
         else:
             array = np.asarray(value)
             if array.dtype == object:  # would be pickled by savez and refused by load(allow_pickle=False)
-                raise TypeError(f"state entry {path!r} is not numeric ({type(value).__name__}): store arrays or numbers")
+                raise TypeError(
+                    f"state entry {path!r} is not numeric ({type(value).__name__}): store arrays or numbers"
+                )
             flat[path] = array
     return flat
 

@@ -113,7 +113,9 @@ def execute_run(task: RunTask, registry: Registry | None = None) -> RunOutcome:
     run = run_spec_from_dict(task.run)
     with store.claim(run.run_id) as claimed:
         if not claimed:
-            return RunOutcome(run.run_id, run.label, "busy", len(store.finished_generations(run.run_id)), computed=False)
+            return RunOutcome(
+                run.run_id, run.label, "busy", len(store.finished_generations(run.run_id)), computed=False
+            )
         known = stored_outcome(store, run, computed=False)
         if known is not None and not (task.retry_failed and known.status in RETRYABLE):
             return known
@@ -123,7 +125,9 @@ def execute_run(task: RunTask, registry: Registry | None = None) -> RunOutcome:
         status, reason, trace = DONE, "", ""
 
         def give_up() -> None:  # the watchdog's last resort: record, then end the stuck process
-            store.finish(run.run_id, TIMED_OUT, generations=run.generations, reason=f"exceeded the {task.timeout:g} s timeout")
+            store.finish(
+                run.run_id, TIMED_OUT, generations=run.generations, reason=f"exceeded the {task.timeout:g} s timeout"
+            )
             os._exit(70)
 
         try:
@@ -238,7 +242,11 @@ def run_grid(
     """
     store.check(create=True)
     store.record_grid(
-        grid.name, grid.source, grid.path, [r.run_id for r in grid.runs], max(r.generations for r in grid.runs),
+        grid.name,
+        grid.source,
+        grid.path,
+        [r.run_id for r in grid.runs],
+        max(r.generations for r in grid.runs),
         describe_environment(executor),
     )
     runs = list(dict((r.run_id, r) for r in grid.runs).values())
@@ -249,6 +257,7 @@ def run_grid(
     bar = _Progress(store, runs, enabled=sys.stderr.isatty() if progress is None else progress)
     summary = GridSummary()
     by_id = {r.run_id: r for r in runs}
+
     def finished(outcome: RunOutcome) -> None:
         summary.outcomes.append(outcome)
         bar.run_finished(outcome, len(summary.outcomes), len(tasks))

@@ -154,7 +154,10 @@ def generations(
         seconds["policy"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        fit = {k: float(v) for k, v in model.fit(train, warm_start=t > 0 and run.warm_start, rng=stream(seed, t, "fit")).items()}
+        fit = {
+            k: float(v)
+            for k, v in model.fit(train, warm_start=t > 0 and run.warm_start, rng=stream(seed, t, "fit")).items()
+        }
         if not all(math.isfinite(v) for v in fit.values()):
             raise Diverged(f"non-finite training loss at generation {t}: {fit}")
         seconds["fit"] = time.perf_counter() - clock

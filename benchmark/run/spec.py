@@ -157,9 +157,7 @@ def _expand(where: str, key: str, params: Mapping[str, Any]) -> list[dict[str, A
     return [dict(zip(names, combo)) for combo in itertools.product(*choices)]
 
 
-def _components(
-    where: str, raw: Any, section: str, kind: str, registry: Registry
-) -> list[tuple[ComponentSpec, type]]:
+def _components(where: str, raw: Any, section: str, kind: str, registry: Registry) -> list[tuple[ComponentSpec, type]]:
     if not isinstance(raw, list) or not raw:
         raise GridError(where, section, f"needs at least one [[{section}]] table with a name")
     out = []
@@ -271,7 +269,9 @@ def parse_grid(
     max_train_steps = None
     if smoke:
         generations = min(generations, SMOKE_LIMITS["generations"])
-        n_real, n_test, n_eval = (min(v, SMOKE_LIMITS[k]) for k, v in zip(("n_real", "n_test", "n_eval"), (n_real, n_test, n_eval)))
+        n_real, n_test, n_eval = (
+            min(v, SMOKE_LIMITS[k]) for k, v in zip(("n_real", "n_test", "n_eval"), (n_real, n_test, n_eval))
+        )
         seeds = seeds[: SMOKE_LIMITS["seeds"]]
         max_train_steps = SMOKE_LIMITS["train_steps"]
 
@@ -297,7 +297,11 @@ def parse_grid(
         warm = settings["warm_start"]
         versions = {
             f"{kind}:{spec.name}": registry.version_of(entry)
-            for kind, (spec, entry) in (("dataset", (dataset, d_entry)), ("model", (model, m_entry)), ("policy", (policy, p_entry)))
+            for kind, (spec, entry) in (
+                ("dataset", (dataset, d_entry)),
+                ("model", (model, m_entry)),
+                ("policy", (policy, p_entry)),
+            )
         }
         versions.update({f"metric:{spec.name}": registry.version_of(entry) for spec, entry in metrics})
         for seed in seeds:
@@ -359,5 +363,3 @@ def run_spec_from_dict(data: Mapping[str, Any]) -> RunSpec:
         smoke=data["smoke"],
         versions=tuple(sorted(data["versions"].items())),
     )
-
-

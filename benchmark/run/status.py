@@ -41,5 +41,7 @@ def describe_store(root: Path) -> str:
     lines = [f"{store.root}: {len(states)} runs: " + ", ".join(f"{n} {state}" for state, n in ranked)]
     for s in states:
         reason = f": {s['reason']}" if s["reason"] else ""
-        lines.append(f"  {s['state']:<9} {s['run_id']}  {s['label']}  ({s['stored']}/{s['requested']} generations){reason}")
+        lines.append(
+            f"  {s['state']:<9} {s['run_id']}  {s['label']}  ({s['stored']}/{s['requested']} generations){reason}"
+        )
     return "\n".join(lines)

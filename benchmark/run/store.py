@@ -105,8 +105,14 @@ class Store:
         report can show the grid and select exactly its results."""
         write_json_atomic(
             self.root / "grids" / f"{name}.json",
-            {"name": name, "path": path, "source": source, "runs": run_ids, "generations": generations,
-             "environment": environment},
+            {
+                "name": name,
+                "path": path,
+                "source": source,
+                "runs": run_ids,
+                "generations": generations,
+                "environment": environment,
+            },
             durable=self.durable,
         )
 
@@ -152,7 +158,9 @@ class Store:
     def finished_generations(self, run_id: str) -> list[int]:
         """Generations 0..k stored whole (a gap would end the list: generations only ever finish in order)."""
         directory = self.run_dir(run_id)
-        found = {int(p.name[4:]) for p in directory.glob("gen-*") if p.name[4:].isdigit()} if directory.exists() else set()
+        found = (
+            {int(p.name[4:]) for p in directory.glob("gen-*") if p.name[4:].isdigit()} if directory.exists() else set()
+        )
         done = []
         while len(done) in found:
             done.append(len(done))

@@ -167,7 +167,9 @@ def _round_trip(state: Mapping[str, Any], what: str) -> dict[str, Any]:
         try:
             checkpoint.save(state, Path(folder), "state")
         except Exception as exc:
-            raise AssertionError(f"{what} cannot be saved by benchmark.run.checkpoint: {type(exc).__name__}: {exc}") from exc
+            raise AssertionError(
+                f"{what} cannot be saved by benchmark.run.checkpoint: {type(exc).__name__}: {exc}"
+            ) from exc
         try:
             return checkpoint.load(Path(folder), "state")
         except Exception as exc:
@@ -226,11 +228,15 @@ def check_declaration(component: type[Component]) -> None:
         try:
             param.check(key, param.default)
         except ParamError as exc:
-            raise AssertionError(f"{who}: the default of parameter {key!r} violates its own declaration: {exc}") from None
+            raise AssertionError(
+                f"{who}: the default of parameter {key!r} violates its own declaration: {exc}"
+            ) from None
     if isinstance(component.requires, str) or not all(isinstance(r, str) for r in component.requires):
         raise AssertionError(f"{who}: 'requires' must be a tuple of import names, got {component.requires!r}")
     if component.requires and not component.install_hint:
-        raise AssertionError(f"{who}: declares requires={component.requires!r} but no install_hint telling users what to install")
+        raise AssertionError(
+            f"{who}: declares requires={component.requires!r} but no install_hint telling users what to install"
+        )
     if not isinstance(component.version, str):
         raise AssertionError(f"{who}: 'version' must be a string, got {component.version!r}")
     if issubclass(component, ModelFamily):
@@ -247,10 +253,14 @@ def check_declaration(component: type[Component]) -> None:
 def check_metric_flags(metric: type[Metric]) -> None:
     """``higher_is_better`` is True, False or None; ``optimum`` a finite number or None; ``needs`` known words."""
     who = f"{metric.__name__} {metric.name!r}"
-    if metric.higher_is_better not in (True, False, None) or not isinstance(metric.higher_is_better, (bool, type(None))):
+    if metric.higher_is_better not in (True, False, None) or not isinstance(
+        metric.higher_is_better, (bool, type(None))
+    ):
         raise AssertionError(f"{who}: higher_is_better must be True, False or None, got {metric.higher_is_better!r}")
     optimum = metric.optimum
-    if optimum is not None and (isinstance(optimum, bool) or not isinstance(optimum, (int, float)) or not math.isfinite(optimum)):
+    if optimum is not None and (
+        isinstance(optimum, bool) or not isinstance(optimum, (int, float)) or not math.isfinite(optimum)
+    ):
         raise AssertionError(f"{who}: optimum must be a finite number or None, got {optimum!r}")
     needs = metric.needs
     if isinstance(needs, str) or not isinstance(needs, (set, frozenset)) or not needs <= METRIC_NEEDS:
@@ -274,7 +284,9 @@ def check_family_fits(family: ModelFamily, kind: str = "vector", budget: Budget 
     if not isinstance(model, Model):
         raise AssertionError(f"{who}: create() returned {type(model).__name__}, expected a benchmark.Model")
     _fit(who, model, data.train, warm_start=False, rng=stream(budget.seed, 0, "fit"))
-    _check_samples(who, model.sample(budget.n_samples, stream(budget.seed, 0, "eval")), budget.n_samples, data, "after fit")
+    _check_samples(
+        who, model.sample(budget.n_samples, stream(budget.seed, 0, "eval")), budget.n_samples, data, "after fit"
+    )
     _check_samples(who, model.sample(1, stream(budget.seed, 1, "eval")), 1, data, "of one point")
 
 
@@ -315,7 +327,13 @@ def check_family_warm_start(
     warm = family.create(data, budget.context())
     _fit(who, warm, data.train, warm_start=False, rng=stream(budget.seed, 0, "fit"))
     _fit(who, warm, data.test, warm_start=True, rng=stream(budget.seed, 1, "fit"))
-    _check_samples(who, warm.sample(budget.n_samples, stream(budget.seed, 1, "eval")), budget.n_samples, data, "after a warm-started fit")
+    _check_samples(
+        who,
+        warm.sample(budget.n_samples, stream(budget.seed, 1, "eval")),
+        budget.n_samples,
+        data,
+        "after a warm-started fit",
+    )
     if not _iterative(family, iterative):
         return
     fresh = family.create(data, budget.context())
@@ -336,8 +354,12 @@ def check_family_checkpoint(family: ModelFamily, kind: str = "vector", budget: B
     restored = family.create(data, budget.context())
     restored.load_state_dict(_round_trip(original.state_dict(), f"{who}: state_dict()"))
     n = budget.n_samples
-    if not np.array_equal(original.sample(n, stream(budget.seed, 0, "eval")), restored.sample(n, stream(budget.seed, 0, "eval"))):
-        raise AssertionError(f"{who}: a model restored from its checkpoint samples differently from the original (same rng)")
+    if not np.array_equal(
+        original.sample(n, stream(budget.seed, 0, "eval")), restored.sample(n, stream(budget.seed, 0, "eval"))
+    ):
+        raise AssertionError(
+            f"{who}: a model restored from its checkpoint samples differently from the original (same rng)"
+        )
     if family.has_log_prob:
         x = data.test[:n]
         if not np.array_equal(original.log_prob(x), restored.log_prob(x)):
@@ -345,7 +367,9 @@ def check_family_checkpoint(family: ModelFamily, kind: str = "vector", budget: B
     # A resumed run warm-starts the next generation from the loaded state: it must continue exactly.
     for model in (original, restored):
         _fit(who, model, data.test, warm_start=True, rng=stream(budget.seed, 1, "fit"))
-    if not np.array_equal(original.sample(n, stream(budget.seed, 1, "eval")), restored.sample(n, stream(budget.seed, 1, "eval"))):
+    if not np.array_equal(
+        original.sample(n, stream(budget.seed, 1, "eval")), restored.sample(n, stream(budget.seed, 1, "eval"))
+    ):
         raise AssertionError(
             f"{who}: after a warm-started fit, the restored model differs from the original: state_dict() misses "
             "something the next fit uses (optimizer state, normalisation, step counters?), so resumed runs would drift"
@@ -361,7 +385,10 @@ def check_family_log_prob(family: ModelFamily, kind: str = "vector", budget: Bud
     model = family.create(data, budget.context())
     _fit(who, model, data.train, warm_start=False, rng=stream(budget.seed, 0, "fit"))
     n = budget.n_samples
-    for what, x in (("test points", data.test[:n]), ("its own samples", model.sample(n, stream(budget.seed, 0, "eval")))):
+    for what, x in (
+        ("test points", data.test[:n]),
+        ("its own samples", model.sample(n, stream(budget.seed, 0, "eval"))),
+    ):
         lp = model.log_prob(x)
         if not isinstance(lp, np.ndarray) or lp.shape != (n,):
             shape = getattr(lp, "shape", type(lp).__name__)
@@ -429,7 +456,9 @@ def _build_generations(
         )
         result = policy.build(step)
         if not isinstance(result, TrainingSet):
-            raise AssertionError(f"{who}: build() at generation {t} returned {type(result).__name__}, expected a TrainingSet")
+            raise AssertionError(
+                f"{who}: build() at generation {t} returned {type(result).__name__}, expected a TrainingSet"
+            )
         if not np.array_equal(real, data.train):
             raise AssertionError(f"{who}: build() at generation {t} modified the real data in place")
         if not isinstance(result.state, Mapping):
@@ -456,13 +485,22 @@ def check_policy_builds(
         x = result.data
         if not isinstance(x, np.ndarray) or x.ndim < 1 or x.shape[1:] != data.sample_shape:
             shape = getattr(x, "shape", type(x).__name__)
-            raise AssertionError(f"{who}: training set at generation {t} has shape {shape}, expected (m, *{data.sample_shape})")
+            raise AssertionError(
+                f"{who}: training set at generation {t} has shape {shape}, expected (m, *{data.sample_shape})"
+            )
         if len(x) == 0:
             raise AssertionError(f"{who}: training set at generation {t} is empty")
         composition = dict(result.composition)
         for key, count in composition.items():
-            if not isinstance(key, str) or isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-                raise AssertionError(f"{who}: composition at generation {t} must map sources to counts >= 0, got {composition}")
+            if (
+                not isinstance(key, str)
+                or isinstance(count, bool)
+                or not isinstance(count, (int, np.integer))
+                or count < 0
+            ):
+                raise AssertionError(
+                    f"{who}: composition at generation {t} must map sources to counts >= 0, got {composition}"
+                )
         if sum(composition.values()) != len(x):
             raise AssertionError(
                 f"{who}: composition {composition} at generation {t} adds up to {sum(composition.values())}, "
@@ -580,10 +618,8 @@ def _evaluations(metric: Metric, budget: Budget, registry: Registry | None) -> t
                 registry = default_registry()
             key = {"conformance": kind, "seed": budget.seed, "n_train": budget.n_train, "n_test": budget.n_test}
             space = FeatureSpace(registry, data, key, context, None)
-            features = (
-                lambda name, which, space=space, samples=samples, g=generation: space.of_samples(name, samples, g)
-                if which == "samples"
-                else space.real(name, which)
+            features = lambda name, which, space=space, samples=samples, g=generation: (
+                space.of_samples(name, samples, g) if which == "samples" else space.real(name, which)
             )
         out.append(
             Evaluation(
@@ -624,7 +660,9 @@ def check_metric_identical(
     who = _who(metric)
     identical, degraded = _evaluations(metric, budget, registry)
     value = _value(who, metric, identical, "identical inputs")
-    again = _value(who, metric, replace(identical, rng=stream(budget.seed, "conformance", "metric")), "identical inputs")
+    again = _value(
+        who, metric, replace(identical, rng=stream(budget.seed, "conformance", "metric")), "identical inputs"
+    )
     if value != again:
         raise AssertionError(f"{who}: two evaluations with the same rng seed gave {value!r} and {again!r}")
     optimum, higher = metric.optimum, metric.higher_is_better
@@ -632,7 +670,11 @@ def check_metric_identical(
         return
     allowed = tolerance * abs(_value(who, metric, degraded, "degraded samples") - optimum)
     gap = value - optimum
-    if (higher is None and abs(gap) > allowed) or (higher is True and gap < -allowed) or (higher is False and gap > allowed):
+    if (
+        (higher is None and abs(gap) > allowed)
+        or (higher is True and gap < -allowed)
+        or (higher is False and gap > allowed)
+    ):
         raise AssertionError(
             f"{who}: on identical inputs it gives {value!r}, not its declared optimum {optimum!r} "
             f"(higher_is_better={higher}; allowed distance {allowed:.3g}, {tolerance:g} of the degraded samples')"
@@ -692,9 +734,15 @@ def run_in_memory(
 
     grid = parse_grid(
         {
-            "name": "in-memory", "generations": generations, "seeds": list(seeds),
-            "n_real": n_real, "n_test": n_test, "n_eval": n_eval,
-            "datasets": [dict(dataset)], "models": [dict(model)], "policies": [dict(policy)],
+            "name": "in-memory",
+            "generations": generations,
+            "seeds": list(seeds),
+            "n_real": n_real,
+            "n_test": n_test,
+            "n_eval": n_eval,
+            "datasets": [dict(dataset)],
+            "models": [dict(model)],
+            "policies": [dict(policy)],
             "metrics": [dict(metric)] if isinstance(metric, Mapping) else [dict(m) for m in metric],
         },
         registry,
@@ -763,7 +811,9 @@ def component_cases(
     options: Mapping[str, Any] | None = None,
 ) -> list[Case]:
     """Every check that applies to one component class."""
-    base = Case(kind, component.name, "declaration", component, dict(params or {}), None, budget, registry, dict(options or {}))
+    base = Case(
+        kind, component.name, "declaration", component, dict(params or {}), None, budget, registry, dict(options or {})
+    )
     cases = [base]
     if kind == "model":
         for data_kind in component.data_kinds:

@@ -46,7 +46,12 @@ def resize(images: np.ndarray, size: int | None) -> np.ndarray:
 
 
 def split(
-    name: str, count: int, n_train: int, n_test: int, n_pool: int, rng: np.random.Generator,
+    name: str,
+    count: int,
+    n_train: int,
+    n_test: int,
+    n_pool: int,
+    rng: np.random.Generator,
     fetch: Callable[[np.ndarray], np.ndarray],
 ) -> DataSplits:
     """Train / test / pool from a seeded permutation of ``count`` images; ``fetch(indices)`` reads the chosen ones."""

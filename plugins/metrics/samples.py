@@ -166,8 +166,12 @@ class _PRDC(Metric):
     optimum = 1.0
     parameters = {
         "k": Param(5, int, "nearest neighbours that set each ball's radius", low=1),
-        "extractor": Param(None, str, "compare features of this extractor (e.g. inception, domain for images) "
-                           "instead of the samples themselves", optional=True),
+        "extractor": Param(
+            None,
+            str,
+            "compare features of this extractor (e.g. inception, domain for images) instead of the samples themselves",
+            optional=True,
+        ),
     }
     #: Key of ``prdc``'s result.
     key: str
@@ -178,7 +182,9 @@ class _PRDC(Metric):
             samples, test = _pair(evaluation)
             return Measured(prdc(test, samples, k)[self.key], f"k={k}")
         if evaluation.features is None:
-            raise ValueError(f"metric {self.name!r} with an extractor needs feature extraction, which this evaluation lacks")
+            raise ValueError(
+                f"metric {self.name!r} with an extractor needs feature extraction, which this evaluation lacks"
+            )
         fake, real = evaluation.features(extractor, "samples"), evaluation.features(extractor, "test")
         return Measured(prdc(real, fake, k)[self.key], f"{extractor} features; k={k}")
 
@@ -455,8 +461,14 @@ class _ModeMetric(Metric):
         return radius, f"radius {radius:.4g} (farthest real test point from its mode)"
 
 
-_RADIUS = Param(None, float, "a sample within this distance of its nearest mode is high quality "
-                "(default: the largest distance of a real test point to its nearest mode)", above=0, optional=True)
+_RADIUS = Param(
+    None,
+    float,
+    "a sample within this distance of its nearest mode is high quality "
+    "(default: the largest distance of a real test point to its nearest mode)",
+    above=0,
+    optional=True,
+)
 
 
 class HighQuality(_ModeMetric):
@@ -478,8 +490,14 @@ class ModeCoverage(_ModeMetric):
     name = "mode-coverage"
     parameters = {
         "radius": _RADIUS,
-        "min_share": Param(0.25, float, "a mode is covered with at least this fraction of the high-quality samples "
-                           "the real data's proportions give it", above=0, high=1),
+        "min_share": Param(
+            0.25,
+            float,
+            "a mode is covered with at least this fraction of the high-quality samples "
+            "the real data's proportions give it",
+            above=0,
+            high=1,
+        ),
     }
 
     def compute(self, evaluation: Evaluation) -> Measured:
@@ -589,8 +607,20 @@ class KL(_DensityDistance):
 
 
 METRICS = (
-    Precision, Recall, Density, Coverage, MMD, W1, W2, Energy, PairwiseDistance, LogDet,
-    HighQuality, ModeCoverage, TV, KL,
+    Precision,
+    Recall,
+    Density,
+    Coverage,
+    MMD,
+    W1,
+    W2,
+    Energy,
+    PairwiseDistance,
+    LogDet,
+    HighQuality,
+    ModeCoverage,
+    TV,
+    KL,
 )
 
 

@@ -104,7 +104,9 @@ class Fresh(Policy):
             raise ValueError("fresh policy with n_fresh = n_synthetic = 0 builds an empty training set")
         real = step.pool[(step.generation - 1) * fresh : step.generation * fresh]
         if len(real) < fresh:
-            raise ValueError(f"pool exhausted at generation {step.generation}: {len(step.pool)} fresh points for {fresh} per generation")
+            raise ValueError(
+                f"pool exhausted at generation {step.generation}: {len(step.pool)} fresh points for {fresh} per generation"
+            )
         if synthetic == 0:
             return TrainingSet(real, {"fresh": fresh})
         if fresh == 0:

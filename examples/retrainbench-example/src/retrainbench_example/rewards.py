@@ -13,8 +13,12 @@ import numpy as np
 from benchmark import Param
 
 REWARD_PARAMETERS = {
-    "reward": Param("closeness", str, "reward function: 'closeness' (-||x - target||) or 'mean' (mean coordinate)",
-                    choices=("closeness", "mean")),
+    "reward": Param(
+        "closeness",
+        str,
+        "reward function: 'closeness' (-||x - target||) or 'mean' (mean coordinate)",
+        choices=("closeness", "mean"),
+    ),
     "target": Param(0.0, float, "every coordinate of the point the 'closeness' reward prefers"),
 }
 

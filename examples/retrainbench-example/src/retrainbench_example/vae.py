@@ -26,7 +26,9 @@ def _network(dim: int, latent: int, hidden: int):
     from torch import nn
 
     def mlp(inputs: int, outputs: int) -> nn.Sequential:
-        return nn.Sequential(nn.Linear(inputs, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, outputs))
+        return nn.Sequential(
+            nn.Linear(inputs, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, outputs)
+        )
 
     return nn.ModuleDict(
         {
@@ -38,7 +40,9 @@ def _network(dim: int, latent: int, hidden: int):
 
 
 class VAEModel(Model):
-    def __init__(self, shape: tuple[int, ...], kind: str, params: Mapping[str, Any], steps: int, context: RunContext) -> None:
+    def __init__(
+        self, shape: tuple[int, ...], kind: str, params: Mapping[str, Any], steps: int, context: RunContext
+    ) -> None:
         self.shape, self.kind, self.params, self.steps, self.context = shape, kind, params, steps, context
         self.dim = int(np.prod(shape))
         self.net = None
@@ -142,13 +146,17 @@ class VAEFamily(ModelFamily):
 
     name = "vae"
     requires = ("torch",)
-    install_hint = "pip install 'retrainbench-example[vae]' (on CPU machines pin torch, see retrainbench's constraints.txt)"
+    install_hint = (
+        "pip install 'retrainbench-example[vae]' (on CPU machines pin torch, see retrainbench's constraints.txt)"
+    )
     warm_start_default = True
     data_kinds = ("vector", "image")
     parameters = {
         "latent": Param(2, int, "latent dimension", low=1),
         "hidden": Param(64, int, "hidden units of the encoder and decoder MLPs", low=1),
-        "steps": Param(None, int, "Adam steps per generation (default: the grid's train_steps, else 500)", low=1, optional=True),
+        "steps": Param(
+            None, int, "Adam steps per generation (default: the grid's train_steps, else 500)", low=1, optional=True
+        ),
         "batch_size": Param(128, int, "mini-batch size", low=1),
         "lr": Param(1e-3, float, "Adam learning rate", above=0),
         "beta": Param(1.0, float, "weight of the KL term (beta-VAE); 1 is the ELBO", low=0),
