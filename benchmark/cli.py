@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark import __version__
+from benchmark.api.kinds import KINDS
 from benchmark.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNS_FAILED, RetrainbenchError
 
 DEFAULT_RESULTS = Path("results")
@@ -66,9 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser(
         "list", parents=[common], help="list datasets, model families, policies, metrics, executors"
     )
-    listing.add_argument(
-        "kind", nargs="?", help="only this kind (dataset, model, policy, metric, executor, feature-extractor)"
-    )
+    listing.add_argument("kind", nargs="?", help=f"only this kind ({', '.join(KINDS)})")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
 
     commands.add_parser("plugins", parents=[common], help="list loaded plugins, what they registered, and failures")
@@ -182,12 +181,10 @@ def _parse_value(text: str):
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from benchmark.api.components import KINDS
+    from benchmark.errors import suggestion
 
     registry = _registry(args)
     if args.kind is not None and args.kind not in KINDS:
-        from benchmark.api.registry import suggestion
-
         raise RetrainbenchError(f"unknown kind {args.kind!r}{suggestion(args.kind, KINDS)}; kinds: {', '.join(KINDS)}")
     entries = [e for e in registry if args.kind in (None, e.kind)]
     if args.json:
@@ -211,7 +208,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for e in entries:
         if e.kind != kind:
             kind = e.kind
-            print(f"\n{kind}s:" if kind != "policy" else "\npolicies:")
+            print(f"\n{KINDS[kind].plural}:")
         status = "" if e.available else f"  [unavailable: {e.unavailable_reason()}]"
         print(f"  {e.name:<22} {e.component.summary()}  (plugin {e.plugin}){status}")
         for key, param in e.component.parameters.items():
@@ -232,7 +229,7 @@ def _plugin_origin(plugin: str) -> str:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from benchmark.api.hookspecs import REGISTRATION_HOOKS
+    from benchmark.api.kinds import REGISTRATION_HOOKS
 
     registry = _registry(args)
     registered: dict[str, list[str]] = {}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 #: Process exit codes of the CLI.
 EXIT_OK = 0
 EXIT_RUNS_FAILED = 1
@@ -38,3 +41,11 @@ class StoreError(RetrainbenchError):
 
 class Diverged(Exception):
     """Raised inside a run when samples or losses stop being finite; the run is recorded as diverged."""
+
+
+def suggestion(name: str, known: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the closest known names, or '' when nothing is close."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"

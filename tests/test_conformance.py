@@ -100,7 +100,7 @@ def test_cases_cover_each_check_once_per_data_kind():
         """Vectors and images."""
 
         name = "two-kinds"
-        has_log_prob = True
+        provides = frozenset({"log_prob"})
         data_kinds = ("vector", "image")
 
         def create(self, data, context):
@@ -150,7 +150,7 @@ class NormalFamily(ModelFamily):
     """A correct family: diagonal Gaussian, iterative mean."""
 
     name = "normal"
-    has_log_prob = True
+    provides = frozenset({"log_prob"})
     warm_start_default = True
 
     def create(self, data, context):

@@ -21,8 +21,9 @@ from benchmark import (
     Policy,
     TrainingSet,
     hookimpl,
-    hookspecs,
 )
+from benchmark.api import hookspecs
+from benchmark.api.kinds import REGISTRATION_HOOKS
 from benchmark.api.plugins import build_registry
 from benchmark.run.harness import run_grid
 from benchmark.run.spec import parse_grid
@@ -43,7 +44,7 @@ def hook_specs() -> dict[str, inspect.Signature]:
 
 
 def test_the_hooks_are_found():
-    assert set(hookspecs.REGISTRATION_HOOKS) < set(hook_specs())
+    assert set(REGISTRATION_HOOKS) < set(hook_specs())
     assert "on_generation_end" in hook_specs()
 
 
@@ -169,7 +170,7 @@ def test_a_plugin_implementing_every_hook_takes_part_in_a_run(tmp_path: Path):
 
     CALLS.clear()
     registry = build_registry([module], autoload=False, strict=True)
-    for hook, kind in hookspecs.REGISTRATION_HOOKS.items():
+    for hook, kind in REGISTRATION_HOOKS.items():
         assert "all_hooks_plugin" in {e.plugin for e in registry if e.kind == kind}, hook
     doc = {
         "name": "hooks",

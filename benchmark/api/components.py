@@ -112,8 +112,17 @@ class Dataset(Component):
 
     #: "vector" for (n, d) data, "image" for (n, c, h, w) data in [0, 1].
     kind: ClassVar[str] = "vector"
-    #: True when ``log_density`` gives the true density (enables density-based metrics).
-    has_density: ClassVar[bool] = False
+    #: What the dataset offers metrics (see ``benchmark.api.compatibility``): "density" when ``log_density``
+    #: gives the true density, "modes" when ``modes`` gives the mixture's centres.
+    provides: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Datasets written for retrainbench 0.1 declared ``has_density = True`` and overrode ``modes``.
+        legacy = {"density"} if cls.__dict__.get("has_density") else set()
+        legacy |= {"modes"} if "modes" in cls.__dict__ and "provides" not in cls.__dict__ else set()
+        if legacy - cls.provides:
+            cls.provides = frozenset(cls.provides | legacy)
 
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` independent points of the true distribution."""
@@ -139,7 +148,7 @@ class Dataset(Component):
         return None
 
     def log_density(self, x: np.ndarray) -> np.ndarray:
-        """Log of the true density at ``x`` (only when ``has_density``)."""
+        """Log of the true density at ``x`` (datasets that provide "density")."""
         raise NotImplementedError(f"dataset {self.name!r} has no known density")
 
 
@@ -158,7 +167,7 @@ class Model(ABC):
         """Draw ``n`` samples with the data's shape."""
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
-        """Log-density of each row of ``x`` (families with ``has_log_prob``)."""
+        """Log-density of each row of ``x`` (families that provide "log_prob")."""
         raise NotImplementedError
 
     @abstractmethod
@@ -173,12 +182,17 @@ class Model(ABC):
 class ModelFamily(Component):
     """A kind of generative model; ``create`` builds an unfitted model for a run's data."""
 
-    #: The family's models implement ``log_prob`` (enables likelihood metrics).
-    has_log_prob: ClassVar[bool] = False
+    #: What the family offers metrics: "log_prob" when its models implement ``log_prob``.
+    provides: ClassVar[frozenset[str]] = frozenset()
     #: Whether retraining continues from the previous generation unless the grid says otherwise.
     warm_start_default: ClassVar[bool] = False
     #: Data kinds the family can model.
     data_kinds: ClassVar[tuple[str, ...]] = ("vector",)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("has_log_prob") and "log_prob" not in cls.provides:  # retrainbench 0.1's declaration
+            cls.provides = frozenset(cls.provides | {"log_prob"})
 
     @abstractmethod
     def create(self, data: DataSplits, context: RunContext) -> Model:
@@ -312,14 +326,3 @@ class Executor(Component):
 
         ``fn`` records its own failures; a task whose worker died is yielded as ``TaskLost``.
         """
-
-
-#: Base class expected for each kind of component, keyed by the kind's name.
-KINDS: dict[str, type[Component]] = {
-    "dataset": Dataset,
-    "model": ModelFamily,
-    "policy": Policy,
-    "metric": Metric,
-    "executor": Executor,
-    "feature-extractor": FeatureExtractor,
-}

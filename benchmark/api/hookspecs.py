@@ -59,14 +59,3 @@ def on_generation_end(run: dict[str, Any], record: dict[str, Any]) -> None:
     record: ``generation``, ``metrics`` ({label: {"value", "detail"}}), ``composition``, ``fit``
     and ``seconds``. Observers (loggers to files, W&B, MLflow, ...) must not modify either.
     """
-
-
-#: Registration hook name -> kind of component it registers.
-REGISTRATION_HOOKS = {
-    "register_datasets": "dataset",
-    "register_model_families": "model",
-    "register_policies": "policy",
-    "register_metrics": "metric",
-    "register_executors": "executor",
-    "register_feature_extractors": "feature-extractor",
-}

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from benchmark.errors import suggestion
+
 _TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
 
 
@@ -105,8 +107,6 @@ def resolve(declared: Mapping[str, Param], given: Mapping[str, Any]) -> dict[str
     """Check ``given`` against ``declared`` and fill in defaults; raise ParamError on the first problem."""
     unknown = sorted(set(given) - set(declared))
     if unknown:
-        from benchmark.api.registry import suggestion
-
         hint = suggestion(unknown[0], declared)
         known = ", ".join(sorted(declared)) or "none"
         raise ParamError(unknown[0], f"unknown parameter{hint} (known: {known})")

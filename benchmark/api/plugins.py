@@ -19,7 +19,9 @@ from types import ModuleType
 
 import pluggy
 
-from benchmark import __version__, hookspecs
+from benchmark import __version__
+from benchmark.api import hookspecs
+from benchmark.api.kinds import REGISTRATION_HOOKS
 from benchmark.api.registry import Registry
 from benchmark.errors import PluginLoadError, RegistryError
 
@@ -102,11 +104,11 @@ def build_registry(
     for plugin, name in _unknown_hooks(pm):
         fail(plugin, f"implements {name!r}, which is not a retrainbench hook (hooks: {', '.join(_HOOK_NAMES)})")
 
-    for hook_name, kind in hookspecs.REGISTRATION_HOOKS.items():
+    for hook_name, kind in REGISTRATION_HOOKS.items():
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             register = registry.registrar(kind, impl.plugin_name)
             try:
-                impl.function(**{arg: register for arg in impl.argnames})
+                impl.function(**dict.fromkeys(impl.argnames, register))
             except RegistryError as exc:
                 fail(impl.plugin_name, str(exc))
             except Exception as exc:

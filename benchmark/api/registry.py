@@ -7,21 +7,13 @@ closest known ones.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmark.api.components import KINDS, Component
-from benchmark.errors import RegistryError
-
-
-def suggestion(name: str, known: Iterable[str]) -> str:
-    """' (did you mean 'x'?)' for the closest known names, or '' when nothing is close."""
-    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
-    if not close:
-        return ""
-    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+from benchmark.api.components import Component
+from benchmark.api.kinds import KINDS
+from benchmark.errors import RegistryError, suggestion
 
 
 @dataclass(frozen=True)
@@ -60,7 +52,7 @@ class Registry:
 
     def add(self, kind: str, component: type[Component], plugin: str) -> None:
         """Register ``component`` as a ``kind``; refuse a taken name or a class of the wrong kind."""
-        base = KINDS[kind]
+        base = KINDS[kind].base
         if not (isinstance(component, type) and issubclass(component, base)):
             raise RegistryError(
                 f"plugin {plugin!r} registered {component!r} as a {kind}, but it is not a subclass of {base.__name__}"

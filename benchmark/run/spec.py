@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import SCHEMA_VERSION
-from benchmark.api.components import Dataset
+from benchmark.api.compatibility import unmet_need
+from benchmark.api.kinds import GRID_SECTIONS
 from benchmark.api.params import ParamError, resolve
-from benchmark.api.registry import Registry, suggestion
-from benchmark.errors import GridError, RegistryError
+from benchmark.api.registry import Registry
+from benchmark.errors import GridError, RegistryError, suggestion
 from benchmark.hashing import digest
 
 #: Smoke mode's budget: every grid shrinks to this so a CI pipeline can run it in seconds.
@@ -39,7 +40,6 @@ _SETTINGS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "device": (str, False),
     "executor": (dict, False),
 }
-_SECTIONS = {"datasets": "dataset", "models": "model", "policies": "policy", "metrics": "metric"}
 
 
 @dataclass(frozen=True)
@@ -225,9 +225,9 @@ def parse_grid(
     doc: Mapping[str, Any], registry: Registry, *, where: str = "<grid>", smoke: bool = False, source: str = ""
 ) -> GridSpec:
     """Validate a parsed grid document and expand it into runs."""
-    unknown = sorted(set(doc) - set(_SETTINGS) - set(_SECTIONS))
+    unknown = sorted(set(doc) - set(_SETTINGS) - set(GRID_SECTIONS))
     if unknown:
-        hint = suggestion(unknown[0], [*_SETTINGS, *_SECTIONS])
+        hint = suggestion(unknown[0], [*_SETTINGS, *GRID_SECTIONS])
         raise GridError(where, unknown[0], f"unknown key{hint}")
     settings = {key: _setting(where, doc, key) for key in _SETTINGS}
     if not settings["name"].strip() or any(c in settings["name"] for c in "/\\\0"):
@@ -248,7 +248,8 @@ def parse_grid(
         raise GridError(where, "seeds", "lists a seed twice")
 
     sections = {
-        section: _components(where, doc.get(section), section, kind, registry) for section, kind in _SECTIONS.items()
+        section: _components(where, doc.get(section), section, kind, registry)
+        for section, kind in GRID_SECTIONS.items()
     }
     labels = [spec.label for spec, _ in sections["metrics"]]
     for i, label in enumerate(labels):
@@ -284,16 +285,13 @@ def parse_grid(
             skipped.append(f"{model.label} cannot model {data_cls.kind} data of {dataset.label}")
             continue
         metrics = []
+        labels = {"dataset": dataset.label, "model": model.label}
         for metric, entry in sections["metrics"]:
-            needs = entry.component.needs
-            if "log_prob" in needs and not family.has_log_prob:
-                skipped.append(f"{metric.label} needs a likelihood, which {model.label} does not have")
-            elif "density" in needs and not data_cls.has_density:
-                skipped.append(f"{metric.label} needs the true density, which {dataset.label} does not have")
-            elif "modes" in needs and data_cls.modes is Dataset.modes:
-                skipped.append(f"{metric.label} needs mixture modes, which {dataset.label} does not have")
-            else:
+            reason = unmet_need(entry.component, data_cls, family, labels)
+            if reason is None:
                 metrics.append((metric, entry))
+            else:
+                skipped.append(f"{metric.label} {reason}")
         warm = settings["warm_start"]
         versions = {
             f"{kind}:{spec.name}": registry.version_of(entry)

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from benchmark.api.compatibility import CAPABILITIES, PROVIDED_BY
 from benchmark.api.components import (
-    KINDS,
     Component,
     Dataset,
     DataSplits,
@@ -43,6 +43,7 @@ from benchmark.api.components import (
     RunContext,
     TrainingSet,
 )
+from benchmark.api.kinds import CONFORMANCE_KINDS, KINDS
 from benchmark.api.params import ParamError
 from benchmark.run import checkpoint
 from benchmark.run.seeding import stream
@@ -56,9 +57,9 @@ if TYPE_CHECKING:
     from benchmark.api.registry import Registry
 
 #: Kinds of component the kit checks beyond their declarations.
-CHECKED_KINDS = ("model", "policy", "metric")
+CHECKED_KINDS = CONFORMANCE_KINDS
 #: What a metric may declare in ``needs``.
-METRIC_NEEDS = frozenset({"samples", "log_prob", "density", "modes", "features"})
+METRIC_NEEDS = CAPABILITIES
 #: Composition keys the policy checks can verify: rows of the real set, of the pool, of the model's samples.
 SOURCES = ("real", "fresh", "synthetic")
 
@@ -91,7 +92,7 @@ class ReferenceMixture(Dataset):
     """Four Gaussians on a circle in 2-D: the kit's vector data, with known modes and density."""
 
     name = "conformance-mixture"
-    has_density = True
+    provides = frozenset({"density", "modes"})
     radius, std = 2.0, 0.3
 
     def modes(self) -> np.ndarray:
@@ -243,9 +244,15 @@ def check_declaration(component: type[Component]) -> None:
         kinds = component.data_kinds
         if isinstance(kinds, str) or not kinds or not set(kinds) <= {"vector", "image"}:
             raise AssertionError(f"{who}: data_kinds must be a non-empty tuple of 'vector'/'image', got {kinds!r}")
-        for flag in ("has_log_prob", "warm_start_default"):
-            if not isinstance(getattr(component, flag), bool):
-                raise AssertionError(f"{who}: {flag} must be True or False, got {getattr(component, flag)!r}")
+        if not isinstance(component.warm_start_default, bool):
+            raise AssertionError(
+                f"{who}: warm_start_default must be True or False, got {component.warm_start_default!r}"
+            )
+    if issubclass(component, (ModelFamily, Dataset)):
+        provides, kind = component.provides, "model" if issubclass(component, ModelFamily) else "dataset"
+        own = {need for need, (_, by) in PROVIDED_BY.items() if by == kind}
+        if not isinstance(provides, frozenset) or not provides <= own:
+            raise AssertionError(f"{who}: provides must be a frozenset drawn from {sorted(own)}, got {provides!r}")
     if issubclass(component, Metric):
         check_metric_flags(component)
 
@@ -360,7 +367,7 @@ def check_family_checkpoint(family: ModelFamily, kind: str = "vector", budget: B
         raise AssertionError(
             f"{who}: a model restored from its checkpoint samples differently from the original (same rng)"
         )
-    if family.has_log_prob:
+    if "log_prob" in family.provides:
         x = data.test[:n]
         if not np.array_equal(original.log_prob(x), restored.log_prob(x)):
             raise AssertionError(f"{who}: a model restored from its checkpoint gives other log_prob values")
@@ -377,10 +384,10 @@ def check_family_checkpoint(family: ModelFamily, kind: str = "vector", budget: B
 
 
 def check_family_log_prob(family: ModelFamily, kind: str = "vector", budget: Budget = Budget()) -> None:
-    """``log_prob`` (families with has_log_prob) gives finite floats of shape (n,) on test points and on samples."""
+    """``log_prob`` (families that provide "log_prob") gives finite floats of shape (n,) on test points and on samples."""
     who = _who(family)
-    if not family.has_log_prob:
-        raise AssertionError(f"{who}: has_log_prob is False, nothing to check")
+    if "log_prob" not in family.provides:
+        raise AssertionError(f"{who}: does not provide log_prob, nothing to check")
     _, data = reference_data(kind, budget)
     model = family.create(data, budget.context())
     _fit(who, model, data.train, warm_start=False, rng=stream(budget.seed, 0, "fit"))
@@ -818,7 +825,7 @@ def component_cases(
     if kind == "model":
         for data_kind in component.data_kinds:
             for check in FAMILY_CHECKS:
-                if check != "log-prob" or component.has_log_prob:
+                if check != "log-prob" or "log_prob" in component.provides:
                     cases.append(replace(base, check=check, data_kind=data_kind))
     elif kind == "policy":
         cases += [replace(base, check=check) for check in POLICY_CHECKS]

@@ -20,7 +20,7 @@ class GaussianData(Dataset):
 
     name = "gaussian"
     version = "2"
-    has_density = True
+    provides = frozenset({"density", "modes"})
     parameters = {
         "dim": Param(1, int, "dimension", low=1),
         "mean": Param(0.0, float, "every coordinate's mean"),
@@ -45,7 +45,7 @@ class EightGaussians(Dataset):
 
     name = "eight-gaussians"
     version = "2"
-    has_density = True
+    provides = frozenset({"density", "modes"})
     parameters = {
         "modes": Param(8, int, "number of mixture components", low=1),
         "radius": Param(2.0, float, "radius of the circle of centres", above=0),

@@ -60,7 +60,7 @@ class GaussianFamily(ModelFamily):
     """Multivariate Gaussian fit by maximum likelihood (ddof=0) or with the unbiased covariance (ddof=1)."""
 
     name = "gaussian"
-    has_log_prob = True
+    provides = frozenset({"log_prob"})
     parameters = {
         "ddof": Param(0, int, "divide the scatter by n - ddof", choices=(0, 1)),
         "fixed_scale": Param(
@@ -125,7 +125,7 @@ class KDEFamily(ModelFamily):
     """Gaussian kernel density estimate: sampling resamples a training point and adds h * N(0, I)."""
 
     name = "kde"
-    has_log_prob = True
+    provides = frozenset({"log_prob"})
     parameters = {
         "bandwidth": Param(
             0.1,
@@ -217,7 +217,7 @@ class GMMFamily(ModelFamily):
     """Gaussian mixture fit by EM (scikit-learn); warm start begins EM at the previous generation's fit."""
 
     name = "gmm"
-    has_log_prob = True
+    provides = frozenset({"log_prob"})
     warm_start_default = True
     requires = ("sklearn",)
     install_hint = "pip install scikit-learn"

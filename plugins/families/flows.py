@@ -232,7 +232,7 @@ class FlowFamily(ModelFamily):
     """Normalizing flow (normflows): RealNVP, neural spline flows or MAF, trained by maximum likelihood."""
 
     name = "flow"
-    has_log_prob = True
+    provides = frozenset({"log_prob"})
     warm_start_default = True
     data_kinds = ("vector", "image")
     requires = ("torch", "normflows")
