@@ -252,6 +252,11 @@ class Measured:
     value: float
     detail: str = ""
 
+    @classmethod
+    def of(cls, result: float | Measured) -> Measured:
+        """What ``Metric.compute`` returned, as a ``Measured`` (a bare number has no detail)."""
+        return result if isinstance(result, Measured) else cls(result)
+
 
 @dataclass(frozen=True)
 class Evaluation:

@@ -97,10 +97,8 @@ def _require_finite(what: str, generation: int, array: np.ndarray) -> np.ndarray
 
 
 def _measure(metric: Metric, evaluation: Evaluation) -> dict[str, Any]:
-    result = metric.compute(evaluation)
-    if isinstance(result, Measured):
-        return {"value": float(result.value), "detail": result.detail}
-    return {"value": float(result), "detail": ""}
+    result = Measured.of(metric.compute(evaluation))
+    return {"value": float(result.value), "detail": result.detail}
 
 
 def generations(

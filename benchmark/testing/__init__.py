@@ -645,7 +645,7 @@ def _evaluations(metric: Metric, budget: Budget, registry: Registry | None) -> t
 
 def _value(who: str, metric: Metric, evaluation: Evaluation, what: str) -> float:
     result = metric.compute(evaluation)
-    value = result.value if isinstance(result, Measured) else result
+    value = Measured.of(result).value
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise AssertionError(f"{who}: compute() on {what} returned {result!r}, expected a float or a Measured")
     if not math.isfinite(float(value)):
