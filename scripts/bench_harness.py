@@ -11,6 +11,7 @@ Not part of the test suite: timings belong here, not in tests.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -18,9 +19,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from benchmark.api.components import Model
+
+if TYPE_CHECKING:
+    import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -57,7 +63,7 @@ def write(directory: Path, name: str, text: str) -> Path:
 
 def bare_loop(grid_path: Path) -> float:
     """The same work as the harness does for each run of the grid, called directly: no store, no hooks."""
-    from benchmark.api.components import Evaluation
+    from benchmark.api.components import Evaluation, PolicyStep
     from benchmark.api.plugins import default_registry
     from benchmark.run.loop import RunParts
     from benchmark.run.seeding import stream
@@ -71,20 +77,18 @@ def bare_loop(grid_path: Path) -> float:
         pool = parts.policy.pool_size(run.n_real, run.generations)
         data = parts.dataset.load(run.n_real, run.n_test, pool, stream(run.seed, "data"))
         model = parts.family.create(data, parts.context)
-        state = parts.policy.initial_state()
+        state: Mapping[str, np.ndarray] = parts.policy.initial_state()
         for t in range(run.generations + 1):
             if t == 0:
                 train = data.train
             else:
-                from benchmark.api.components import PolicyStep
-
                 synthetic = stream(run.seed, t, "synthetic")
                 built = parts.policy.build(
                     PolicyStep(
                         t,
                         data.train,
                         data.pool,
-                        lambda n: model.sample(n, synthetic),
+                        functools.partial(model.sample, rng=synthetic),
                         state,
                         stream(run.seed, t, "policy"),
                     )
@@ -231,11 +235,27 @@ def cpu_ceiling(n: int = 20_000_000) -> float:
 # ------------------------------------------------------------------ 4. metrics with cached real features
 
 
+class NoModel(Model):
+    """The model of an evaluation that has none: feature metrics read samples and features only."""
+
+    def fit(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Mapping[str, float]:
+        raise NotImplementedError(self.__doc__)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError(self.__doc__)
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError(self.__doc__)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        raise NotImplementedError(self.__doc__)
+
+
 def metric_cache(tmp: Path) -> dict[str, float]:
     """FID (domain extractor) on 8x8 digits: first evaluation, a later generation, and a new run on the same data."""
     import numpy as np
 
-    from benchmark.api.components import Evaluation, RunContext
+    from benchmark.api.components import Dataset, Evaluation, Metric, RunContext
     from benchmark.api.plugins import default_registry
     from benchmark.run import features
     from benchmark.run.features import FeatureSpace
@@ -243,9 +263,10 @@ def metric_cache(tmp: Path) -> dict[str, float]:
 
     registry = default_registry()
     dataset = registry.get("dataset", "digits").component()
+    fid = registry.get("metric", "fid").component({"extractor": "domain"})
+    assert isinstance(dataset, Dataset) and isinstance(fid, Metric)  # the registry checks each kind's base class
     data = dataset.load(500, 500, 0, stream(0, "data"))
     context = RunContext(seed=0, device="cpu")
-    fid = registry.get("metric", "fid").component({"extractor": "domain"})
     noise = np.random.default_rng(0)
 
     def evaluate(space: FeatureSpace, generation: int) -> float:
@@ -254,7 +275,7 @@ def metric_cache(tmp: Path) -> dict[str, float]:
             samples,
             data.test,
             data.train,
-            None,
+            NoModel(),
             dataset,
             stream(0, generation),
             context,
@@ -473,11 +494,12 @@ def main() -> int:
         if isinstance(value, dict) and "error" in value:
             rows.append(row(key, "not measured: " + value["error"], "-", False))
 
-    widths = [max(len(r[i]) for r in rows + [("what", "measured", "target", "")]) for i in range(4)]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(("what", "measured", "target", ""), widths)) + " |")
+    header = ("what", "measured", "target", "")
+    widths = [max(len(r[i]) for r in [*rows, header]) for i in range(4)]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for r in rows:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
     args.out.write_text(json.dumps(figures, indent=1))
     print(f"\nfigures written to {args.out}", file=sys.stderr)
     return 0

@@ -25,13 +25,16 @@ DATASETS = {"2-D (eight Gaussians)": "eight-gaussians", "8x8 digits": "digits"}
 
 def measure(family: str, dataset: str, n: int, threads: int | None) -> dict:
     """In the child: one cold fit on ``n`` points and ``n`` samples, timed, plus this process's peak memory."""
-    from benchmark.api.components import RunContext
+    from benchmark.api.components import Dataset, ModelFamily, RunContext
     from benchmark.api.plugins import default_registry
     from benchmark.run.seeding import stream
 
     registry = default_registry()
-    data = registry.get("dataset", dataset).component().load(n, 0, 0, stream(0, "data"))
-    model = registry.get("model", family).component().create(data, RunContext(seed=0, threads=threads))
+    source = registry.get("dataset", dataset).component()
+    kind = registry.get("model", family).component()
+    assert isinstance(source, Dataset) and isinstance(kind, ModelFamily)  # the registry checks each kind's base
+    data = source.load(n, 0, 0, stream(0, "data"))
+    model = kind.create(data, RunContext(seed=0, threads=threads))
     clock = time.perf_counter()
     model.fit(data.train, warm_start=False, rng=stream(0, 0, "fit"))
     fit = time.perf_counter() - clock
@@ -43,6 +46,7 @@ def measure(family: str, dataset: str, n: int, threads: int | None) -> dict:
 
 
 def families_to_measure(names: list[str] | None) -> list[tuple[str, tuple[str, ...]]]:
+    from benchmark.api.components import ModelFamily
     from benchmark.api.plugins import default_registry
 
     registry = default_registry()
@@ -52,6 +56,7 @@ def families_to_measure(names: list[str] | None) -> list[tuple[str, tuple[str, .
         raise SystemExit(f"cost_families: unknown model families: {', '.join(unknown)}")
     chosen = []
     for entry in entries:
+        assert issubclass(entry.component, ModelFamily)  # the registry checks each kind's base class
         if entry.available:
             chosen.append((entry.name, entry.component.data_kinds))
         else:
@@ -67,7 +72,8 @@ def main() -> int:
     parser.add_argument("--child", nargs=2, metavar=("FAMILY", "DATASET"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(*args.child, args.n, args.threads)))
+        family, dataset = args.child
+        print(json.dumps(measure(family, dataset, args.n, args.threads)))
         return 0
 
     rows = []

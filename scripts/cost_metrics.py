@@ -20,12 +20,13 @@ import argparse
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 from tabulate import tabulate
 
-from benchmark import DataSplits, Evaluation, RunContext
+from benchmark import Dataset, DataSplits, Evaluation, Metric, Model, ModelFamily, RunContext
 from benchmark.api.plugins import build_registry
 from benchmark.api.registry import Registry
 from benchmark.run.features import FeatureSpace
@@ -34,9 +35,10 @@ from benchmark.run.seeding import stream
 VECTOR_NEEDS = {"samples", "log_prob", "density", "modes"}
 
 
-def seconds(fn: Callable[[], object]) -> float:
+def seconds(fn: Callable[..., object], *args: Any) -> float:
+    """Wall-clock seconds of ``fn(*args)``."""
     start = time.perf_counter()
-    fn()
+    fn(*args)
     return time.perf_counter() - start
 
 
@@ -45,13 +47,51 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, load average {load}"
 
 
+def metric_classes(registry: Registry) -> dict[str, type[Metric]]:
+    """Every registered metric class by name."""
+    classes: dict[str, type[Metric]] = {}
+    for name, entry in registry.entries["metric"].items():
+        assert issubclass(entry.component, Metric)  # the registry checks each kind's base class
+        classes[name] = entry.component
+    return classes
+
+
+def metric(registry: Registry, name: str, params: Mapping[str, Any] | None = None) -> Metric:
+    instance = registry.get("metric", name).component(params)
+    assert isinstance(instance, Metric)  # the registry checks each kind's base class
+    return instance
+
+
+class NoDataset(Dataset):
+    """The dataset of an evaluation that has none: feature metrics read samples and features only."""
+
+    name = "none"
+
+
+class NoModel(Model):
+    """The model of an evaluation that has none: feature metrics read samples and features only."""
+
+    def fit(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Mapping[str, float]:
+        raise NotImplementedError(self.__doc__)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError(self.__doc__)
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError(self.__doc__)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        raise NotImplementedError(self.__doc__)
+
+
 def vector_costs(registry: Registry, points: int, repeat: int) -> None:
-    entries = registry.entries["metric"].items()
-    names = sorted(name for name, e in entries if e.component.needs <= VECTOR_NEEDS and e.available)
+    classes = metric_classes(registry)
+    names = sorted(name for name, c in classes.items() if c.needs <= VECTOR_NEEDS and not c.missing_requirements())
     dataset = registry.get("dataset", "eight-gaussians").component()
+    family = registry.get("model", "gmm").component()
+    assert isinstance(dataset, Dataset) and isinstance(family, ModelFamily)  # the registry checks each kind's base
     data = dataset.load(points, points, 0, stream(0, "data"))
     context = RunContext(seed=0, device="cpu")
-    family = registry.get("model", "gmm").component()
     model = family.create(data, context)
     model.fit(data.train, warm_start=False, rng=stream(0, "fit"))
     import ot  # noqa: F401  (imported once per process by the first transport metric; not a per-generation cost)
@@ -60,13 +100,12 @@ def vector_costs(registry: Registry, points: int, repeat: int) -> None:
     for generation in range(repeat + 1):
         samples = model.sample(points, stream(0, generation, "eval"))
         for name in names:
-            metric = registry.get("metric", name).component()
             rng = stream(0, generation, name)
             evaluation = Evaluation(samples, data.test, data.train, model, dataset, rng, context)
-            times[name].append(seconds(lambda: metric.compute(evaluation)))
-    rows = [[name, 1000 * t[0], 1000 * statistics.median(t[1:])] for name, t in times.items()]
+            times[name].append(seconds(metric(registry, name).compute, evaluation))
+    rows = [(name, 1000 * t[0], 1000 * statistics.median(t[1:])) for name, t in times.items()]
     cold, warm = sum(r[1] for r in rows), sum(r[2] for r in rows)
-    rows.append(["all together", cold, warm])
+    rows.append(("all together", cold, warm))
     print(f"\n2-D metrics, {points} samples vs {points} test points (eight-gaussians, gmm model); {machine()}\n")
     print(tabulate(rows, headers=["metric", "cold ms", "warm ms (median)"], floatfmt=".1f"))
     verdict = "meets" if warm < 1000 else "misses"
@@ -79,17 +118,27 @@ def vector_costs(registry: Registry, points: int, repeat: int) -> None:
 
 def digits(registry: Registry, n: int) -> np.ndarray:
     if "digits" in registry.entries["dataset"]:
-        data = registry.get("dataset", "digits").component().load(n, 0, 0, stream(0, "digits"))
-        return data.train
+        dataset = registry.get("dataset", "digits").component()
+        assert isinstance(dataset, Dataset)  # the registry checks each kind's base class
+        return dataset.load(n, 0, 0, stream(0, "digits")).train
     from sklearn.datasets import load_digits
 
     return load_digits().images[:n, None] / 16.0
 
 
+def features_of(space: FeatureSpace, samples: np.ndarray) -> Callable[[str, str], np.ndarray]:
+    """An evaluation's ``features`` callback: ``samples`` as generation 0, real splits from ``space``."""
+
+    def features(name: str, which: str) -> np.ndarray:
+        return space.of_samples(name, samples, 0) if which == "samples" else space.real(name, which)
+
+    return features
+
+
 def feature_costs(registry: Registry, n: int, n_inception: int) -> None:
     from plugins.features.extractors import locate_inception_weights
 
-    metrics = sorted(n for n, e in registry.entries["metric"].items() if "features" in e.component.needs)
+    metrics = sorted(name for name, c in metric_classes(registry).items() if "features" in c.needs)
     extractors = [("raw", n), ("domain", n)]
     try:
         locate_inception_weights()
@@ -106,20 +155,25 @@ def feature_costs(registry: Registry, n: int, n_inception: int) -> None:
         context = RunContext(seed=0, device="cpu")
         data = DataSplits(train=train, test=test, pool=test[:0], kind="image")
         space = FeatureSpace(registry, data, {"cost": extractor, "n": size}, context, None)
-        prepare = seconds(lambda: space.extractor(extractor))
-        real_features = seconds(lambda: space.real(extractor, "test"))
-        sample_features = seconds(lambda: space.of_samples(extractor, samples, 0))
+        prepare = seconds(space.extractor, extractor)
+        real_features = seconds(space.real, extractor, "test")
+        sample_features = seconds(space.of_samples, extractor, samples, 0)
         rows.append([f"{extractor}: prepare (load or train)", size, 1000 * prepare])
         rows.append([f"{extractor}: features of the test set (once per dataset)", size, 1000 * real_features])
         rows.append([f"{extractor}: features of the samples (every generation)", size, 1000 * sample_features])
-
-        def features_of(name: str, which: str) -> np.ndarray:
-            return space.of_samples(name, samples, 0) if which == "samples" else space.real(name, which)
-
-        evaluation = Evaluation(samples, test, train, None, None, stream(2, extractor), context, features=features_of)
+        evaluation = Evaluation(
+            samples,
+            test,
+            train,
+            NoModel(),
+            NoDataset(),
+            stream(2, extractor),
+            context,
+            features=features_of(space, samples),
+        )
         for name in metrics:
-            metric = registry.get("metric", name).component({"extractor": extractor})
-            rows.append([f"{extractor}: {name}", size, 1000 * seconds(lambda: metric.compute(evaluation))])
+            compute = metric(registry, name, {"extractor": extractor}).compute
+            rows.append([f"{extractor}: {name}", size, 1000 * seconds(compute, evaluation)])
     print(f"\nFeature metrics on 8x8 digits (n samples vs n real); {machine()}\n")
     print(tabulate(rows, headers=["step", "n", "ms"], floatfmt=".1f"))
 

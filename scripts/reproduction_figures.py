@@ -1,9 +1,10 @@
-"""Mean ± standard error over seeds, per configuration, at chosen generations of a leaderboard's results.csv.
+r"""Mean ± standard error over seeds, per configuration, at chosen generations of a leaderboard's results.csv.
 
 The figures of docs/reproductions.md come from this: SE = std(ddof=1) / sqrt(seeds), over the seeds
 that have the generation (a run that diverged earlier drops out, and the cell says how many remain).
 
-    python scripts/reproduction_figures.py leaderboards/bertrand-2d/results.csv --generations 0,10,20 --metrics w2,recall
+    python scripts/reproduction_figures.py leaderboards/bertrand-2d/results.csv \
+        --generations 0,10,20 --metrics w2,recall
 """
 
 from __future__ import annotations
@@ -26,6 +27,16 @@ def cell(row: pd.Series | None, seeds: int) -> str:
     return text if row["n"] == seeds else f"{text} ({row['n']} seeds)"
 
 
+def at_generation(summary: pd.DataFrame, generation: int) -> pd.Series | None:
+    """The row of ``generation`` in one configuration's summary (indexed by generation), None if no seed has it."""
+    if generation not in summary.index:
+        return None
+    row = summary.loc[generation]
+    if isinstance(row, pd.DataFrame):
+        raise ValueError(f"{len(row)} summary rows for generation {generation} of one configuration")
+    return row
+
+
 def table(results: pd.DataFrame, metric: str, generations: list[int]) -> str:
     rows = results[results.metric == metric]
     lines = [
@@ -38,7 +49,7 @@ def table(results: pd.DataFrame, metric: str, generations: list[int]) -> str:
     for (dataset, config, model, policy), runs in rows.groupby(["dataset", "config", "model", "policy"], sort=False):
         ours = summary[(summary.dataset == dataset) & (summary.config == config)].set_index("generation")
         seeds = runs.seed.nunique()
-        cells = [cell(ours.loc[g] if g in ours.index else None, seeds) for g in generations]
+        cells = [cell(at_generation(ours, g), seeds) for g in generations]
         status = ", ".join(f"{n} {s}" for s, n in runs.drop_duplicates("seed").status.value_counts().items())
         lines.append(f"| {model} | {policy} | " + " | ".join(cells) + f" | {status} |")
     return "\n".join(lines)

@@ -194,7 +194,8 @@ def test_a_plugin_implementing_every_hook_takes_part_in_a_run(tmp_path: Path):
     assert CALLS["dataset"] == [(80,), (80,)]  # register_datasets: train + test per run
     assert CALLS["fit"] == [(40, False), (50, False), (50, False)] * 2  # register_model_families
     assert CALLS["policy"] == [(1,), (2,)] * 2  # register_policies
-    # register_feature_extractors and register_metrics: real test features once per run (cached after), samples each generation
+    # register_feature_extractors and register_metrics: real test features once per run (cached after),
+    # samples each generation
     assert len(CALLS["extract"]) == 2 * (1 + 3)
     assert CALLS["observed"] == [(r, t) for r in run_ids for t in range(3)]  # on_generation_end
     records = Store(tmp_path / "store").records(run_ids[0])
@@ -240,7 +241,7 @@ def test_the_jsonl_logger_appends_one_line_per_generation(tmp_path: Path, monkey
             "policy": run.policy.label,
             "seed": run.seed,
         }
-        for entry, record in zip(mine, store.records(run.run_id)):
+        for entry, record in zip(mine, store.records(run.run_id), strict=True):
             assert {k: entry[k] for k in record} == record
         assert mine[0]["spec"]["policy"] == run.policy.canonical()
 

@@ -339,7 +339,7 @@ def test_policies_chained_through_the_loop(loop_registry):
 
 
 def test_accumulate_subsample_chained_through_the_loop(loop_registry):
-    [(run, records, fitted)] = chain(loop_registry, [{"name": "accumulate-subsample"}])
+    [(_, records, fitted)] = chain(loop_registry, [{"name": "accumulate-subsample"}])
     for t in range(1, G + 1):
         composition = records[t]["composition"]
         assert records[t]["training_size"] == N_REAL == sum(composition.values())

@@ -88,7 +88,7 @@ class SubmititExecutor(Executor):
         tasks = list(tasks)
         with executor.batch():
             jobs = [executor.submit(job_fn, task) for task in tasks]
-        running = dict(zip(jobs, tasks))
+        running = dict(zip(jobs, tasks, strict=True))
         attempts = {id(task): 0 for task in tasks}
         try:
             while running:

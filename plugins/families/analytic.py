@@ -9,12 +9,15 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from benchmark import DataSplits, Model, ModelFamily, Param, RunContext, hookimpl
 from benchmark.run.seeding import derive_int
+
+if TYPE_CHECKING:
+    from sklearn.mixture import GaussianMixture
 
 
 def _psd_root(cov: np.ndarray) -> np.ndarray:
@@ -146,9 +149,16 @@ class KDEFamily(ModelFamily):
 class GMMModel(Model):
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.params = params
-        self.estimator = None
+        self.estimator: GaussianMixture | None = None
 
-    def _new_estimator(self, warm_start: bool, seed: int):
+    @property
+    def fitted(self) -> GaussianMixture:
+        """The estimator of the last fit or load_state_dict."""
+        if self.estimator is None:
+            raise RuntimeError("gmm model used before fit or load_state_dict")
+        return self.estimator
+
+    def _new_estimator(self, warm_start: bool, seed: int) -> GaussianMixture:
         from sklearn.mixture import GaussianMixture
 
         p = self.params
@@ -166,16 +176,17 @@ class GMMModel(Model):
 
         seed = derive_int(rng) % 2**32
         if warm_start and self.estimator is not None:
-            self.estimator.set_params(warm_start=True, random_state=seed)
+            estimator = self.estimator
+            estimator.set_params(warm_start=True, random_state=seed)
         else:
-            self.estimator = self._new_estimator(False, seed)
+            estimator = self.estimator = self._new_estimator(False, seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            self.estimator.fit(data)
-        return {"lower_bound": float(self.estimator.lower_bound_), "iterations": float(self.estimator.n_iter_)}
+            estimator.fit(data)
+        return {"lower_bound": float(estimator.lower_bound_), "iterations": float(estimator.n_iter_)}
 
     def _full_covariances(self) -> np.ndarray:
-        est, k = self.estimator, self.params["components"]
+        est, k = self.fitted, self.params["components"]
         d = est.means_.shape[1]
         kind = self.params["covariance"]
         if kind == "full":
@@ -187,7 +198,7 @@ class GMMModel(Model):
         return est.covariances_[:, None, None] * np.eye(d)[None]
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        est = self.estimator
+        est = self.fitted
         weights = est.weights_ / est.weights_.sum()
         which = rng.choice(len(weights), size=n, p=weights)
         roots = np.stack([_psd_root(c) for c in self._full_covariances()])
@@ -195,22 +206,23 @@ class GMMModel(Model):
         return est.means_[which] + np.einsum("nij,nj->ni", roots[which], z)
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
-        return self.estimator.score_samples(x)
+        return self.fitted.score_samples(x)
 
     _FITTED = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_")
 
     def state_dict(self) -> dict[str, Any]:
-        state = {name: np.array(getattr(self.estimator, name)) for name in self._FITTED}
-        state["lower_bound_"] = np.float64(self.estimator.lower_bound_)
+        est = self.fitted
+        state: dict[str, Any] = {name: np.array(getattr(est, name)) for name in self._FITTED}
+        state["lower_bound_"] = np.float64(est.lower_bound_)
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.estimator = self._new_estimator(True, 0)
+        estimator = self.estimator = self._new_estimator(True, 0)
         for name in self._FITTED:
-            setattr(self.estimator, name, np.array(state[name]))
-        self.estimator.lower_bound_ = float(state["lower_bound_"])
-        self.estimator.converged_ = True
-        self.estimator.n_iter_ = 0
+            setattr(estimator, name, np.array(state[name]))
+        estimator.lower_bound_ = float(state["lower_bound_"])
+        estimator.converged_ = True
+        estimator.n_iter_ = 0
 
 
 class GMMFamily(ModelFamily):

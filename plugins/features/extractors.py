@@ -267,7 +267,8 @@ class Domain(FeatureExtractor):
         data = np.ascontiguousarray(train)
         return digest(
             {
-                "data": hashlib.sha256(data.view(np.uint8).ravel()).hexdigest(),
+                # numpy's stubs give ndarray the buffer protocol (__buffer__) only for Python >= 3.12
+                "data": hashlib.sha256(data.view(np.uint8).ravel()).hexdigest(),  # type: ignore[arg-type]
                 "shape": list(data.shape),
                 "dtype": data.dtype.str,
                 "seed": seed,
@@ -292,7 +293,8 @@ class Domain(FeatureExtractor):
                 _ENCODERS[key] = self._train(data.train, context)
                 if path is not None:
                     write_atomic(path, lambda fh: torch.save(_ENCODERS[key], fh))
-        encoder, _ = _autoencoder(data.sample_shape, self.params["features"])
+        channels, height, width = data.sample_shape  # an image: _check_images made sure
+        encoder, _ = _autoencoder((channels, height, width), self.params["features"])
         encoder.load_state_dict(_ENCODERS[key])
         self._encoder = encoder.to(resolve_device(context.device)).eval()
 

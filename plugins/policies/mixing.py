@@ -105,7 +105,8 @@ class Fresh(Policy):
         real = step.pool[(step.generation - 1) * fresh : step.generation * fresh]
         if len(real) < fresh:
             raise ValueError(
-                f"pool exhausted at generation {step.generation}: {len(step.pool)} fresh points for {fresh} per generation"
+                f"pool exhausted at generation {step.generation}: "
+                f"{len(step.pool)} fresh points for {fresh} per generation"
             )
         if synthetic == 0:
             return TrainingSet(real, {"fresh": fresh})
