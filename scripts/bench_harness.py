@@ -262,9 +262,8 @@ def metric_cache(tmp: Path) -> dict[str, float]:
     from benchmark.run.seeding import stream
 
     registry = default_registry()
-    dataset = registry.get("dataset", "digits").component()
-    fid = registry.get("metric", "fid").component({"extractor": "domain"})
-    assert isinstance(dataset, Dataset) and isinstance(fid, Metric)  # the registry checks each kind's base class
+    dataset = registry.component(Dataset, "digits")()
+    fid = registry.component(Metric, "fid")({"extractor": "domain"})
     data = dataset.load(500, 500, 0, stream(0, "data"))
     context = RunContext(seed=0, device="cpu")
     noise = np.random.default_rng(0)

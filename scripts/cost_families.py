@@ -30,9 +30,8 @@ def measure(family: str, dataset: str, n: int, threads: int | None) -> dict:
     from benchmark.run.seeding import stream
 
     registry = default_registry()
-    source = registry.get("dataset", dataset).component()
-    kind = registry.get("model", family).component()
-    assert isinstance(source, Dataset) and isinstance(kind, ModelFamily)  # the registry checks each kind's base
+    source = registry.component(Dataset, dataset)()
+    kind = registry.component(ModelFamily, family)()
     data = source.load(n, 0, 0, stream(0, "data"))
     model = kind.create(data, RunContext(seed=0, threads=threads))
     clock = time.perf_counter()
@@ -56,9 +55,8 @@ def families_to_measure(names: list[str] | None) -> list[tuple[str, tuple[str, .
         raise SystemExit(f"cost_families: unknown model families: {', '.join(unknown)}")
     chosen = []
     for entry in entries:
-        assert issubclass(entry.component, ModelFamily)  # the registry checks each kind's base class
         if entry.available:
-            chosen.append((entry.name, entry.component.data_kinds))
+            chosen.append((entry.name, registry.component(ModelFamily, entry.name).data_kinds))
         else:
             print(f"cost_families: skipping {entry.name}: {entry.unavailable_reason()}", file=sys.stderr)
     return chosen

@@ -49,17 +49,11 @@ def machine() -> str:
 
 def metric_classes(registry: Registry) -> dict[str, type[Metric]]:
     """Every registered metric class by name."""
-    classes: dict[str, type[Metric]] = {}
-    for name, entry in registry.entries["metric"].items():
-        assert issubclass(entry.component, Metric)  # the registry checks each kind's base class
-        classes[name] = entry.component
-    return classes
+    return {name: registry.component(Metric, name) for name in registry.entries["metric"]}
 
 
 def metric(registry: Registry, name: str, params: Mapping[str, Any] | None = None) -> Metric:
-    instance = registry.get("metric", name).component(params)
-    assert isinstance(instance, Metric)  # the registry checks each kind's base class
-    return instance
+    return registry.component(Metric, name)(params)
 
 
 class NoDataset(Dataset):
@@ -87,9 +81,8 @@ class NoModel(Model):
 def vector_costs(registry: Registry, points: int, repeat: int) -> None:
     classes = metric_classes(registry)
     names = sorted(name for name, c in classes.items() if c.needs <= VECTOR_NEEDS and not c.missing_requirements())
-    dataset = registry.get("dataset", "eight-gaussians").component()
-    family = registry.get("model", "gmm").component()
-    assert isinstance(dataset, Dataset) and isinstance(family, ModelFamily)  # the registry checks each kind's base
+    dataset = registry.component(Dataset, "eight-gaussians")()
+    family = registry.component(ModelFamily, "gmm")()
     data = dataset.load(points, points, 0, stream(0, "data"))
     context = RunContext(seed=0, device="cpu")
     model = family.create(data, context)
@@ -118,8 +111,7 @@ def vector_costs(registry: Registry, points: int, repeat: int) -> None:
 
 def digits(registry: Registry, n: int) -> np.ndarray:
     if "digits" in registry.entries["dataset"]:
-        dataset = registry.get("dataset", "digits").component()
-        assert isinstance(dataset, Dataset)  # the registry checks each kind's base class
+        dataset = registry.component(Dataset, "digits")()
         return dataset.load(n, 0, 0, stream(0, "digits")).train
     from sklearn.datasets import load_digits
 

@@ -139,8 +139,8 @@ class Dataset(Component):
 
         block_streams = rng.spawn(1)[0].spawn(-(-n_pool // POOL_BLOCK))
         data = self.draw(n_train + n_test, rng)
-        pool = [self.draw(POOL_BLOCK, stream) for stream in block_streams]
-        pool = np.concatenate(pool)[:n_pool] if pool else data[:0]
+        blocks = [self.draw(POOL_BLOCK, stream) for stream in block_streams]
+        pool = np.concatenate(blocks)[:n_pool] if blocks else data[:0]
         return DataSplits(train=data[:n_train], test=data[n_train:], pool=pool, kind=self.kind)
 
     def modes(self) -> np.ndarray | None:

@@ -7,6 +7,7 @@ and ``retrainbench list`` can show every knob without importing any heavy librar
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,7 @@ class Param:
     optional: bool = False
 
     @property
-    def types(self) -> tuple[type, ...]:
+    def types(self) -> tuple[builtins.type, ...]:  # the field ``type`` hides the builtin in this class
         return self.type if isinstance(self.type, tuple) else (self.type,)
 
     def check(self, key: str, value: Any) -> Any:
@@ -86,7 +87,7 @@ class Param:
         raise ParamError(key, f"must be {self.describe_type()} (got {type(value).__name__} {value!r})")
 
     def describe_type(self) -> str:
-        return " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in self.types)
+        return " or ".join(_TYPE_NAMES.get(t) or t.__name__ for t in self.types)
 
     def describe(self) -> str:
         """One line for ``retrainbench list``."""

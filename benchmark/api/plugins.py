@@ -122,7 +122,7 @@ _HOOK_NAMES = sorted(name for name in dir(hookspecs) if name.startswith(("regist
 
 def _unknown_hooks(pm: pluggy.PluginManager) -> list[tuple[str, str]]:
     """(plugin, hook) for implementations whose name matches no specification: a misspelt hook never runs."""
-    unknown = set()
+    unknown: set[tuple[str, str]] = set()
     for name in dir(pm.hook):
         caller = getattr(pm.hook, name)
         if not name.startswith("_") and getattr(caller, "spec", True) is None:

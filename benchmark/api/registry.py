@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from benchmark.api.components import Component
 from benchmark.api.kinds import KINDS
 from benchmark.errors import RegistryError, suggestion
+
+C = TypeVar("C", bound=Component)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,17 @@ class Registry:
             raise RegistryError(
                 f"unknown {kind} {name!r}{suggestion(name, known)}; known: {', '.join(sorted(known)) or 'none'}"
             ) from None
+
+    def component(self, base: type[C], name: str) -> type[C]:
+        """The class registered as ``name`` among the components of ``base``'s kind, typed as that kind.
+
+        ``registry.component(Metric, "w2")`` is ``registry.get("metric", "w2").component`` for a type checker.
+        """
+        kind = next(k.name for k in KINDS.values() if k.base is base)
+        found = self.get(kind, name).component
+        if not issubclass(found, base):  # ``add`` refuses such classes; a registry built by hand might not
+            raise RegistryError(f"{kind} {name!r} is {found!r}, not a subclass of {base.__name__}")
+        return found
 
     def __iter__(self) -> Iterator[Entry]:
         for kind in KINDS:
