@@ -18,7 +18,7 @@ def rng(seed: int = 0) -> np.random.Generator:
 
 def check_images(splits, counts: tuple[int, int, int], shape: tuple[int, int, int]) -> None:
     assert splits.kind == "image"
-    for part, count in zip((splits.train, splits.test, splits.pool), counts):
+    for part, count in zip((splits.train, splits.test, splits.pool), counts, strict=True):
         assert part.shape == (count, *shape) and part.dtype == np.float64
         assert np.all((part >= 0.0) & (part <= 1.0))
 

@@ -24,9 +24,9 @@ from benchmark.run.seeding import stream
 pytest.importorskip("torch")
 pytest.importorskip("cleanfid")
 
-from plugins.features.extractors import Domain, Raw, locate_inception_weights, to_uint8  # noqa: E402
-from plugins.metrics.images import kernel_distance  # noqa: E402
-from plugins.metrics.samples import frechet_distance  # noqa: E402
+from plugins.features.extractors import Domain, Raw, locate_inception_weights, to_uint8
+from plugins.metrics.images import kernel_distance
+from plugins.metrics.maths import frechet_distance
 
 
 def images(seed: int, n: int, shape=(3, 6, 6), gamma: float = 1.0) -> np.ndarray:

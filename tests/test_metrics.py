@@ -23,16 +23,10 @@ from benchmark.run.seeding import stream
 from benchmark.run.spec import parse_grid
 from plugins.datasets.toy import EightGaussians, GaussianData
 from plugins.families.analytic import GaussianModel
-from plugins.metrics import samples as sample_metrics
-from plugins.metrics.samples import (
-    digest,
-    energy_distance,
-    knn_radii,
-    median_bandwidth,
-    prdc,
-    rbf_mmd2,
-    sliced_wasserstein,
-)
+from plugins.metrics import maths
+from plugins.metrics.distances import energy_distance, median_bandwidth, rbf_mmd2, sliced_wasserstein
+from plugins.metrics.manifold import knn_radii, prdc
+from plugins.metrics.maths import digest
 
 Z = 4.0  # standard errors allowed in statistical comparisons: two-sided false-failure rate 6.3e-5
 
@@ -160,7 +154,7 @@ def test_w2_is_sliced_beyond_max_exact_and_says_so(registry):
 def test_prdc_equals_the_prdc_package(registry, k, dim, monkeypatch, capsys):
     from prdc import compute_prdc
 
-    monkeypatch.setattr(sample_metrics, "WORKING_MEMORY_MB", 1)  # several row batches per matrix
+    monkeypatch.setattr(maths, "WORKING_MEMORY_MB", 1)  # several row batches per matrix
     rng = stream(6, "prdc")
     real = rng.normal(size=(700, dim))
     fake = 0.8 * rng.normal(size=(650, dim)) + 0.3
@@ -181,7 +175,7 @@ def test_prdc_memo_does_not_mix_up_generations():
     real = rng.normal(size=(200, 2))
     first, second = rng.normal(size=(200, 2)), rng.normal(1.0, 1.0, size=(200, 2))
     a, b = prdc(real, first, 5), prdc(real, second, 5)
-    sample_metrics._MEMO.clear()
+    maths.forget()
     assert prdc(real, first, 5) == a and prdc(real, second, 5) == b
     assert a != b
 

@@ -9,6 +9,7 @@ train and test no longer depend on the pool's size (see ``Dataset.load``).
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 
@@ -71,53 +72,60 @@ class EightGaussians(Dataset):
         return logsumexp(log_components, axis=1) - math.log(len(centres))
 
 
-class Moons(Dataset):
+class _ScikitLearnSamples(Dataset):
+    """Points of a scikit-learn sample generator (``sklearn.datasets.make_*``), moved by ``place``.
+
+    The parameters are the generator's keyword arguments; its ``random_state`` is seeded from the run's stream.
+    """
+
+    #: Name of the generator in ``sklearn.datasets``.
+    generator: ClassVar[str]
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        import sklearn.datasets
+
+        make = getattr(sklearn.datasets, self.generator)
+        x, _ = make(n, **self.params, random_state=np.random.RandomState(rng.integers(2**31)))
+        return self.place(x)
+
+    def place(self, x: np.ndarray) -> np.ndarray:
+        """The generator's points as this dataset hands them over (as they are, unless a subclass moves them)."""
+        return x
+
+
+class Moons(_ScikitLearnSamples):
     """Two interleaving half circles (scikit-learn's make_moons), centred."""
 
     name = "moons"
     version = "2"
+    generator = "make_moons"
     parameters = {"noise": Param(0.1, float, "standard deviation of the Gaussian noise", low=0)}
 
-    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        from sklearn.datasets import make_moons
-
-        x, _ = make_moons(n, noise=self.params["noise"], random_state=np.random.RandomState(rng.integers(2**31)))
+    def place(self, x: np.ndarray) -> np.ndarray:
         return x - np.array([0.5, 0.25])
 
 
-class Circles(Dataset):
+class Circles(_ScikitLearnSamples):
     """Two concentric circles (scikit-learn's make_circles)."""
 
     name = "circles"
     version = "2"
+    generator = "make_circles"
     parameters = {
         "noise": Param(0.05, float, "standard deviation of the Gaussian noise", low=0),
         "factor": Param(0.5, float, "inner radius over outer radius", above=0, high=1),
     }
 
-    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        from sklearn.datasets import make_circles
 
-        x, _ = make_circles(
-            n,
-            noise=self.params["noise"],
-            factor=self.params["factor"],
-            random_state=np.random.RandomState(rng.integers(2**31)),
-        )
-        return x
-
-
-class SwissRoll(Dataset):
+class SwissRoll(_ScikitLearnSamples):
     """The 2-D swiss roll (scikit-learn's make_swiss_roll, coordinates x and z), scaled to about [-1.5, 1.5]."""
 
     name = "swiss-roll"
     version = "2"
+    generator = "make_swiss_roll"
     parameters = {"noise": Param(0.5, float, "standard deviation of the noise before scaling", low=0)}
 
-    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        from sklearn.datasets import make_swiss_roll
-
-        x, _ = make_swiss_roll(n, noise=self.params["noise"], random_state=np.random.RandomState(rng.integers(2**31)))
+    def place(self, x: np.ndarray) -> np.ndarray:
         return x[:, [0, 2]] / 8.0
 
 

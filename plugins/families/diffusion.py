@@ -16,14 +16,21 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
 from benchmark import DataSplits, Model, ModelFamily, Param, RunContext, hookimpl
+from benchmark.torch_support.parameters import DEFAULT_STEPS, WARM_START, training_parameters
 
-#: Training steps per generation when neither the family nor the grid says.
-DEFAULT_STEPS = 1000
+if TYPE_CHECKING:
+    import torch
+    from denoising_diffusion_pytorch import GaussianDiffusion, GaussianDiffusion1D
+    from ema_pytorch import EMA
+
+    #: The library's diffusion for images (Unet) or for vectors (sequences of length 1).
+    Diffusion: TypeAlias = GaussianDiffusion | GaussianDiffusion1D
+
 #: Vectors' training range maps into [-FILL, FILL] (see the module docstring).
 FILL = 0.9
 #: Smallest half-range used for scaling vectors, so a collapsed dimension does not divide by zero.
@@ -72,10 +79,14 @@ class DDPMModel(Model):
         self.steps = context.steps(params["steps"], DEFAULT_STEPS)
         self.width = params["width"] or DEFAULT_WIDTH[kind]
         self.depth = params["depth"] or DEFAULT_DEPTH[kind]
-        self.diffusion = self.optimizer = self.ema = None
-        self.shift = self.scale = None
+        self.diffusion: Diffusion | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.ema: EMA | None = None
+        self.shift: torch.Tensor | None = None
+        self.scale: torch.Tensor | None = None
 
-    def _new_network(self) -> None:
+    def _new_network(self) -> tuple[Diffusion, torch.optim.Optimizer]:
+        """A fresh diffusion, its Adam state and EMA weights, which become the model's."""
         import torch
         from denoising_diffusion_pytorch import GaussianDiffusion, GaussianDiffusion1D, Unet
         from ema_pytorch import EMA
@@ -89,18 +100,29 @@ class DDPMModel(Model):
         else:
             (dim,) = self.shape
             diffusion = GaussianDiffusion1D(_mlp_denoiser()(dim, self.width, self.depth), seq_length=1, **steps)
-        self.diffusion = diffusion.to(self.device)
-        self.optimizer = torch.optim.Adam(self.diffusion.parameters(), lr=p["lr"])
-        self.ema = None
+        diffusion = diffusion.to(self.device)
+        optimizer = torch.optim.Adam(diffusion.parameters(), lr=p["lr"])
+        self.diffusion, self.optimizer, self.ema = diffusion, optimizer, None
         if p["ema"] > 0:
             # update every step from the start; the library's warm-up ramps the decay up to ``ema``
-            self.ema = EMA(
-                self.diffusion, beta=p["ema"], update_after_step=0, update_every=1, include_online_model=False
-            )
+            self.ema = EMA(diffusion, beta=p["ema"], update_after_step=0, update_every=1, include_online_model=False)
+        return diffusion, optimizer
+
+    def _network(self) -> tuple[Diffusion, torch.optim.Optimizer]:
+        """The diffusion and its Adam state; an error if the model was neither fitted nor loaded."""
+        if self.diffusion is None or self.optimizer is None:
+            raise RuntimeError("ddpm model used before it was fitted or loaded")
+        return self.diffusion, self.optimizer
+
+    def _scaling(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(shift, scale) between the data and the diffusion's space; an error before they are fitted or loaded."""
+        if self.shift is None or self.scale is None:
+            raise RuntimeError("ddpm model used before it was fitted or loaded")
+        return self.shift, self.scale
 
     # ------------------------------------------------------------ scaling between data and model space
 
-    def _fit_scaling(self, x) -> None:
+    def _fit_scaling(self, x: torch.Tensor) -> None:
         if self.kind == "image":
             self.shift = x.new_full(x.shape[1:], 0.5)
             self.scale = x.new_full(x.shape[1:], 0.5)
@@ -109,14 +131,16 @@ class DDPMModel(Model):
             self.shift = (low + high) / 2
             self.scale = ((high - low) / (2 * FILL)).clamp(min=MIN_SCALE)
 
-    def encode(self, x):
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Data (tensor, data shape) -> the diffusion's space and layout."""
-        y = (x - self.shift) / self.scale
+        shift, scale = self._scaling()
+        y = (x - shift) / scale
         return y if self.kind == "image" else y[..., None]
 
-    def decode(self, y):
+    def decode(self, y: torch.Tensor) -> torch.Tensor:
         """The diffusion's samples -> data (images clipped to [0, 1])."""
-        x = (y if self.kind == "image" else y[..., 0]) * self.scale + self.shift
+        shift, scale = self._scaling()
+        x = (y if self.kind == "image" else y[..., 0]) * scale + shift
         return x.clamp(0.0, 1.0) if self.kind == "image" else x
 
     # ------------------------------------------------------------ Model interface
@@ -131,11 +155,12 @@ class DDPMModel(Model):
         if not ((warm_start if override is None else override) and self.diffusion is not None):
             self._new_network()
             self._fit_scaling(x)
-        self.diffusion.train()
+        diffusion, optimizer = self._network()
+        diffusion.train()
         encoded = self.encode(x)
         loss = train(
-            self.diffusion,
-            self.optimizer,
+            diffusion,
+            optimizer,
             encoded,
             steps=self.steps,
             batch_size=self.params["batch_size"],
@@ -150,10 +175,9 @@ class DDPMModel(Model):
         from benchmark.torch_support.devices import seed_torch
         from benchmark.torch_support.training import in_batches, quiet_stderr, to_numpy
 
-        if self.diffusion is None:
-            raise RuntimeError("ddpm model used before it was fitted or loaded")
+        diffusion, _ = self._network()
         seed_torch(rng, self.context.threads)
-        sampler = self.ema.ema_model if self.ema is not None else self.diffusion
+        sampler = self.ema.ema_model if self.ema is not None else diffusion
         sampler.eval()
         parts = []
         with torch.no_grad(), quiet_stderr():
@@ -164,9 +188,10 @@ class DDPMModel(Model):
     def state_dict(self) -> dict[str, Any]:
         if self.diffusion is None:
             return {}
+        diffusion, optimizer = self._network()
         state = {
-            "diffusion": self.diffusion.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "diffusion": diffusion.state_dict(),
+            "optimizer": optimizer.state_dict(),
             "shift": self.shift,
             "scale": self.scale,
         }
@@ -180,9 +205,9 @@ class DDPMModel(Model):
             return
         from benchmark.torch_support.training import on_device
 
-        self._new_network()
-        self.diffusion.load_state_dict(on_device(state["diffusion"], self.device))
-        self.optimizer.load_state_dict(on_device(state["optimizer"], self.device))
+        diffusion, optimizer = self._new_network()
+        diffusion.load_state_dict(on_device(state["diffusion"], self.device))
+        optimizer.load_state_dict(on_device(state["optimizer"], self.device))
         if self.ema is not None:
             self.ema.load_state_dict(on_device(state["ema"], self.device))
         self.shift, self.scale = state["shift"].to(self.device), state["scale"].to(self.device)
@@ -213,15 +238,7 @@ class DDPMFamily(ModelFamily):
         ),
         "timesteps": Param(1000, int, "diffusion timesteps of training", low=2),
         "sampling_timesteps": Param(25, int, "DDIM sampling steps (= timesteps: ancestral sampling)", low=1),
-        "steps": Param(
-            None,
-            int,
-            f"Adam steps per generation (default: the grid's train_steps, else {DEFAULT_STEPS})",
-            low=1,
-            optional=True,
-        ),
-        "lr": Param(1e-3, float, "Adam learning rate", above=0),
-        "batch_size": Param(64, int, "minibatch size", low=1),
+        **training_parameters(batch_size=64),
         "ema": Param(
             0.995,
             float,
@@ -229,12 +246,7 @@ class DDPMFamily(ModelFamily):
             low=0,
             high=0.9999,
         ),
-        "warm_start": Param(
-            None,
-            bool,
-            "continue from the previous generation (default: the grid's warm_start, else true)",
-            optional=True,
-        ),
+        "warm_start": WARM_START,
     }
 
     def create(self, data: DataSplits, context: RunContext) -> DDPMModel:

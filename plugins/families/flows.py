@@ -17,14 +17,17 @@ import copy
 import functools
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from benchmark import DataSplits, Model, ModelFamily, Param, RunContext, hookimpl
+from benchmark.torch_support.parameters import DEFAULT_STEPS, WARM_START, training_parameters
 
-#: Training steps per generation when neither the family nor the grid says (ARCHITECTURE.md section 5).
-DEFAULT_STEPS = 1000
+if TYPE_CHECKING:
+    import torch
+    from normflows import NormalizingFlow
+
 #: Logit-space boundary for images: pixels map into [ALPHA, 1 - ALPHA] before the logit, so 0 and 1 stay finite.
 ALPHA = 0.05
 #: Smallest standard deviation used for scaling, so a collapsed dimension does not divide by zero.
@@ -54,7 +57,7 @@ def _inverted_flow():
     return Inverted
 
 
-def build_flow(architecture: str, dim: int, depth: int, hidden: int, blocks: int):
+def build_flow(architecture: str, dim: int, depth: int, hidden: int, blocks: int) -> NormalizingFlow:
     """A normflows NormalizingFlow on ``dim`` dimensions with a standard normal base."""
     import normflows as nf
 
@@ -90,20 +93,36 @@ class FlowModel(Model):
         self.dim = math.prod(shape)
         self.device = resolve_device(context.device)
         self.steps = context.steps(params["steps"], DEFAULT_STEPS)
-        self.flow = None
-        self.optimizer = None
-        self.shift = self.scale = None
+        self.flow: NormalizingFlow | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.shift: torch.Tensor | None = None
+        self.scale: torch.Tensor | None = None
 
-    def _new_flow(self) -> None:
+    def _new_flow(self) -> tuple[NormalizingFlow, torch.optim.Optimizer]:
+        """A fresh network and its Adam state, which become the model's."""
         import torch
 
         p = self.params
-        self.flow = build_flow(p["architecture"], self.dim, p["depth"], p["hidden"], p["blocks"]).to(self.device)
-        self.optimizer = torch.optim.Adam(self.flow.parameters(), lr=p["lr"])
+        flow = build_flow(p["architecture"], self.dim, p["depth"], p["hidden"], p["blocks"]).to(self.device)
+        optimizer = torch.optim.Adam(flow.parameters(), lr=p["lr"])
+        self.flow, self.optimizer = flow, optimizer
+        return flow, optimizer
+
+    def _network(self) -> tuple[NormalizingFlow, torch.optim.Optimizer]:
+        """The network and its Adam state; an error if the model was neither fitted nor loaded."""
+        if self.flow is None or self.optimizer is None:
+            raise RuntimeError("flow model used before it was fitted or loaded")
+        return self.flow, self.optimizer
+
+    def _scaling(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(shift, scale) between the data and the flow; an error before they are fitted or loaded."""
+        if self.shift is None or self.scale is None:
+            raise RuntimeError("flow model used before it was fitted or loaded")
+        return self.shift, self.scale
 
     # ------------------------------------------------------------ scaling between data and flow space
 
-    def _dequantize(self, x):
+    def _dequantize(self, x: torch.Tensor) -> torch.Tensor:
         """Uniform dequantisation of image intensities (``levels`` of them): a discrete image becomes a density."""
         import torch
 
@@ -112,7 +131,7 @@ class FlowModel(Model):
         levels = self.params["levels"]
         return (x * (levels - 1) + torch.rand_like(x)) / levels
 
-    def _pre(self, x):
+    def _pre(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Data -> the space the scaling applies to (identity for vectors, logit for images) and its log-det."""
         import torch
 
@@ -122,21 +141,23 @@ class FlowModel(Model):
         log_det = (math.log(1 - 2 * ALPHA) - torch.log(u) - torch.log1p(-u)).sum(dim=1)
         return torch.log(u) - torch.log1p(-u), log_det
 
-    def encode(self, x):
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Flattened data (tensor) -> flow space, with the log-determinant of that map for each point."""
+        shift, scale = self._scaling()
         y, log_det = self._pre(x)
-        return (y - self.shift) / self.scale, log_det - self.scale.log().sum()
+        return (y - shift) / scale, log_det - scale.log().sum()
 
-    def decode(self, z):
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Flow space -> flattened data (images clipped to [0, 1])."""
         import torch
 
-        y = z * self.scale + self.shift
+        shift, scale = self._scaling()
+        y = z * scale + shift
         if self.kind != "image":
             return y
         return ((torch.sigmoid(y) - ALPHA) / (1 - 2 * ALPHA)).clamp(0.0, 1.0)
 
-    def _fit_scaling(self, x) -> None:
+    def _fit_scaling(self, x: torch.Tensor) -> None:
         y, _ = self._pre(self._dequantize(x))
         self.shift = y.mean(dim=0)
         self.scale = y.std(dim=0).clamp(min=MIN_SCALE) if len(y) > 1 else y.new_ones(y.shape[1])
@@ -153,18 +174,15 @@ class FlowModel(Model):
         if not ((warm_start if override is None else override) and self.flow is not None):
             self._new_flow()
             self._fit_scaling(x)
-        self.flow.train()
+        flow, optimizer = self._network()
+        flow.train()
 
-        def loss_of(batch):
+        def loss_of(batch: torch.Tensor) -> torch.Tensor:
             z, log_det = self.encode(self._dequantize(batch))
-            return -(self.flow.log_prob(z) + log_det).mean()
+            return -(flow.log_prob(z) + log_det).mean()
 
-        loss = train(loss_of, self.optimizer, x, steps=self.steps, batch_size=self.params["batch_size"], rng=rng)
+        loss = train(loss_of, optimizer, x, steps=self.steps, batch_size=self.params["batch_size"], rng=rng)
         return {"loss": loss}
-
-    def _require_fitted(self) -> None:
-        if self.flow is None:
-            raise RuntimeError("flow model used before it was fitted or loaded")
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         import torch
@@ -172,19 +190,19 @@ class FlowModel(Model):
         from benchmark.torch_support.devices import seed_torch
         from benchmark.torch_support.training import in_batches, to_numpy
 
-        self._require_fitted()
+        flow, _ = self._network()
         seed_torch(rng, self.context.threads)
-        self.flow.eval()
+        flow.eval()
         parts = []
         # normflows' base scales its draws by its temperature; it is set for sampling only, as log_prob reads it too
-        self.flow.q0.temperature = self.params["temperature"]
+        flow.q0.temperature = self.params["temperature"]
         try:
             with torch.no_grad():
                 for size in in_batches(n, CHUNK):
-                    z, _ = self.flow.sample(size)
+                    z, _ = flow.sample(size)
                     parts.append(to_numpy(self.decode(z)))
         finally:
-            self.flow.q0.temperature = None
+            flow.q0.temperature = None
         flat = np.concatenate(parts) if parts else np.zeros((0, self.dim))
         return flat.reshape(n, *self.shape)
 
@@ -193,24 +211,25 @@ class FlowModel(Model):
 
         from benchmark.torch_support.training import to_numpy, to_tensor
 
-        self._require_fitted()
-        self.flow.eval()
+        flow, _ = self._network()
+        flow.eval()
         flat = np.asarray(x).reshape(len(x), -1)
         out = []
         with torch.no_grad():
             for start in range(0, len(flat), CHUNK):
                 z, log_det = self.encode(to_tensor(flat[start : start + CHUNK], self.device))
-                out.append(to_numpy(self.flow.log_prob(z) + log_det))
+                out.append(to_numpy(flow.log_prob(z) + log_det))
         return np.concatenate(out) if out else np.zeros(0)
 
     def state_dict(self) -> dict[str, Any]:
         if self.flow is None:
             return {}
+        flow, optimizer = self._network()
         # a copy: the live tensors keep changing with the next fit
         return copy.deepcopy(
             {
-                "flow": self.flow.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
+                "flow": flow.state_dict(),
+                "optimizer": optimizer.state_dict(),
                 "shift": self.shift,
                 "scale": self.scale,
             }
@@ -222,9 +241,9 @@ class FlowModel(Model):
             return
         from benchmark.torch_support.training import on_device
 
-        self._new_flow()
-        self.flow.load_state_dict(on_device(state["flow"], self.device))
-        self.optimizer.load_state_dict(on_device(state["optimizer"], self.device))
+        flow, optimizer = self._new_flow()
+        flow.load_state_dict(on_device(state["flow"], self.device))
+        optimizer.load_state_dict(on_device(state["optimizer"], self.device))
         self.shift, self.scale = state["shift"].to(self.device), state["scale"].to(self.device)
 
 
@@ -242,15 +261,7 @@ class FlowFamily(ModelFamily):
         "depth": Param(8, int, "number of flow layers", low=1),
         "hidden": Param(64, int, "hidden units of each layer's conditioner network", low=1),
         "blocks": Param(2, int, "hidden layers (residual blocks for splines and MAF) per conditioner", low=1),
-        "steps": Param(
-            None,
-            int,
-            f"Adam steps per generation (default: the grid's train_steps, else {DEFAULT_STEPS})",
-            low=1,
-            optional=True,
-        ),
-        "lr": Param(1e-3, float, "Adam learning rate", above=0),
-        "batch_size": Param(256, int, "minibatch size", low=1),
+        **training_parameters(batch_size=256),
         "temperature": Param(
             1.0,
             float,
@@ -258,12 +269,7 @@ class FlowFamily(ModelFamily):
             above=0,
         ),
         "levels": Param(256, int, "intensity levels of image data, for uniform dequantisation (17 for digits)", low=2),
-        "warm_start": Param(
-            None,
-            bool,
-            "continue from the previous generation (default: the grid's warm_start, else true)",
-            optional=True,
-        ),
+        "warm_start": WARM_START,
     }
 
     def create(self, data: DataSplits, context: RunContext) -> FlowModel:

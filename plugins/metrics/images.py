@@ -1,7 +1,7 @@
 """Feature-space metrics of image generations: FID and KID as clean-fid computes them.
 
 Precision, recall, density and coverage work on features too: give them an ``extractor``
-(plugins/metrics/samples.py).
+(plugins/metrics/manifold.py).
 
 Each metric names a feature extractor (``inception`` by default: see plugins/features/extractors.py)
 and compares the features of the generation's samples with those of a real split (the held-out
@@ -11,7 +11,7 @@ the run's device, in batches.
 
 FID is clean-fid's Fréchet distance between Gaussian fits of the features; by default it is
 computed through the singular values of a small factor product (exact, see
-``plugins.metrics.samples.frechet_distance``) because scipy's square root of a 2048 x 2048 matrix
+``plugins.metrics.maths.frechet_distance``) because scipy's square root of a 2048 x 2048 matrix
 costs minutes of CPU; ``method = "clean-fid"`` calls ``cleanfid.fid.frechet_distance`` itself.
 KID is clean-fid's ``kernel_distance`` (cubic polynomial kernel, unbiased MMD^2 averaged over random
 subsets), with the subsets drawn from the metric's own random stream.
@@ -25,7 +25,7 @@ import numpy as np
 
 from benchmark import Evaluation, Measured, Metric, Param, hookimpl
 from benchmark.run.seeding import derive_int
-from plugins.metrics.samples import frechet_distance
+from plugins.metrics.maths import frechet_distance
 
 _EXTRACTOR = Param("inception", str, "feature extractor (a registered name: inception, domain, raw, ...)")
 _REFERENCE = Param("test", str, "real split the samples are compared with", choices=("test", "train"))

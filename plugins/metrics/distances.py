@@ -1,0 +1,172 @@
+"""Distances between the sample and test distributions from all their points: Wasserstein, energy, MMD.
+
+Unlike the Fréchet distance (plugins/metrics/moments.py), these see more than two moments: a
+mixture that lost a mode is far from the data even if its mean and covariance are right. The
+functions (``wasserstein``, ``rbf_mmd2``, ``energy_distance``, ...) take plain arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import numpy as np
+
+from benchmark import Evaluation, Measured, Metric, Param
+from plugins.metrics.maths import distance_sum, samples_and_test, squared_distance_batches, squared_distances
+
+# ---------------------------------------------------------------- MMD
+
+
+def median_bandwidth(x: np.ndarray, y: np.ndarray, max_points: int = 1000) -> float:
+    """Median pairwise distance of the pooled points (the first max_points/2 of each: they are i.i.d.)."""
+    from scipy.spatial.distance import pdist
+
+    half = max(max_points // 2, 1)
+    distances = pdist(np.concatenate([x[:half], y[:half]]))
+    positive = distances[distances > 0]
+    if len(positive) == 0:
+        raise ValueError("median heuristic: all points coincide, set the MMD bandwidth explicitly")
+    return float(np.median(positive))
+
+
+def rbf_mmd2(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
+    """Unbiased MMD^2 (Gretton et al. 2012, eq. 3) with k(a, b) = exp(-|a - b|^2 / (2 h^2)); may dip below 0."""
+    n, m = len(x), len(y)
+    if n < 2 or m < 2:
+        raise ValueError(f"unbiased MMD needs at least 2 points per side, got {n} and {m}")
+
+    def kernel_sum(a: np.ndarray, b: np.ndarray | None = None) -> float:
+        total = 0.0
+        for _, block in squared_distance_batches(a, b):
+            block *= -1.0 / (2 * bandwidth**2)
+            total += float(np.sum(np.exp(block, out=block)))
+        return total
+
+    xx = (kernel_sum(x) - n) / (n * (n - 1))  # the diagonal's k(a, a) = 1 left out
+    yy = (kernel_sum(y) - m) / (m * (m - 1))
+    xy = kernel_sum(x, y) / (n * m)
+    return float(xx + yy - 2 * xy)
+
+
+class MMD(Metric):
+    """Unbiased squared maximum mean discrepancy, RBF kernel, bandwidth by the median heuristic unless set."""
+
+    name = "mmd"
+    higher_is_better = False
+    optimum = 0.0
+    parameters = {
+        "bandwidth": Param(
+            None, float, "RBF kernel width h (default: median pairwise distance)", above=0, optional=True
+        ),
+        "median_points": Param(1000, int, "pooled points the median heuristic looks at", low=2),
+    }
+
+    def compute(self, evaluation: Evaluation) -> Measured:
+        samples, test = samples_and_test(evaluation)
+        h = self.params["bandwidth"]
+        how = "set"
+        if h is None:
+            h, how = median_bandwidth(samples, test, self.params["median_points"]), "median heuristic"
+        return Measured(rbf_mmd2(samples, test, h), f"unbiased MMD^2, RBF bandwidth {h:.4g} ({how})")
+
+
+# ---------------------------------------------------------------- Wasserstein
+
+
+def _pot():
+    """POT, imported without its torch/jax/tensorflow/cupy backends unless the user chose otherwise.
+
+    These metrics hand POT numpy arrays only; its backend discovery would otherwise import torch in
+    every worker process (seconds, and hundreds of MB) just to compute a transport plan."""
+    if "ot" not in sys.modules:
+        for backend in ("PYTORCH", "JAX", "TF", "CUPY"):
+            os.environ.setdefault(f"POT_BACKEND_DISABLE_{backend}", "1")
+    import ot
+
+    return ot
+
+
+def sliced_wasserstein(x: np.ndarray, y: np.ndarray, p: int, directions: np.ndarray) -> float:
+    """Sliced W_p: (mean over unit ``directions`` (d, L) of W_p^p of the projections)^(1/p)."""
+    ot = _pot()
+
+    a, b = x @ directions, y @ directions
+    if len(a) == len(b):  # equal uniform weights: the 1-D optimal plan pairs sorted points
+        per_direction = np.mean(np.abs(np.sort(a, axis=0) - np.sort(b, axis=0)) ** p, axis=0)
+    else:
+        per_direction = ot.wasserstein_1d(a, b, p=p)
+    return float(np.mean(per_direction) ** (1.0 / p))
+
+
+def wasserstein(
+    x: np.ndarray, y: np.ndarray, p: int, max_exact: int, projections: int, rng: np.random.Generator
+) -> Measured:
+    """W_p between the empirical measures: exact in 1-D (sorting) and up to ``max_exact`` points per side
+    (POT's network simplex), sliced over ``projections`` random directions beyond."""
+    ot = _pot()
+
+    if x.shape[1] == 1:
+        value = float(ot.wasserstein_1d(x[:, 0], y[:, 0], p=p)) ** (1.0 / p)
+        return Measured(value, "exact (1-D)")
+    if max(len(x), len(y)) <= max_exact:
+        cost = squared_distances(x, y)
+        if p == 1:
+            cost = np.sqrt(cost, out=cost)
+        value = ot.emd2(ot.unif(len(x)), ot.unif(len(y)), cost, numItermax=10_000_000)
+        return Measured(float(max(value, 0.0)) ** (1.0 / p), "exact")
+    directions = rng.standard_normal((x.shape[1], projections))
+    directions /= np.linalg.norm(directions, axis=0, keepdims=True)
+    return Measured(sliced_wasserstein(x, y, p, directions), f"sliced, {projections} projections")
+
+
+class _Wasserstein(Metric):
+    higher_is_better = False
+    optimum = 0.0
+    requires = ("ot",)
+    install_hint = "pip install pot"
+    parameters = {
+        "max_exact": Param(1000, int, "largest sample size (per side) solved exactly; larger ones are sliced", low=1),
+        "projections": Param(200, int, "random directions of the sliced estimate", low=1),
+    }
+    p: int
+
+    def compute(self, evaluation: Evaluation) -> Measured:
+        samples, test = samples_and_test(evaluation)
+        return wasserstein(samples, test, self.p, self.params["max_exact"], self.params["projections"], evaluation.rng)
+
+
+class W1(_Wasserstein):
+    """Wasserstein-1 distance between samples and test set (POT): exact up to max_exact points, sliced beyond."""
+
+    name, p = "w1", 1
+
+
+class W2(_Wasserstein):
+    """Wasserstein-2 distance between samples and test set (POT): exact up to max_exact points, sliced beyond."""
+
+    name, p = "w2", 2
+    #: 2: exact in 1-D at any size; own sliced projections (from the metric's stream); max_exact 1000, 200 projections.
+    version = "2"
+
+
+# ---------------------------------------------------------------- energy distance
+
+
+def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
+    """sqrt(2 E|X-Y| - E|X-X'| - E|Y-Y'|) between the empirical measures (V-statistics: 0 for equal sets)."""
+    n, m = len(x), len(y)
+    value = 2 * distance_sum(x, y) / (n * m) - distance_sum(x) / n**2 - distance_sum(y) / m**2
+    return math.sqrt(max(value, 0.0))
+
+
+class Energy(Metric):
+    """Energy distance between samples and test set (Székely & Rizzo); 0 only for equal distributions."""
+
+    name = "energy"
+    higher_is_better = False
+    optimum = 0.0
+
+    def compute(self, evaluation: Evaluation) -> float:
+        return energy_distance(*samples_and_test(evaluation))
