@@ -70,7 +70,6 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="plugins.metrics.basic <-> samples: being split around one maths module")
 def test_no_import_cycles():
     assert cycles(import_graph()) == []
 
