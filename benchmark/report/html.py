@@ -30,10 +30,12 @@ _ROW_CLASS = {s: s for s in (*stats.SEVERITY, "done", "pending")}
 
 T = TypeVar("T")
 
+# ---------------------------------------------------------------- what the templates read
+
 
 @dataclass(frozen=True)
 class Cell:
-    """A table cell: its text and, for a number, the key it sorts by (``repr`` of the float, for data-sort)."""
+    """A table cell: its text, for a number the key it sorts by (``repr`` of the float, for data-sort), its classes."""
 
     text: str
     sort_key: str | None
