@@ -129,11 +129,11 @@ def test_clicking_a_header_sorts_its_column(session):
     assert [float(v) for v in column(page, "#run-table", seed)] == sorted(before, reverse=True)
     # text columns sort as text, and whole rows move with their cells
     policy = names.index("policy")
-    pairs = set(zip(column(page, "#run-table", names.index("run")), column(page, "#run-table", policy)))
+    pairs = set(zip(column(page, "#run-table", names.index("run")), column(page, "#run-table", policy), strict=True))
     headers.nth(policy).click()
     policies = column(page, "#run-table", policy)
     assert policies == sorted(policies) and policies[0] == f"{XSS}[loud=True]" and policies[-1] == "mix[lambda=0.5]"
-    assert set(zip(column(page, "#run-table", names.index("run")), policies)) == pairs
+    assert set(zip(column(page, "#run-table", names.index("run")), policies, strict=True)) == pairs
 
     # a leaderboard column of "mean ± half-width" texts sorts by the mean, numerically
     board = page.locator("#board-1-0 thead th")

@@ -8,11 +8,13 @@ The store comes from a tiny grid run in-process with a plugin whose policy and m
 from __future__ import annotations
 
 import base64
+import fnmatch
 import importlib.util
 import io
 import shutil
 import tomllib
 from html.parser import HTMLParser
+from importlib import resources
 from pathlib import Path
 from types import ModuleType
 
@@ -21,7 +23,7 @@ import pytest
 
 from benchmark.api.plugins import build_registry
 from benchmark.api.registry import Registry
-from benchmark.report import stats
+from benchmark.report import html, stats
 from benchmark.report.leaderboard import leaderboard_frame, results_frame, summaries, write_report
 from benchmark.run.harness import run_grid
 from benchmark.run.spec import parse_grid
@@ -254,6 +256,28 @@ def test_page_is_self_contained(page):
     assert len(parsed.tags("script")) == 1 and not parsed.tags("script")[0]  # ours: inline, no src
     ids = [attrs["id"] for _, attrs in parsed.elements if "id" in attrs]
     assert len(ids) == len(set(ids))  # in-page links and the script's lookups need unique ids
+    for asset in ("report.css", "report.js"):  # inlined as the package files are (escaping would break quotes)
+        assert (resources.files("benchmark.report") / "assets" / asset).read_text(encoding="utf-8") in text
+
+
+def test_a_wheel_carries_the_templates_and_assets():
+    """Every file the page is built from matches the package-data globs of pyproject.toml."""
+    root = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["package-data"]
+    package = root / "benchmark" / "report"
+    files = [
+        p.relative_to(package).as_posix() for folder in ("assets", "templates") for p in (package / folder).iterdir()
+    ]
+    assert {"assets/report.css", "assets/report.js", "templates/index.html.j2"} <= set(files)
+    assert [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs["benchmark.report"])] == []
+
+
+def test_a_gallery_panel_without_generation_0_samples_uses_its_own_axes():
+    """Points are drawn on the axes of generation 0; when that kept no samples, on their own instead."""
+    points = np.random.default_rng(0).normal(size=(64, 2))
+    panel = decode(html._picture(points, None))
+    assert panel.shape[:2] == (150, 150) and (panel[1:-1, 1:-1, :3] < 0.9).any()  # dots inside the frame
+    assert html._picture(None, None) is None and html._picture(points[:0], None) is None  # "not kept"
 
 
 def test_every_plugin_and_grid_string_is_escaped(page):

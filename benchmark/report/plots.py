@@ -10,23 +10,31 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 #: At most this many generations per gallery row (evenly spaced, first and last included).
 GALLERY_COLUMNS = 6
 #: Images shown per generation panel (the store keeps up to 64).
 GALLERY_IMAGES = 64
-_STYLE = {"text.parse_math": False, "font.size": 8, "axes.titlesize": 8, "legend.fontsize": 7}
+#: Axis limits of a scatter panel: (xmin, xmax), (ymin, ymax).
+Limits = tuple[tuple[float, float], tuple[float, float]]
+_STYLE: dict[RcKeyType, Any] = {"text.parse_math": False, "font.size": 8, "axes.titlesize": 8, "legend.fontsize": 7}
 _DPI = 90
+#: PNG metadata: no "Software" entry, so a picture's bytes do not depend on the matplotlib version.
+_METADATA: dict[str, Any] = {"Software": None}
 
 
 def shown_generations(last: int, columns: int = GALLERY_COLUMNS) -> list[int]:
     """Generations a gallery shows: all of 0..last, or ``columns`` of them evenly spaced with both ends."""
     if last + 1 <= columns:
         return list(range(last + 1))
-    return sorted({int(round(g)) for g in np.linspace(0, last, columns)})
+    return sorted({int(g) for g in np.rint(np.linspace(0, last, columns))})
 
 
 def curves(frame: pd.DataFrame, metrics: Sequence[str], titles: Sequence[str], lines: str = "policy") -> str:
@@ -58,7 +66,7 @@ def curves(frame: pd.DataFrame, metrics: Sequence[str], titles: Sequence[str], l
         )
         axes = fig.subplots(rows, columns, squeeze=False).ravel()
         colors = {name: f"C{i % 10}" for i, name in enumerate(names)}
-        for ax, metric, heading in zip(axes, metrics, titles):
+        for ax, metric, heading in zip(axes, metrics, titles, strict=False):  # the axes left over are hidden below
             for name, group in frame[frame["metric"] == metric].groupby(lines, sort=False):
                 group = group.sort_values("generation")
                 x = group["generation"].to_numpy(dtype=float)
@@ -75,7 +83,7 @@ def curves(frame: pd.DataFrame, metrics: Sequence[str], titles: Sequence[str], l
         handles = [Line2D([], [], color=colors[n], marker="o", markersize=3) for n in names]
         fig.legend(handles, names, loc="lower center", ncols=legend_columns, frameon=False)
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", metadata={"Software": None})
+        fig.savefig(buffer, format="png", metadata=_METADATA)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -84,7 +92,7 @@ def png_uri(picture: np.ndarray) -> str:
     from matplotlib import image
 
     buffer = io.BytesIO()
-    image.imsave(buffer, np.clip(picture, 0, 1), format="png", cmap="gray", vmin=0, vmax=1, metadata={"Software": None})
+    image.imsave(buffer, np.clip(picture, 0, 1), format="png", cmap="gray", vmin=0, vmax=1, metadata=_METADATA)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -102,7 +110,7 @@ def mosaic(images: np.ndarray) -> np.ndarray:
     return np.moveaxis(canvas[:3] if c >= 3 else np.repeat(canvas[:1], 3, axis=0), 0, -1)
 
 
-def limits(points: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+def limits(points: np.ndarray) -> Limits:
     """Axis limits around the central 99% of ``points`` (n, d) on the first two coordinates, padded 15%."""
     points = points[:, :2] if points.shape[1] >= 2 else np.repeat(points[:, :1], 2, axis=1)
     points = points[np.isfinite(points).all(axis=1)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,8 +47,8 @@ def _key(value: Any) -> float | str | None:
     return value if isinstance(value, str) else float(value)
 
 
-def status_text(row: dict[str, Any]) -> str:
-    """``status (per-run counts; note)``: the note says when no confidence interval backs the status."""
+def status_text(row: Mapping[Hashable, Any]) -> str:
+    """The status cell, ``verdict (per-run counts; note)``: the note says when no confidence interval backs it."""
     extra = "; ".join(t for t in (row["status_counts"], row.get("note")) if isinstance(t, str) and t)
     return f"{row['status']} ({extra})" if extra else row["status"]
 
