@@ -126,7 +126,7 @@ def test_inception_weights_are_looked_up_locally_and_the_error_names_every_place
     monkeypatch.setenv(WEIGHTS_ENV, str(weights))
     assert locate_inception_weights() == weights
     assert locate_inception_weights(str(weights)) == weights
-    with pytest.raises(FileNotFoundError, match="parameter 'weights' is '/nowhere.pt', which is not a file"):
+    with pytest.raises(FileNotFoundError, match=r"parameter 'weights' is '/nowhere\.pt', which is not a file"):
         locate_inception_weights("/nowhere.pt")
     monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path / "missing.pt"))
     with pytest.raises(FileNotFoundError, match=f"\\${WEIGHTS_ENV} is '.*missing.pt', which is not a file"):

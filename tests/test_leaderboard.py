@@ -333,9 +333,9 @@ def test_ranking_rewards_ending_good_not_staying_bad():
     assert board["rank"].isna().all()  # the metric "loss" is unknown without a registry: not ranked
     dirs = {"loss": LOWER}
     board = stats.rank(stats.seed_summary(stats.run_summary(frame, dirs), frame, dirs), dirs)
-    order = list(zip(board["model"], board["policy"], board["rank"]))
+    order = list(zip(board["model"], board["policy"], board["rank"], strict=True))
     assert order == [("good", "holds", 1), ("good", "drifts", 2), ("bad", "stays", 3), ("best", "diverges", 4)]
-    statuses = dict(zip(board["policy"], board["status"]))
+    statuses = dict(zip(board["policy"], board["status"], strict=True))
     # identical seeds: a zero-width interval; holds ends 20% worse, drifts 50% worse
     assert statuses == {"holds": "collapsed", "drifts": "collapsed", "stays": "stable", "diverges": "diverged"}
 
@@ -347,7 +347,7 @@ def test_ranking_of_higher_is_better_and_optimum_metrics():
     )
     dirs = {"acc": HIGHER, "ratio": TO_ONE}
     board = stats.rank(stats.seed_summary(stats.run_summary(frame, dirs), frame, dirs), dirs)
-    ranks = {(m, p): r for m, p, r in zip(board["metric"], board["policy"], board["rank"])}
+    ranks = {(m, p): r for m, p, r in zip(board["metric"], board["policy"], board["rank"], strict=True)}
     assert ranks == {("acc", "x"): 1, ("acc", "y"): 2, ("ratio", "y"): 1, ("ratio", "x"): 2}  # |0.8-1| < |1.3-1|
     assert set(board["direction"]) == {"higher is better", "closer to 1 is better"}
 
@@ -462,7 +462,7 @@ def test_write_report_outputs(store, tmp_path, registry):
 
 def test_grid_selection(store):
     assert len(results_frame(Store(store), grid="tiny")) == 48
-    with pytest.raises(StoreError, match="no grid 'other'.*grids: tiny"):
+    with pytest.raises(StoreError, match=r"no grid 'other'.*grids: tiny"):
         results_frame(Store(store), grid="other")
 
 
