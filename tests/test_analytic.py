@@ -341,7 +341,7 @@ def test_kde_test_likelihood_worsens(kde_chains):
     "model", [{"name": "gaussian", "params": {"ddof": 0}}, {"name": "kde", "params": {"bandwidth": 0.3}}]
 )
 def test_same_seed_same_states_other_seed_different(registry, model):
-    kwargs = dict(n=15, generations_=3, dataset={"dim": 2}, metric="nll", n_test=20)
+    kwargs = {"n": 15, "generations_": 3, "dataset": {"dim": 2}, "metric": "nll", "n_test": 20}
     first = chains(registry, model, {"name": "accumulate"}, seeds=[3, 4], **kwargs)
     again = chains(registry, model, {"name": "accumulate"}, seeds=[3, 4], **kwargs)
     for one, two in zip(first, again, strict=True):
