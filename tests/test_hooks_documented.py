@@ -209,9 +209,6 @@ ANALYTIC = ["plugins.datasets.toy", "plugins.families.analytic", "plugins.polici
 GRID = grid_doc(
     generations=2,
     seeds=[0, 1],
-    n_real=30,
-    n_test=30,
-    n_eval=30,
     datasets=[{"name": "gaussian", "params": {"dim": 2}}],
     policies=[{"name": "mix", "params": {"lambda": [0.5, 1.0]}}],
 )

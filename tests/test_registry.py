@@ -276,15 +276,9 @@ def test_on_generation_end_is_called_once_per_generation_with_the_record(tmp_pat
 
     module = plugin("plug_observer", on_generation_end=on_generation_end)
     registry = build_registry([module], autoload=True)
-    doc = grid_doc(
-        generations=3,
-        seeds=[0, 1],
-        n_real=30,
-        n_test=30,
-        n_eval=30,
-        policies=[{"name": "mix", "params": {"lambda": 0.5}}],
+    grid = parse_grid(
+        grid_doc(generations=3, seeds=[0, 1], policies=[{"name": "mix", "params": {"lambda": 0.5}}]), registry
     )
-    grid = parse_grid(doc, registry)
     store = Store(tmp_path / "store")
     summary = run_grid(grid, store, InlineExecutor(), registry, progress=False)
     assert summary.counts["done"] == 2
