@@ -63,16 +63,21 @@ class ExampleEnvironment:
 
     @contextlib.contextmanager
     def importable(self) -> Iterator[None]:
-        """The installed copy importable in this process (entry points too) while the block runs, and no longer."""
+        """This copy importable in this process (entry points too) while the block runs, and no longer."""
+        _forget_example()
         sys.path.insert(0, str(self.site_packages))
-        importlib.invalidate_caches()
         try:
             yield
         finally:
             sys.path.remove(str(self.site_packages))
-            for name in [m for m in sys.modules if m == MODULE or m.startswith(f"{MODULE}.")]:
-                del sys.modules[name]
-            importlib.invalidate_caches()
+            _forget_example()
+
+
+def _forget_example() -> None:
+    """Drop imported example modules, so that the next import finds the copy on sys.path now."""
+    for name in [m for m in sys.modules if m == MODULE or m.startswith(f"{MODULE}.")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
 
 
 @pytest.fixture(scope="session")
