@@ -1,15 +1,18 @@
-"""Shared fixtures: the first-party registry, the real CLI in a subprocess, throwaway plugin modules."""
+"""Shared fixtures and helpers: the first-party registry, small grids, the CLI in a subprocess, throwaway plugins."""
 
 from __future__ import annotations
 
+import copy
 import importlib
+import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -30,14 +33,72 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def registry() -> Registry:
-    """The installed first-party plugins (through their entry points) and the built-in executors."""
+#: One small grid of analytic components (a fraction of a second a run); each test overrides what it is about.
+SMALL_GRID: dict[str, Any] = {
+    "name": "test",
+    "generations": 1,
+    "seeds": [0],
+    "n_real": 20,
+    "n_test": 20,
+    "n_eval": 20,
+    "datasets": [{"name": "gaussian"}],
+    "models": [{"name": "gaussian"}],
+    "policies": [{"name": "replace"}],
+    "metrics": [{"name": "variance"}],
+}
+
+
+def grid_doc(**overrides: Any) -> dict[str, Any]:
+    """``SMALL_GRID`` with top-level keys replaced (``models=[{"name": "kde"}]``): a document for ``parse_grid``."""
+    return {**copy.deepcopy(SMALL_GRID), **overrides}
+
+
+def write_grid(path: Path, **overrides: Any) -> Path:
+    """Write ``grid_doc(**overrides)`` to ``path`` as a TOML grid file, for the CLI; returns ``path``."""
+    doc = grid_doc(**overrides)
+    tables = {
+        key: value for key, value in doc.items() if isinstance(value, list) and value and isinstance(value[0], dict)
+    }
+    lines = [f"{_toml_key(key)} = {_toml_value(value)}" for key, value in doc.items() if key not in tables]
+    for key, items in tables.items():
+        for item in items:
+            lines += ["", f"[[{key}]]", *(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in item.items())]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a TOML basic string
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(map(_toml_value, value)) + "]"
+    if isinstance(value, Mapping):
+        pairs = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return f"{{ {pairs} }}" if pairs else "{}"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def environment_registry() -> Registry:
+    """The installed plugins (through their entry points) and built-in executors, without RETRAINBENCH_* settings."""
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("RETRAINBENCH_")}
     try:
         return build_registry(autoload=True)
     finally:
         os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    """The installed first-party plugins (through their entry points) and the built-in executors."""
+    return environment_registry()
 
 
 @pytest.fixture

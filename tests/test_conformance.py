@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import textwrap
 from collections.abc import Mapping
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import clean_env
+from conftest import environment_registry
 
 from benchmark import Metric, Model, ModelFamily, Param, Policy, TrainingSet
 from benchmark.api.plugins import build_registry
@@ -31,17 +30,8 @@ from benchmark.testing import (
     conformance_cases,
 )
 
-
-def _first_party_registry():
-    """The installed entry points, read without this process's RETRAINBENCH_* settings (as the fixture does)."""
-    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("RETRAINBENCH_")}
-    try:
-        return build_registry(autoload=True)
-    finally:
-        os.environ.update(saved)
-
-
-REGISTRY = _first_party_registry()
+#: Built at import, for the parameter lists (the `registry` fixture is the same, built later).
+REGISTRY = environment_registry()
 
 #: Settings that keep deep families tiny in CI (applied only where the family declares the parameter).
 TINY = {
@@ -482,7 +472,8 @@ BROKEN_POLICIES = [
     (
         StateNotArrays,
         check_policy_deterministic,
-        r"policy state at generation 2 cannot be saved by benchmark.run.checkpoint: TypeError: state entry 'note/a' is not numeric",
+        r"policy state at generation 2 cannot be saved by benchmark.run.checkpoint: "
+        r"TypeError: state entry 'note/a' is not numeric",
     ),
 ]
 
@@ -662,6 +653,9 @@ def register_metrics(register):
     register(Backwards)
 '''
 
+#: pytest in a child process, as a plugin author runs it in their package.
+PYTEST = (sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider")
+
 AUTHOR_TEST = """
 import pytest
 
@@ -679,20 +673,14 @@ def test_fixtures(reference_vectors, reference_images, conformance_budget, retra
 """
 
 
-def test_the_pytest_plugin_runs_the_suite_for_a_plugin_author(tmp_path: Path):
+def test_the_pytest_plugin_runs_the_suite_for_a_plugin_author(tmp_path: Path, run_cli):
     """The pytest11 entry point gives an author's tests the fixtures and the marker without any import."""
     (tmp_path / "author_plugin.py").write_text(AUTHOR_PLUGIN)
     (tmp_path / "test_author.py").write_text(AUTHOR_TEST)
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", "test_author.py"],
-        cwd=tmp_path,
-        env=clean_env({"PYTHONPATH": str(tmp_path)}),
-        capture_output=True,
-        text=True,
-        timeout=300,  # a guard against a hung child, not a measurement
-    )
-    out = done.stdout
-    assert done.returncode == 1, out + done.stderr
+    # the author's folder first, then this checkout if it comes from PYTHONPATH (its kit, not the installed one)
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    code, out, err = run_cli(["-rA", "test_author.py"], env={"PYTHONPATH": path}, command=PYTEST)
+    assert code == 1, out + err
     assert "PASSED test_author.py::test_fixtures" in out
     for check in ("declaration", "identical", "direction"):
         assert f"PASSED test_author.py::test_conformance[metric-author-good-{check}]" in out
@@ -703,7 +691,7 @@ def test_the_pytest_plugin_runs_the_suite_for_a_plugin_author(tmp_path: Path):
     assert "1 failed, 6 passed" in out
 
 
-def test_the_marker_is_required_and_must_match_something(tmp_path: Path):
+def test_the_marker_is_required_and_must_match_something(tmp_path: Path, run_cli):
     (tmp_path / "test_unmarked.py").write_text("def test_x(conformance_case):\n    conformance_case.run()\n")
     (tmp_path / "test_nothing.py").write_text(
         textwrap.dedent("""
@@ -714,17 +702,10 @@ def test_the_marker_is_required_and_must_match_something(tmp_path: Path):
             conformance_case.run()
     """)
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode != 0
-    assert "conformance_case fixture needs @pytest.mark.retrainbench_conformance" in done.stdout
-    assert "no components match {'distribution': 'not-installed-anywhere'}" in done.stdout
+    code, out, _ = run_cli([], command=PYTEST)
+    assert code != 0
+    assert "conformance_case fixture needs @pytest.mark.retrainbench_conformance" in out
+    assert "no components match {'distribution': 'not-installed-anywhere'}" in out
 
 
 def test_an_unavailable_component_is_skipped_with_its_install_hint():

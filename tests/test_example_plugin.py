@@ -1,21 +1,29 @@
-"""The example third-party package, pip-installed as a user would: listed, run in a grid with first-party parts, conforming."""
+"""The example third-party package, pip-installed as a user would: listed, run in a grid with first-party parts,
+conforming. It goes into a virtual environment of its own, so the environment running the tests is left as it was."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib
 import importlib.metadata
+import importlib.util
 import json
 import shutil
+import site
 import subprocess
 import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import environment_registry, grid_doc, write_grid
 
 from benchmark import PolicyStep
-from benchmark.api.plugins import PLUGINS_ENV, build_registry
+from benchmark.api.plugins import PLUGINS_ENV
+from benchmark.api.registry import Registry
 from benchmark.executors.inline import InlineExecutor
 from benchmark.run.harness import run_grid
 from benchmark.run.seeding import stream
@@ -25,78 +33,109 @@ from benchmark.testing import Budget, component_cases
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "retrainbench-example"
-DIST, PLUGIN = "retrainbench-example", "retrainbench-example"
+DIST, PLUGIN, MODULE = "retrainbench-example", "retrainbench-example", "retrainbench_example"
 #: What the example registers, by kind.
 COMPONENTS = [("model", "vae"), ("policy", "curated"), ("metric", "reward-shift")]
 
 
-def _installed_is_current() -> bool:
-    """The installed distribution has this checkout's modules and entry point (then reinstalling changes nothing)."""
-    try:
-        dist = importlib.metadata.distribution(DIST)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    points = {(ep.group, ep.name, ep.value) for ep in dist.entry_points}
-    if ("retrainbench", PLUGIN, "retrainbench_example") not in points:
-        return False
-    for source in (EXAMPLE / "src" / "retrainbench_example").glob("*.py"):
-        installed = Path(dist.locate_file(f"retrainbench_example/{source.name}"))
-        if not installed.is_file() or installed.read_bytes() != source.read_bytes():
-            return False
-    return True
+def _output(command: Sequence[str | Path]) -> str:
+    done = subprocess.run(
+        [str(part) for part in command],
+        capture_output=True,
+        text=True,
+        timeout=600,  # a guard against a hung child, not a measurement
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class ExampleEnvironment:
+    """A virtual environment holding the example, which sees the running environment's packages."""
+
+    python: Path
+    site_packages: Path
+
+    @property
+    def cli(self) -> tuple[str, ...]:
+        """``python -m benchmark`` of this environment, as ``run_cli``'s ``command``."""
+        return (str(self.python), "-m", "benchmark")
+
+    @contextlib.contextmanager
+    def importable(self) -> Iterator[None]:
+        """This copy importable in this process (entry points too) while the block runs, and no longer."""
+        _forget_example()
+        sys.path.insert(0, str(self.site_packages))
+        try:
+            yield
+        finally:
+            sys.path.remove(str(self.site_packages))
+            _forget_example()
+
+
+def _forget_example() -> None:
+    """Drop imported example modules, so that the next import finds the copy on sys.path now."""
+    for name in [m for m in sys.modules if m == MODULE or m.startswith(f"{MODULE}.")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
 
 
 @pytest.fixture(scope="session")
-def example_installed(tmp_path_factory) -> importlib.metadata.Distribution:
-    """pip-install the example into this environment, as a user would, unless this very version is installed.
+def example_env(tmp_path_factory) -> ExampleEnvironment:
+    """A new virtual environment with the example pip-installed, as a user would; built once a session.
 
-    The copy keeps pip's build files out of the repo; --no-index and --no-build-isolation keep it offline.
+    ``venv --system-site-packages`` made from a virtual environment's python sees the base
+    interpreter's packages, not that environment's; so a .pth file adds the running environment's site
+    directories (retrainbench, its dependencies, pip, setuptools), and pip installs the example into
+    the new environment alone. A copy of the example keeps pip's build files out of the repo;
+    --no-index and --no-build-isolation keep it offline.
     """
-    if not _installed_is_current():
-        copy = tmp_path_factory.mktemp("example") / "retrainbench-example"
-        shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--no-deps",
-                "--no-build-isolation",
-                "--no-index",
-                "--quiet",
-                str(copy),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,  # a guard against a hung install, not a measurement
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        importlib.invalidate_caches()
-    assert _installed_is_current()
-    return importlib.metadata.distribution(DIST)
+    root = tmp_path_factory.mktemp("example-env")
+    venv = root / "venv"
+    _output([sys.executable, "-m", "venv", "--without-pip", venv])
+    python = venv / "bin" / "python"
+    site_packages = Path(_output([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).strip())
+    running = site.getsitepackages() + ([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])
+    adds = "; ".join(f"site.addsitedir({directory!r})" for directory in running)
+    (site_packages / "running-environment.pth").write_text(f"import site; {adds}\n", encoding="utf-8")
+    copy = root / "retrainbench-example"
+    shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    _output([python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--quiet", copy])
+    return ExampleEnvironment(python, site_packages)
 
 
-@pytest.fixture(scope="session")
-def installed_registry(example_installed):
-    """The registry of this environment after the install: first-party and example, all through entry points."""
-    import os
-
-    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("RETRAINBENCH_")}
-    try:
-        return build_registry(autoload=True)
-    finally:
-        os.environ.update(saved)
+@pytest.fixture
+def installed_registry(example_env: ExampleEnvironment) -> Iterator[Registry]:
+    """The registry with the example installed: first-party and example, all through entry points."""
+    with example_env.importable():
+        yield environment_registry()
 
 
-def test_the_example_is_a_distribution_of_its_own(example_installed):
-    assert example_installed.metadata["Name"] == DIST
-    assert example_installed.version == "0.1.0"
-    module = importlib.import_module("retrainbench_example")
-    # imported from site-packages, not from the source tree
-    assert not Path(module.__file__).resolve().is_relative_to(EXAMPLE.resolve())
+def test_the_example_is_a_distribution_of_its_own(example_env):
+    with example_env.importable():
+        dist = importlib.metadata.distribution(DIST)
+        module = importlib.import_module(MODULE)
+    assert dist.metadata["Name"] == DIST
+    assert dist.version == "0.1.0"
+    # imported from the new environment's site-packages, not from the source tree
+    assert Path(module.__file__).resolve().is_relative_to(example_env.site_packages.resolve())
     # torch is an extra: installing the plugin does not pull it in
-    assert [r for r in example_installed.requires if r.startswith("torch")] == ['torch>=2.1; extra == "vae"']
+    assert [r for r in dist.requires or [] if r.startswith("torch")] == ['torch>=2.1; extra == "vae"']
+
+
+def test_the_running_environment_is_left_as_it_was(example_env, run_cli):
+    probe = (
+        "import importlib.metadata, importlib.util\n"
+        f"print(importlib.util.find_spec({MODULE!r}) is None)\n"
+        f"print(not [d for d in importlib.metadata.distributions() if d.metadata['Name'] == {DIST!r}])\n"
+    )
+    code, out, err = run_cli(["-c", probe], command=[sys.executable])
+    assert code == 0, err
+    assert out.split() == ["True", "True"], f"{DIST} is installed where the tests run: pip uninstall {DIST}"
+    code, out, err = run_cli(["list", "--json"])
+    assert code == 0, err
+    assert not [e for e in json.loads(out) if e["plugin"] == PLUGIN]
+    assert importlib.util.find_spec(MODULE) is None  # nor left importable in this process
 
 
 def test_the_example_registers_through_its_entry_point(installed_registry):
@@ -106,8 +145,8 @@ def test_the_example_registers_through_its_entry_point(installed_registry):
         assert installed_registry.get(kind, name).plugin == PLUGIN
 
 
-def test_list_and_plugins_show_the_example(example_installed, run_cli):
-    code, out, err = run_cli(["list", "--json"])
+def test_list_and_plugins_show_the_example(example_env, run_cli):
+    code, out, err = run_cli(["list", "--json"], command=example_env.cli)
     assert code == 0, err
     listed = {(e["kind"], e["name"]): e for e in json.loads(out)}
     for kind, name in COMPONENTS:
@@ -123,21 +162,20 @@ def test_list_and_plugins_show_the_example(example_installed, run_cli):
     }
     assert ("model", "gaussian") in listed  # first-party ones beside it
 
-    code, out, err = run_cli(["list", "model"])
+    code, out, err = run_cli(["list", "model"], command=example_env.cli)
     assert code == 0, err
     assert "vae " in out and f"(plugin {PLUGIN})" in out
 
 
-def test_plugins_lists_distribution_version_registrations_observers_and_failures(example_installed, run_cli):
-    code, out, err = run_cli(["plugins"], env={PLUGINS_ENV: "no_such_plugin_module"})
+def test_plugins_lists_distribution_version_registrations_observers_and_failures(example_env, run_cli):
+    code, out, err = run_cli(["plugins"], env={PLUGINS_ENV: "no_such_plugin_module"}, command=example_env.cli)
     assert code == 0, err
-    blocks = {}
+    blocks: dict[str, list[str]] = {}
     for line in out.splitlines():
         if line.startswith("    "):
-            blocks[head].append(line.strip())
+            blocks[list(blocks)[-1]].append(line.strip())
         else:
-            head = line
-            blocks[head] = []
+            blocks[line] = []
     assert blocks[f"{PLUGIN}  ({DIST} 0.1.0)"] == ["model vae", "policy curated", "metric reward-shift"]
     assert blocks["jsonl-logger  (retrainbench 0.1.0)"] == ["observer on_generation_end"]
     assert "dataset gaussian" in blocks["toy-datasets  (retrainbench 0.1.0)"]
@@ -146,54 +184,31 @@ def test_plugins_lists_distribution_version_registrations_observers_and_failures
     assert "plugin 'no_such_plugin_module' skipped" in err
 
 
-GRID = """\
-name = "example-mix"
-generations = 1
-seeds = [0]
-n_real = 120
-n_test = 120
-n_eval = 120
-train_steps = 30
-
-[[datasets]]
-name = "moons"
-
-[[models]]
-name = "vae"
-params = { hidden = 16 }
-
-[[models]]
-name = "gaussian"
-
-[[policies]]
-name = "curated"
-params = { keep = 0.5, lambda = 0.5 }
-
-[[policies]]
-name = "mix"
-params = { lambda = 0.5 }
-
-[[metrics]]
-name = "reward-shift"
-
-[[metrics]]
-name = "frechet"
-
-[[metrics]]
-name = "variance"
-"""
-
-
 @pytest.mark.slow  # two CLI processes, one importing torch: over 5 s on a loaded machine
-def test_the_example_runs_in_a_grid_with_first_party_components(example_installed, run_cli, tmp_path: Path):
-    (tmp_path / "grid.toml").write_text(GRID)
+def test_the_example_runs_in_a_grid_with_first_party_components(example_env, run_cli, tmp_path: Path):
+    write_grid(
+        tmp_path / "grid.toml",
+        n_real=120,
+        n_test=120,
+        n_eval=120,
+        train_steps=30,
+        datasets=[{"name": "moons"}],
+        models=[{"name": "vae", "params": {"hidden": 16}}, {"name": "gaussian"}],
+        policies=[
+            {"name": "curated", "params": {"keep": 0.5, "lambda": 0.5}},
+            {"name": "mix", "params": {"lambda": 0.5}},
+        ],
+        metrics=[{"name": "reward-shift"}, {"name": "frechet"}, {"name": "variance"}],
+    )
     # one math thread: tiny networks gain nothing from more, and busy-waiting threads crawl on a shared machine
     code, out, err = run_cli(
-        ["run", "grid.toml", "--store", "store", "--executor", "inline", "--no-progress"], env={"OMP_NUM_THREADS": "1"}
+        ["run", "grid.toml", "--store", "store", "--executor", "inline", "--no-progress"],
+        env={"OMP_NUM_THREADS": "1"},
+        command=example_env.cli,
     )
     assert code == 0, out + err
     assert "4 runs: 4 done" in out
-    code, out, err = run_cli(["report", "--store", "store", "--out", "report"])
+    code, out, err = run_cli(["report", "--store", "store", "--out", "report"], command=example_env.cli)
     assert code == 0, err
     with open(tmp_path / "report" / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -261,7 +276,7 @@ def test_curated_with_a_temperature_draws_from_the_preferred_ones(installed_regi
     first = policy.build(_step(real, candidates, seed=0)).data
     assert np.array_equal(first, policy.build(_step(real, candidates, seed=0)).data)  # seeded by step.rng
     assert not np.array_equal(first, policy.build(_step(real, candidates, seed=1)).data)
-    with pytest.raises(ValueError, match="curated policy with real = false and lambda \\* n < 0.5 keeps no data"):
+    with pytest.raises(ValueError, match=r"curated policy with real = false and lambda \* n < 0.5 keeps no data"):
         Curated({"lambda": 0.0, "real": False}).build(_step(real, candidates))
 
 
@@ -274,18 +289,15 @@ def test_curated_retraining_raises_the_reward(installed_registry, tmp_path: Path
     1/sqrt(200) = 0.07 per coordinate, so after 3 generations the shift exceeds 30 standard errors:
     requiring the reward-shift to be positive and larger at generation 3 than at 1 cannot fail by chance.
     """
-    doc = {
-        "name": "curated",
-        "generations": 3,
-        "seeds": [0],
-        "n_real": 200,
-        "n_test": 200,
-        "n_eval": 200,
-        "datasets": [{"name": "gaussian", "params": {"dim": 2, "mean": 2.0}}],
-        "models": [{"name": "gaussian"}],
-        "policies": [{"name": "curated", "params": {"keep": 0.5, "real": False}}],
-        "metrics": [{"name": "reward-shift"}, {"name": "mean-distance"}],
-    }
+    doc = grid_doc(
+        generations=3,
+        n_real=200,
+        n_test=200,
+        n_eval=200,
+        datasets=[{"name": "gaussian", "params": {"dim": 2, "mean": 2.0}}],
+        policies=[{"name": "curated", "params": {"keep": 0.5, "real": False}}],
+        metrics=[{"name": "reward-shift"}, {"name": "mean-distance"}],
+    )
     grid = parse_grid(doc, installed_registry)
     store = Store(tmp_path / "store")
     assert run_grid(grid, store, InlineExecutor(), installed_registry, progress=False).counts["done"] == 1

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import grid_doc, write_grid
 
 from benchmark import (
     Dataset,
@@ -172,18 +173,17 @@ def test_a_plugin_implementing_every_hook_takes_part_in_a_run(tmp_path: Path):
     registry = build_registry([module], autoload=False, strict=True)
     for hook, kind in REGISTRATION_HOOKS.items():
         assert "all_hooks_plugin" in {e.plugin for e in registry if e.kind == kind}, hook
-    doc = {
-        "name": "hooks",
-        "generations": 2,
-        "seeds": [0, 1],
-        "n_real": 40,
-        "n_test": 40,
-        "n_eval": 40,
-        "datasets": [{"name": "hooks-data"}],
-        "models": [{"name": "hooks-family"}],
-        "policies": [{"name": "hooks-policy"}],
-        "metrics": [{"name": "hooks-metric"}],
-    }
+    doc = grid_doc(
+        generations=2,
+        seeds=[0, 1],
+        n_real=40,
+        n_test=40,
+        n_eval=40,
+        datasets=[{"name": "hooks-data"}],
+        models=[{"name": "hooks-family"}],
+        policies=[{"name": "hooks-policy"}],
+        metrics=[{"name": "hooks-metric"}],
+    )
     grid = parse_grid(doc, registry)
     executor = registry.get("executor", "hooks-executor").component()
     summary = run_grid(grid, Store(tmp_path / "store"), executor, registry, progress=False)
@@ -205,18 +205,13 @@ def test_a_plugin_implementing_every_hook_takes_part_in_a_run(tmp_path: Path):
 # ---------------------------------------------------------------- the JSON-lines observer (plugins/observers/jsonl.py)
 
 ANALYTIC = ["plugins.datasets.toy", "plugins.families.analytic", "plugins.policies.mixing", "plugins.metrics.basic"]
-GRID = {
-    "name": "logged",
-    "generations": 2,
-    "seeds": [0, 1],
-    "n_real": 30,
-    "n_test": 30,
-    "n_eval": 30,
-    "datasets": [{"name": "gaussian", "params": {"dim": 2}}],
-    "models": [{"name": "gaussian"}],
-    "policies": [{"name": "mix", "params": {"lambda": [0.5, 1.0]}}],
-    "metrics": [{"name": "variance"}],
-}
+#: Two lambdas x two seeds of the gaussian family on 2-D data (the variance metric).
+GRID = grid_doc(
+    generations=2,
+    seeds=[0, 1],
+    datasets=[{"name": "gaussian", "params": {"dim": 2}}],
+    policies=[{"name": "mix", "params": {"lambda": [0.5, 1.0]}}],
+)
 
 
 def test_the_jsonl_logger_appends_one_line_per_generation(tmp_path: Path, monkeypatch):
@@ -259,11 +254,16 @@ def test_the_jsonl_logger_is_silent_without_its_variable(tmp_path: Path, monkeyp
 
 @pytest.mark.slow  # worker processes
 def test_the_jsonl_logger_keeps_lines_whole_across_worker_processes(tmp_path: Path, run_cli):
-    grid = tmp_path / "grid.toml"
-    grid.write_text(
-        'name = "logged"\ngenerations = 3\nseeds = [0, 1, 2]\nn_real = 200\nn_test = 200\nn_eval = 200\n'
-        '[[datasets]]\nname = "eight-gaussians"\n[[models]]\nname = "kde"\n'
-        '[[policies]]\nname = "mix"\nparams = { lambda = [0.5, 1.0] }\n[[metrics]]\nname = "variance"\n'
+    grid = write_grid(
+        tmp_path / "grid.toml",
+        generations=3,
+        seeds=[0, 1, 2],
+        n_real=200,
+        n_test=200,
+        n_eval=200,
+        datasets=[{"name": "eight-gaussians"}],
+        models=[{"name": "kde"}],
+        policies=[{"name": "mix", "params": {"lambda": [0.5, 1.0]}}],
     )
     log = tmp_path / "log.jsonl"
     code, out, err = run_cli(

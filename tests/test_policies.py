@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import grid_doc
 
 from benchmark import Dataset, DataSplits, Model, ModelFamily, PolicyStep, RunContext, TrainingSet, hookimpl
 from benchmark.api.plugins import build_registry
@@ -283,18 +284,16 @@ def loop_registry():
 
 
 def chain(registry, policies):
-    doc = {
-        "name": "policies",
-        "generations": G,
-        "seeds": [0],
-        "n_real": N_REAL,
-        "n_test": N_TEST,
-        "n_eval": 5,
-        "datasets": [{"name": "ids"}],
-        "models": [{"name": "recording"}],
-        "policies": policies,
-        "metrics": [{"name": "mean-distance"}],
-    }
+    doc = grid_doc(
+        generations=G,
+        n_real=N_REAL,
+        n_test=N_TEST,
+        n_eval=5,
+        datasets=[{"name": "ids"}],
+        models=[{"name": "recording"}],
+        policies=policies,
+        metrics=[{"name": "mean-distance"}],
+    )
     for run in parse_grid(doc, registry).runs:
         Recording.log.clear()
         results = list(generations(run, registry))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import grid_doc, write_grid
 
 import benchmark
 from benchmark import Dataset, Metric, hookimpl
@@ -256,12 +257,7 @@ def test_cli_plugins_shows_a_broken_plugin_and_strict_exits_2(run_cli):
 
 
 def test_cli_strict_plugins_refuses_a_run_before_writing(run_cli, tmp_path: Path):
-    grid = tmp_path / "grid.toml"
-    grid.write_text(
-        'name = "g"\ngenerations = 1\nseeds = [0]\nn_real = 20\nn_test = 20\nn_eval = 20\n'
-        '[[datasets]]\nname = "gaussian"\n[[models]]\nname = "gaussian"\n[[policies]]\nname = "replace"\n'
-        '[[metrics]]\nname = "variance"\n'
-    )
+    grid = write_grid(tmp_path / "grid.toml")
     code, _, err = run_cli(
         ["run", grid, "--store", tmp_path / "store", "--strict-plugins"], env={PLUGINS_ENV: "some_missing_module"}
     )
@@ -280,19 +276,9 @@ def test_on_generation_end_is_called_once_per_generation_with_the_record(tmp_pat
 
     module = plugin("plug_observer", on_generation_end=on_generation_end)
     registry = build_registry([module], autoload=True)
-    doc = {
-        "name": "observed",
-        "generations": 3,
-        "seeds": [0, 1],
-        "n_real": 30,
-        "n_test": 30,
-        "n_eval": 30,
-        "datasets": [{"name": "gaussian"}],
-        "models": [{"name": "gaussian"}],
-        "policies": [{"name": "mix", "params": {"lambda": 0.5}}],
-        "metrics": [{"name": "variance"}],
-    }
-    grid = parse_grid(doc, registry)
+    grid = parse_grid(
+        grid_doc(generations=3, seeds=[0, 1], policies=[{"name": "mix", "params": {"lambda": 0.5}}]), registry
+    )
     store = Store(tmp_path / "store")
     summary = run_grid(grid, store, InlineExecutor(), registry, progress=False)
     assert summary.counts["done"] == 2

@@ -19,6 +19,7 @@ far from the edge each one is. The effect sizes the designs were chosen for are 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -409,10 +410,7 @@ def test_the_fully_synthetic_loop_loses_recall_before_precision_and_fresh_data_k
 # ---------------------------------------------------------------- the page's figures
 
 
-def test_the_figures_script_gives_mean_and_standard_error_over_the_seeds_that_reached_a_generation(tmp_path):
-    import subprocess
-    import sys
-
+def test_the_figures_script_gives_mean_and_standard_error_over_the_seeds_that_reached_a_generation(tmp_path, run_cli):
     rows = [
         ("d", "c", "m", "replace", seed, t, "w2", value, status)
         for seed, values, status in ((0, [1.0, 2.0], "done"), (1, [3.0, 4.0], "done"), (2, [5.0], "diverged"))
@@ -422,10 +420,9 @@ def test_the_figures_script_gives_mean_and_standard_error_over_the_seeds_that_re
     columns = ["dataset", "config", "model", "policy", "seed", "generation", "metric", "value", "status"]
     pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
     script = GRIDS.parents[1] / "scripts" / "reproduction_figures.py"
-    out = subprocess.run(
-        [sys.executable, script, path, "--generations", "0,1"], capture_output=True, text=True, check=True
-    ).stdout
+    code, out, err = run_cli([script, path, "--generations", "0,1"], command=[sys.executable])
+    assert code == 0, err
     # t = 0: mean 3, SE = std([1, 3, 5], ddof=1) / sqrt(3) = 2 / sqrt(3) = 1.15; t = 1: mean 3, SE 1, 2 seeds left
     assert "| m | replace | 3 ± 1.2 | 3 ± 1 (2 seeds) | 2 done, 1 diverged |" in out
-    bad = subprocess.run([sys.executable, script, path, "--metrics", "w3"], capture_output=True, text=True, check=False)
-    assert bad.returncode == 2 and "no metric w3 (has w2)" in bad.stderr
+    code, _, err = run_cli([script, path, "--metrics", "w3"], command=[sys.executable])
+    assert code == 2 and "no metric w3 (has w2)" in err

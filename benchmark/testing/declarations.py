@@ -1,0 +1,70 @@
+"""Checks of what a component class declares (every kind): what ``list``, grid validation and compatibility read."""
+
+from __future__ import annotations
+
+import math
+
+from benchmark.api.compatibility import CAPABILITIES, PROVIDED_BY
+from benchmark.api.components import Component, Dataset, Metric, ModelFamily
+from benchmark.api.params import ParamError
+
+#: What a metric may declare in ``needs``.
+METRIC_NEEDS = CAPABILITIES
+
+
+def check_declaration(component: type[Component]) -> None:
+    """Name, summary, parameters, requirements and kind-specific flags are declared as ``list`` and grids need."""
+    who = f"{component.__name__} {getattr(component, 'name', '?')!r}"
+    if not isinstance(getattr(component, "name", None), str) or not component.name:
+        raise AssertionError(f"{component.__name__}: class attribute 'name' must be a non-empty string")
+    if not component.summary():
+        raise AssertionError(f"{who}: has no docstring; its first line is what `retrainbench list` shows")
+    for key, param in component.parameters.items():
+        if param.default is None and param.optional:
+            continue
+        try:
+            param.check(key, param.default)
+        except ParamError as exc:
+            raise AssertionError(
+                f"{who}: the default of parameter {key!r} violates its own declaration: {exc}"
+            ) from None
+    if isinstance(component.requires, str) or not all(isinstance(r, str) for r in component.requires):
+        raise AssertionError(f"{who}: 'requires' must be a tuple of import names, got {component.requires!r}")
+    if component.requires and not component.install_hint:
+        raise AssertionError(
+            f"{who}: declares requires={component.requires!r} but no install_hint telling users what to install"
+        )
+    if not isinstance(component.version, str):
+        raise AssertionError(f"{who}: 'version' must be a string, got {component.version!r}")
+    if issubclass(component, ModelFamily):
+        kinds = component.data_kinds
+        if isinstance(kinds, str) or not kinds or not set(kinds) <= {"vector", "image"}:
+            raise AssertionError(f"{who}: data_kinds must be a non-empty tuple of 'vector'/'image', got {kinds!r}")
+        if not isinstance(component.warm_start_default, bool):
+            raise AssertionError(
+                f"{who}: warm_start_default must be True or False, got {component.warm_start_default!r}"
+            )
+    if issubclass(component, (ModelFamily, Dataset)):
+        provides, kind = component.provides, "model" if issubclass(component, ModelFamily) else "dataset"
+        own = {need for need, (_, by) in PROVIDED_BY.items() if by == kind}
+        if not isinstance(provides, frozenset) or not provides <= own:
+            raise AssertionError(f"{who}: provides must be a frozenset drawn from {sorted(own)}, got {provides!r}")
+    if issubclass(component, Metric):
+        check_metric_flags(component)
+
+
+def check_metric_flags(metric: type[Metric]) -> None:
+    """``higher_is_better`` is True, False or None; ``optimum`` a finite number or None; ``needs`` known words."""
+    who = f"{metric.__name__} {metric.name!r}"
+    if metric.higher_is_better not in (True, False, None) or not isinstance(
+        metric.higher_is_better, (bool, type(None))
+    ):
+        raise AssertionError(f"{who}: higher_is_better must be True, False or None, got {metric.higher_is_better!r}")
+    optimum = metric.optimum
+    if optimum is not None and (
+        isinstance(optimum, bool) or not isinstance(optimum, (int, float)) or not math.isfinite(optimum)
+    ):
+        raise AssertionError(f"{who}: optimum must be a finite number or None, got {optimum!r}")
+    needs = metric.needs
+    if isinstance(needs, str) or not isinstance(needs, (set, frozenset)) or not needs <= METRIC_NEEDS:
+        raise AssertionError(f"{who}: needs must be a set drawn from {sorted(METRIC_NEEDS)}, got {needs!r}")

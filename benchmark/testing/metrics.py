@@ -1,0 +1,171 @@
+"""Checks of a metric: at its optimum on samples identical to the test set, and ordered in its declared direction."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+
+from benchmark.api.components import Dataset, Evaluation, Measured, Metric, Model
+from benchmark.run.seeding import stream
+from benchmark.testing.common import describe
+from benchmark.testing.reference import Budget, reference_data
+
+if TYPE_CHECKING:
+    from benchmark.api.registry import Registry
+    from benchmark.run.features import FeatureSpace
+
+
+class _AffineModel(Model):
+    """The reference data pushed through x -> centre + scale * (x - centre) + shift: scale 1, shift 0 is the truth."""
+
+    def __init__(self, dataset: Dataset, centre: np.ndarray, scale: float, shift: np.ndarray) -> None:
+        self.dataset, self.centre, self.scale, self.shift = dataset, centre, scale, shift
+
+    def _map(self, x: np.ndarray) -> np.ndarray:
+        y = self.centre + self.scale * (x - self.centre) + self.shift
+        return np.clip(y, 0.0, 1.0) if self.dataset.kind == "image" else y
+
+    def fit(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Mapping[str, float]:
+        return {}
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self._map(self.dataset.draw(n, rng))
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        inverse = self.centre + (x - self.shift - self.centre) / self.scale
+        d = x.reshape(len(x), -1).shape[1]
+        return self.dataset.log_density(inverse) - d * math.log(self.scale)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pass
+
+
+def _evaluations(metric: Metric, budget: Budget, registry: Registry | None) -> tuple[Evaluation, Evaluation]:
+    """(identical, degraded): samples equal to the test set from the true model, then shrunk and shifted ones."""
+    from benchmark.run.features import FeatureSpace
+
+    kind = "image" if "features" in metric.needs else "vector"
+    dataset, data = reference_data(kind, budget)
+    context = budget.context()
+    flat = data.train.reshape(len(data.train), -1)
+    centre = flat.mean(axis=0).reshape(data.sample_shape)
+    if kind == "image":
+        scale, shift = 0.3, np.full(data.sample_shape, 0.6)
+    else:  # squeeze to 30% of the spread and move by three standard deviations: every aspect degrades
+        scale, shift = 0.3, 3.0 * flat.std(axis=0).reshape(data.sample_shape)
+    truth = _AffineModel(dataset, centre, 1.0, np.zeros(data.sample_shape))
+    worse = _AffineModel(dataset, centre, scale, shift)
+    out = []
+    for generation, (model, samples) in enumerate(
+        ((truth, data.test.copy()), (worse, worse.sample(len(data.test), stream(budget.seed, "conformance", "worse"))))
+    ):
+        features = None
+        if "features" in metric.needs:
+            if registry is None:
+                from benchmark.api.plugins import default_registry
+
+                registry = default_registry()
+            key = {"conformance": kind, "seed": budget.seed, "n_train": budget.n_train, "n_test": budget.n_test}
+            space = FeatureSpace(registry, data, key, context, None)
+            features = _features(space, samples, generation)
+        out.append(
+            Evaluation(
+                samples=samples,
+                test=data.test,
+                train=data.train,
+                model=model,
+                dataset=dataset,
+                rng=stream(budget.seed, "conformance", "metric"),
+                context=context,
+                features=features,
+            )
+        )
+    return out[0], out[1]
+
+
+def _features(space: FeatureSpace, samples: np.ndarray, generation: int) -> Callable[[str, str], np.ndarray]:
+    """``Evaluation.features`` as the loop gives it: the samples' features, or the real splits' from the space."""
+
+    def features(name: str, which: str) -> np.ndarray:
+        return space.of_samples(name, samples, generation) if which == "samples" else space.real(name, which)
+
+    return features
+
+
+def _value(who: str, metric: Metric, evaluation: Evaluation, what: str) -> float:
+    result = metric.compute(evaluation)
+    value = Measured.of(result).value
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise AssertionError(f"{who}: compute() on {what} returned {result!r}, expected a float or a Measured")
+    if not math.isfinite(float(value)):
+        raise AssertionError(f"{who}: compute() on {what} returned {value}, expected a finite number")
+    return float(value)
+
+
+def check_metric_identical(
+    metric: Metric, budget: Budget = Budget(), *, registry: Registry | None = None, tolerance: float = 1e-3
+) -> None:
+    """On samples identical to the test set (from the true model): a finite float, at its optimum, the same twice.
+
+    "At its optimum" is scale-free: the distance from ``optimum`` must be at most ``tolerance`` times
+    that of clearly degraded samples (floating-point error, such as a square root of a rounding error,
+    stays far below), or beyond the optimum in the good direction (an unbiased estimator may dip below
+    a distance's 0). A metric without an optimum is only required to be finite and deterministic here;
+    ``check_metric_direction`` orders it.
+    """
+    who = describe(metric)
+    identical, degraded = _evaluations(metric, budget, registry)
+    value = _value(who, metric, identical, "identical inputs")
+    again = _value(
+        who, metric, replace(identical, rng=stream(budget.seed, "conformance", "metric")), "identical inputs"
+    )
+    if value != again:
+        raise AssertionError(f"{who}: two evaluations with the same rng seed gave {value!r} and {again!r}")
+    optimum, higher = metric.optimum, metric.higher_is_better
+    if optimum is None:
+        return
+    allowed = tolerance * abs(_value(who, metric, degraded, "degraded samples") - optimum)
+    gap = value - optimum
+    if (
+        (higher is None and abs(gap) > allowed)
+        or (higher is True and gap < -allowed)
+        or (higher is False and gap > allowed)
+    ):
+        raise AssertionError(
+            f"{who}: on identical inputs it gives {value!r}, not its declared optimum {optimum!r} "
+            f"(higher_is_better={higher}; allowed distance {allowed:.3g}, {tolerance:g} of the degraded samples')"
+        )
+
+
+def check_metric_direction(metric: Metric, budget: Budget = Budget(), *, registry: Registry | None = None) -> None:
+    """The true model with identical samples scores better than a shrunk, shifted model, in the declared direction."""
+    who = describe(metric)
+    higher, optimum = metric.higher_is_better, metric.optimum
+    if higher is None and optimum is None:
+        return  # a descriptive quantity (say, a variance): neither direction is better
+    identical, degraded = _evaluations(metric, budget, registry)
+    good = _value(who, metric, identical, "identical inputs")
+    bad = _value(who, metric, degraded, "degraded samples")
+    if higher is not None:
+        ok, says = (good > bad) if higher else (good < bad), "higher" if higher else "lower"
+    else:  # no direction, so an optimum (a metric with neither returned above)
+        best = cast(float, optimum)
+        ok, says = abs(good - best) < abs(bad - best), f"closer to the optimum {optimum}"
+    if not ok:
+        raise AssertionError(
+            f"{who}: higher_is_better={higher} says good models score {says}, but samples identical to the test "
+            f"set score {good!r} and degraded samples (shrunk and shifted) score {bad!r}"
+        )
+
+
+METRIC_CHECKS: dict[str, Callable[..., None]] = {
+    "identical": check_metric_identical,
+    "direction": check_metric_direction,
+}

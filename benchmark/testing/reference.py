@@ -1,0 +1,83 @@
+"""The kit's own reference data and budget (the core never imports a plugin, so not the first-party datasets).
+
+``Budget`` says how small the checks run; ``reference_data(kind)`` gives a dataset with known
+modes and density (vectors) or small images, drawn from the budget's seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from benchmark.api.components import Dataset, DataSplits, RunContext
+from benchmark.run.seeding import stream
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How small the checks run: sizes of the reference data and the training budget handed to families."""
+
+    n_train: int = 200
+    n_test: int = 200
+    #: Samples drawn by the family checks (kept small: image families sample slowly).
+    n_samples: int = 32
+    #: Real points per generation in the policy checks.
+    n_policy: int = 50
+    #: Generations the policy checks build.
+    generations: int = 3
+    train_steps: int = 10
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = 1
+
+    def context(self) -> RunContext:
+        return RunContext(seed=self.seed, device=self.device, train_steps=self.train_steps, threads=self.threads)
+
+
+class ReferenceMixture(Dataset):
+    """Four Gaussians on a circle in 2-D: the kit's vector data, with known modes and density."""
+
+    name = "conformance-mixture"
+    provides = frozenset({"density", "modes"})
+    radius, std = 2.0, 0.3
+
+    def modes(self) -> np.ndarray:
+        angles = np.pi / 2 * np.arange(4)
+        return self.radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        centres = self.modes()
+        return centres[rng.integers(0, len(centres), size=n)] + self.std * rng.standard_normal((n, 2))
+
+    def log_density(self, x: np.ndarray) -> np.ndarray:
+        sq = np.sum((x[:, None, :] - self.modes()[None]) ** 2, axis=2)
+        log_parts = -0.5 * sq / self.std**2 - 2 * math.log(self.std) - math.log(2 * math.pi)
+        top = log_parts.max(axis=1, keepdims=True)
+        return (top + np.log(np.mean(np.exp(log_parts - top), axis=1, keepdims=True)))[:, 0]
+
+
+class ReferenceImages(Dataset):
+    """1x8x8 images in [0, 1]: a bright 3x3 square at a random place on a noisy dark background."""
+
+    name = "conformance-images"
+    kind = "image"
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        images = 0.1 + 0.05 * rng.standard_normal((n, 1, 8, 8))
+        rows, cols = rng.integers(0, 6, size=n), rng.integers(0, 6, size=n)
+        for i, (r, c) in enumerate(zip(rows, cols, strict=True)):
+            images[i, 0, r : r + 3, c : c + 3] += 0.8
+        return np.clip(images, 0.0, 1.0)
+
+
+REFERENCE_DATASETS: dict[str, type[Dataset]] = {"vector": ReferenceMixture, "image": ReferenceImages}
+
+
+def reference_data(kind: str, budget: Budget = Budget(), *, n_pool: int = 0) -> tuple[Dataset, DataSplits]:
+    """The reference dataset of ``kind`` ("vector" or "image") and its splits, drawn from ``budget.seed``."""
+    if kind not in REFERENCE_DATASETS:
+        raise AssertionError(f"no reference data of kind {kind!r}: the kit knows {', '.join(REFERENCE_DATASETS)}")
+    dataset = REFERENCE_DATASETS[kind]()
+    return dataset, dataset.load(budget.n_train, budget.n_test, n_pool, stream(budget.seed, "conformance", "data"))
