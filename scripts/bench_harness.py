@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmark.api.components import Model
+from benchmark.testing import NoModel
 
 if TYPE_CHECKING:
     import numpy as np
@@ -233,22 +233,6 @@ def cpu_ceiling(n: int = 20_000_000) -> float:
 
 
 # ------------------------------------------------------------------ 4. metrics with cached real features
-
-
-class NoModel(Model):
-    """The model of an evaluation that has none: feature metrics read samples and features only."""
-
-    def fit(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Mapping[str, float]:
-        raise NotImplementedError(self.__doc__)
-
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        raise NotImplementedError(self.__doc__)
-
-    def state_dict(self) -> dict[str, Any]:
-        raise NotImplementedError(self.__doc__)
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        raise NotImplementedError(self.__doc__)
 
 
 def metric_cache(tmp: Path) -> dict[str, float]:

@@ -26,11 +26,12 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from benchmark import Dataset, DataSplits, Evaluation, Metric, Model, ModelFamily, RunContext
+from benchmark import Dataset, DataSplits, Evaluation, Metric, ModelFamily, RunContext
 from benchmark.api.plugins import build_registry
 from benchmark.api.registry import Registry
 from benchmark.run.features import FeatureSpace
 from benchmark.run.seeding import stream
+from benchmark.testing import NoDataset, NoModel
 
 VECTOR_NEEDS = {"samples", "log_prob", "density", "modes"}
 
@@ -54,28 +55,6 @@ def metric_classes(registry: Registry) -> dict[str, type[Metric]]:
 
 def metric(registry: Registry, name: str, params: Mapping[str, Any] | None = None) -> Metric:
     return registry.component(Metric, name)(params)
-
-
-class NoDataset(Dataset):
-    """The dataset of an evaluation that has none: feature metrics read samples and features only."""
-
-    name = "none"
-
-
-class NoModel(Model):
-    """The model of an evaluation that has none: feature metrics read samples and features only."""
-
-    def fit(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Mapping[str, float]:
-        raise NotImplementedError(self.__doc__)
-
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        raise NotImplementedError(self.__doc__)
-
-    def state_dict(self) -> dict[str, Any]:
-        raise NotImplementedError(self.__doc__)
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        raise NotImplementedError(self.__doc__)
 
 
 def vector_costs(registry: Registry, points: int, repeat: int) -> None:

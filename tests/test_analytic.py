@@ -1,4 +1,4 @@
-"""The analytic families under retraining against their closed forms (ARCHITECTURE.md section 3).
+"""The analytic families under retraining against their closed forms, each derived in a comment beside its test.
 
 Every number comes from the real loop (``benchmark.run.loop.generations``) over many seeds. Each check
 compares a Monte-Carlo mean over the seeds with its closed form: |mean - expected| < Z * SE, with

@@ -1,4 +1,4 @@
-"""Each policy builds the training set of ARCHITECTURE.md section 2, alone and chained through the loop.
+"""Each policy builds the training set of README.md's "The retraining loop" table, alone and chained in the loop.
 
 Points are tagged: column 0 says where a point comes from (REAL, POOL, or SYNTHETIC), column 1 is a
 unique id, so a test can say exactly which points a training set holds.

@@ -40,7 +40,15 @@ from benchmark.testing.families import (
 )
 from benchmark.testing.metrics import METRIC_CHECKS, check_metric_direction, check_metric_identical
 from benchmark.testing.policies import POLICY_CHECKS, SOURCES, check_policy_builds, check_policy_deterministic
-from benchmark.testing.reference import REFERENCE_DATASETS, Budget, ReferenceImages, ReferenceMixture, reference_data
+from benchmark.testing.reference import (
+    REFERENCE_DATASETS,
+    Budget,
+    NoDataset,
+    NoModel,
+    ReferenceImages,
+    ReferenceMixture,
+    reference_data,
+)
 
 if find_spec("pytest") is not None:  # the plugin needs pytest; the checks above work without it
     from benchmark.testing.pytest_plugin import (
@@ -64,6 +72,8 @@ __all__ = [
     "SOURCES",
     "Budget",
     "Case",
+    "NoDataset",
+    "NoModel",
     "ReferenceImages",
     "ReferenceMixture",
     "check_declaration",

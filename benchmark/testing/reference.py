@@ -7,11 +7,13 @@ modes and density (vectors) or small images, drawn from the budget's seed.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from benchmark.api.components import Dataset, DataSplits, RunContext
+from benchmark.api.components import Dataset, DataSplits, Model, RunContext
 from benchmark.run.seeding import stream
 
 
@@ -81,3 +83,25 @@ def reference_data(kind: str, budget: Budget = Budget(), *, n_pool: int = 0) -> 
         raise AssertionError(f"no reference data of kind {kind!r}: the kit knows {', '.join(REFERENCE_DATASETS)}")
     dataset = REFERENCE_DATASETS[kind]()
     return dataset, dataset.load(budget.n_train, budget.n_test, n_pool, stream(budget.seed, "conformance", "data"))
+
+
+class NoModel(Model):
+    """The model of an evaluation that has none (feature metrics read samples and features only): any use raises."""
+
+    def fit(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Mapping[str, float]:
+        raise NotImplementedError(self.__doc__)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError(self.__doc__)
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError(self.__doc__)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        raise NotImplementedError(self.__doc__)
+
+
+class NoDataset(Dataset):
+    """The dataset of an evaluation that has none: it draws nothing and knows no density or modes."""
+
+    name = "none"
