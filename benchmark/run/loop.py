@@ -80,13 +80,7 @@ class RunParts:
             family=make("model", run.model),
             policy=make("policy", run.policy),
             metrics={spec.label: make("metric", spec) for spec in run.metrics},
-            context=RunContext(
-                seed=run.seed,
-                device=run.device,
-                train_steps=run.train_steps,
-                max_train_steps=run.max_train_steps,
-                threads=threads,
-            ),
+            context=RunContext(seed=run.seed, threads=threads, **run.context_settings()),
         )
 
 
