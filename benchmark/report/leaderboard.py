@@ -28,7 +28,7 @@ from benchmark.hashing import digest
 from benchmark.report import stats, tables
 from benchmark.run.settings import RESULT_COLUMNS
 from benchmark.run.spec import RunSpec, run_spec_from_dict
-from benchmark.run.store import Store
+from benchmark.run.store import Store, Unfinished
 
 ID_COLUMNS = [
     "run_id",
@@ -98,7 +98,7 @@ def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
     last = store.grids().get(grid, {}).get("generations") if grid is not None else None
     for run_id in selected_runs(store, grid):
         run = run_spec_from_dict(store.spec(run_id))
-        status = (store.status(run_id) or {}).get("status", "pending")
+        status = (store.status(run_id) or {}).get("status", Unfinished.PENDING)
         base: dict[str, Any] = {
             "run_id": run_id,
             "dataset": run.dataset.label,
