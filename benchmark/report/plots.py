@@ -14,10 +14,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from benchmark.run.loop import GALLERY_IMAGES  # every image the store keeps is shown
+
 #: At most this many generations per gallery row (evenly spaced, first and last included).
 GALLERY_COLUMNS = 6
-#: Images shown per generation panel (the store keeps up to 64).
-GALLERY_IMAGES = 64
 _STYLE = {"text.parse_math": False, "font.size": 8, "axes.titlesize": 8, "legend.fontsize": 7}
 _DPI = 90
 
