@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="executor parameter, e.g. -o workers=4 -o address=tcp://host:8786 (overrides the grid's [executor] params)",
+        help="executor parameter, e.g. -o workers=4 -o address=tcp://host:8786 "
+        "(overrides the grid's [executor] params)",
     )
     run.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="record a run as timed-out after this many seconds"

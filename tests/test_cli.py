@@ -11,7 +11,7 @@ import pytest
 
 from benchmark.api.plugins import PLUGINS_ENV
 from benchmark.cli import main
-from benchmark.run.store import Store
+from benchmark.run.store import RunStatus, Store
 
 COMMANDS = ["run", "list", "plugins", "status", "report"]
 FIRST_PARTY = {"toy-datasets", "analytic-families", "policies", "basic-metrics"}
@@ -203,7 +203,7 @@ def test_a_successful_smoke_run_exits_0_into_its_own_store(run_cli, tmp_path):
     store = Store(tmp_path / "results" / "tiny-smoke")  # smoke results are kept apart from full runs
     assert len(store.run_ids()) == 2
     for run_id in store.run_ids():
-        assert store.status(run_id)["status"] == "done"
+        assert store.status(run_id)["status"] == RunStatus.DONE
         assert store.spec(run_id)["smoke"] is True
     assert not (tmp_path / "results" / "tiny").exists()
 
@@ -234,14 +234,14 @@ def test_a_failing_run_exits_1_and_the_others_finish(run_cli, plugin_dir, tmp_pa
     for run_id in store.run_ids():
         spec, status = store.spec(run_id), store.status(run_id)
         statuses[spec["model"]["name"], spec["policy"]["params"]["lambda"]] = status["status"]
-        if status["status"] == "done":
+        if status["status"] == RunStatus.DONE:
             assert store.finished_generations(run_id) == [0, 1, 2]
         else:
             assert "fit exploded on purpose" in status["traceback"]
             assert store.finished_generations(run_id) == []
     assert statuses == {
-        ("gaussian", 0.0): "done",
-        ("gaussian", 0.5): "done",
-        ("exploding", 0.0): "failed",
-        ("exploding", 0.5): "failed",
+        ("gaussian", 0.0): RunStatus.DONE,
+        ("gaussian", 0.5): RunStatus.DONE,
+        ("exploding", 0.0): RunStatus.FAILED,
+        ("exploding", 0.5): RunStatus.FAILED,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 
 from benchmark.report.leaderboard import results_frame
-from benchmark.run.store import Store
+from benchmark.run.store import RunStatus, Store
 
 GRID = """
 name = "engines"
@@ -291,18 +292,18 @@ def test_faults_are_recorded_with_status_and_reason_and_the_grid_goes_on(tmp_pat
         params = spec["model"]["params"]
         name = params["fault"] if spec["model"]["name"] == "faulty" else f"none:{params['ddof']}"
         status[name] = (s.status(run_id), s.finished_generations(run_id))
-    assert status["raise"][0]["status"] == "failed"
+    assert status["raise"][0]["status"] == RunStatus.FAILED
     assert status["raise"][0]["reason"] == "RuntimeError: injected fault"
     assert "Traceback" in status["raise"][0]["traceback"]
-    assert status["nan"][0]["status"] == "diverged"
+    assert status["nan"][0]["status"] == RunStatus.DIVERGED
     assert status["nan"][0]["reason"] == "non-finite samples at generation 2"
     assert status["nan"][1] == [0, 1], "generations before the divergence are kept"
-    assert status["sleep"][0]["status"] == "timed-out" and "8 s timeout" in status["sleep"][0]["reason"]
-    assert status["kill"][0]["status"] == "failed" and "worker process died" in status["kill"][0]["reason"]
+    assert status["sleep"][0]["status"] == RunStatus.TIMED_OUT and "8 s timeout" in status["sleep"][0]["reason"]
+    assert status["kill"][0]["status"] == RunStatus.FAILED and "worker process died" in status["kill"][0]["reason"]
     for generations_kept in (status["raise"][1], status["sleep"][1], status["kill"][1]):
         assert generations_kept == [0, 1]
     for ddof in ("none:0", "none:1"):
-        assert status[ddof][0]["status"] == "done" and status[ddof][1] == [0, 1, 2, 3]
+        assert status[ddof][0]["status"] == RunStatus.DONE and status[ddof][1] == [0, 1, 2, 3]
 
     shown = run_cli("status", "--store", str(store), env=faulty_env)
     assert shown.returncode == 0
@@ -347,10 +348,8 @@ def test_driver_killed_mid_grid_resumes_under_another_executor(grid, local_value
         done = run_cli("run", str(grid), "--store", str(store), "--executor", "inline", "--no-progress")
         assert done.returncode == 0, done.stderr
     finally:
-        try:  # orphaned pool workers, if any, go with the driver's session
+        with contextlib.suppress(ProcessLookupError):  # orphaned pool workers, if any, go with the driver's session
             os.killpg(driver.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     pd.testing.assert_frame_equal(values(store), local_values)
 
 

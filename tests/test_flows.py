@@ -164,17 +164,6 @@ def test_warm_start_continues_from_the_previous_parameters(tmp_path):
 
 
 @needs_flows
-def test_the_warm_start_parameter_overrides_the_grid():
-    x = vectors(300, 0)
-    model = model_for(x, warm_start=False)
-    model.fit(x, warm_start=False, rng=np.random.default_rng(1))
-    model.fit(x, warm_start=True, rng=np.random.default_rng(2))
-    fresh = model_for(x)
-    fresh.fit(x, warm_start=False, rng=np.random.default_rng(2))
-    np.testing.assert_array_equal(flat_parameters(model), flat_parameters(fresh))
-
-
-@needs_flows
 def test_a_checkpoint_round_trip_gives_identical_samples(tmp_path):
     x = vectors(300, 0)
     model = model_for(x)

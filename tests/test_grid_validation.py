@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.run.spec import SMOKE_LIMITS, GridSpec, parse_grid
+from benchmark.run.settings import SMOKE_LIMITS
+from benchmark.run.spec import GridSpec, parse_grid
 
 HEADER = """\
 name = "bad"
@@ -207,7 +208,7 @@ def test_malformed_grid_is_refused_before_anything_is_written(run_cli, tmp_path:
 
 def test_missing_grid_file(run_cli, tmp_path: Path):
     grid = tmp_path / "nowhere.toml"
-    code, out, err = run_cli(["run", grid, "--store", tmp_path / "store"])
+    code, _out, err = run_cli(["run", grid, "--store", tmp_path / "store"])
     assert code == 2
     assert _only_line(err) == f"retrainbench: error: {grid}: no such grid file"
     assert list(tmp_path.iterdir()) == []
@@ -225,7 +226,7 @@ def test_missing_grid_file(run_cli, tmp_path: Path):
 def test_bad_options_are_refused_before_anything_is_written(run_cli, tmp_path: Path, options, option, fragments):
     grid = tmp_path / "grid.toml"
     grid.write_text(VALID, encoding="utf-8")
-    code, out, err = run_cli(["run", grid, "--store", tmp_path / "store", *options])
+    code, _out, err = run_cli(["run", grid, "--store", tmp_path / "store", *options])
     assert code == 2
     line = _only_line(err)
     assert line.startswith(f"retrainbench: error: {option}: ") and all(f in line for f in fragments), line
@@ -358,7 +359,7 @@ def test_smoke_shrinks_to_the_limits_and_keeps_results_apart(registry):
         assert run.smoke
         for key in ("generations", "n_real", "n_test", "n_eval"):
             assert getattr(run, key) == SMOKE_LIMITS[key]
-        assert run.max_train_steps == SMOKE_LIMITS["train_steps"]
+        assert run.max_train_steps == SMOKE_LIMITS["max_train_steps"]
     assert not {r.run_id for r in full.runs} & {r.run_id for r in smoke.runs}
     # sizes already under the budget are kept
     small = parse_grid({**doc, "n_eval": 7, "generations": 1}, registry, smoke=True).runs[0]

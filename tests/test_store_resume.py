@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,9 +17,9 @@ import pytest
 from benchmark.api.plugins import build_registry
 from benchmark.errors import StoreError
 from benchmark.report.leaderboard import results_frame
-from benchmark.run.harness import RunTask, execute_run, run_grid
+from benchmark.run.harness import RunBusy, RunTask, execute_run, run_grid
 from benchmark.run.spec import parse_grid
-from benchmark.run.store import Store
+from benchmark.run.store import RunStatus, Store
 
 GRID = """
 name = "resume"
@@ -85,7 +86,7 @@ def reference(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     tmp = tmp_path_factory.mktemp("reference")
     grid = write_grid(tmp / "grid.toml", generations=8)
     proc = cli("run", str(grid), "--store", str(tmp / "store"), "--executor", "inline", "--no-progress")
-    out, err = proc.communicate(timeout=300)
+    _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     return grid, values(tmp / "store")
 
@@ -242,19 +243,19 @@ def test_failed_run_is_recorded_and_retried_on_request(tmp_path, monkeypatch):
     executor = registry.get("executor", "inline").component()
     monkeypatch.setenv("FAIL_AT", "2")
     summary = run_grid(grid, store, executor, registry, progress=False)
-    assert summary.counts == {"failed": 1, "done": 1}
+    assert summary.counts == {RunStatus.FAILED: 1, RunStatus.DONE: 1}
     (failed,) = summary.failed
     assert failed.reason == "RuntimeError: injected failure" and failed.generations == 2
     status = store.status(failed.run_id)
-    assert status["status"] == "failed" and "injected failure" in status["traceback"]
+    assert status["status"] is RunStatus.FAILED and "injected failure" in status["traceback"]
     assert store.finished_generations(failed.run_id) == [0, 1]
 
     # a rerun keeps the recorded failure; --retry-failed resumes it from generation 2
     again = run_grid(grid, store, executor, registry, progress=False)
-    assert again.counts == {"failed": 1, "done": 1} and not any(o.computed for o in again.outcomes)
+    assert again.counts == {RunStatus.FAILED: 1, RunStatus.DONE: 1} and not any(o.computed for o in again.outcomes)
     monkeypatch.delenv("FAIL_AT")
     retried = run_grid(grid, store, executor, registry, retry_failed=True, progress=False)
-    assert retried.counts == {"done": 2}
+    assert retried.counts == {RunStatus.DONE: 2}
     assert store.finished_generations(failed.run_id) == [0, 1, 2, 3]
 
 
@@ -294,6 +295,42 @@ def test_run_resumes_from_the_last_stored_generation_in_process(tmp_path):
     assert strip(cut.records(run.run_id)) == strip(whole.records(run.run_id))
 
 
+def test_run_statuses_are_stored_as_the_same_plain_strings(tmp_path):
+    assert [s.value for s in RunStatus] == ["done", "failed", "diverged", "timed-out"]
+    store = Store(tmp_path / "store")
+    store.check(create=True)
+    store.finish("run", RunStatus.TIMED_OUT, generations=3, reason="slow")
+    path = store.run_dir("run") / "status.json"
+    assert json.loads(path.read_text())["status"] == "timed-out"
+    assert store.status("run")["status"] is RunStatus.TIMED_OUT
+    path.write_text(json.dumps({"status": "busy", "generations": 3}))
+    assert store.status("run") is None, "an unknown status counts as not ended: the run is computed again"
+
+
+def test_a_run_another_process_holds_is_answered_busy_and_left_alone(tmp_path):
+    registry = build_registry()
+    doc = {
+        "name": "held",
+        "generations": 1,
+        "seeds": [0],
+        "n_real": 50,
+        "n_test": 50,
+        "n_eval": 50,
+        "datasets": [{"name": "gaussian"}],
+        "models": [{"name": "gaussian"}],
+        "policies": [{"name": "replace"}],
+        "metrics": [{"name": "mean-distance"}],
+    }
+    (run,) = parse_grid(doc, registry).runs
+    store = Store(tmp_path / "store")
+    store.check(create=True)
+    with store.claim(run.run_id) as claimed:  # a lock on another open file: as another process would hold it
+        assert claimed
+        assert execute_run(RunTask(str(store.root), run.describe()), registry) == RunBusy(run.run_id)
+    assert store.finished_generations(run.run_id) == [] and store.status(run.run_id) is None
+    assert execute_run(RunTask(str(store.root), run.describe()), registry).status is RunStatus.DONE
+
+
 def test_report_of_a_missing_store_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match="not a retrainbench store"):
         results_frame(Store(tmp_path / "nothing"))
@@ -322,7 +359,7 @@ def test_an_unreadable_last_generation_is_recomputed(tmp_path):
     last = torn.run_dir(run.run_id) / "gen-0004"
     for name in ("model.npz", "record.json"):
         (last / name).write_bytes(b"")
-    with pytest.raises(StoreError, match="gen-0004/record.json: unreadable generation record"):
+    with pytest.raises(StoreError, match=r"gen-0004/record\.json: unreadable generation record"):
         torn.records(run.run_id)
     torn.clear_status(run.run_id)  # as if the power cut came before the run was marked done
     execute_run(RunTask(str(torn.root), run.describe()), registry)

@@ -3,7 +3,8 @@
 ``write_report`` writes into the out folder:
 
 * ``results.csv``: tidy, one row per (run, generation, metric), with the run's components, its
-  configuration id (the run spec without the seed: runs that differ only by seed share it) and
+  configuration id (the run spec without the seed: runs that differ only by seed share it), its
+  settings (``n_real``, ``device``, ...: those ``benchmark.run.settings`` marks as columns) and
   every component parameter as a ``dataset.*`` / ``model.*`` / ``policy.*`` column;
 * ``runs.csv``: per run and metric, the stability statistics of ``benchmark.report.stats``;
 * ``leaderboard.csv`` / ``leaderboard.md``: per dataset, metric and configuration, those statistics
@@ -25,8 +26,9 @@ from benchmark.api.registry import Registry
 from benchmark.errors import StoreError
 from benchmark.hashing import digest
 from benchmark.report import stats, tables
-from benchmark.run.spec import run_spec_from_dict
-from benchmark.run.store import Store
+from benchmark.run.settings import RESULT_COLUMNS
+from benchmark.run.spec import RunSpec, run_spec_from_dict
+from benchmark.run.store import Store, Unfinished
 
 ID_COLUMNS = [
     "run_id",
@@ -43,10 +45,9 @@ ID_COLUMNS = [
 ]
 
 
-def config_id(spec: dict[str, Any]) -> str:
+def config_id(run: RunSpec) -> str:
     """What a run computes apart from its seed: runs sharing it are seeds of one configuration."""
-    canonical = {k: v for k, v in spec.items() if k not in ("seed", "run_id", "generations", "given")}
-    return digest(canonical, 10)
+    return digest({k: v for k, v in run.canonical().items() if k != "seed"}, 10)
 
 
 def selected_runs(store: Store, grid: str | None = None) -> list[str]:
@@ -96,17 +97,17 @@ def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
     rows = []
     last = store.grids().get(grid, {}).get("generations") if grid is not None else None
     for run_id in selected_runs(store, grid):
-        spec = store.spec(run_id)
-        run = run_spec_from_dict(spec)
-        status = (store.status(run_id) or {}).get("status", "pending")
-        base = {
+        run = run_spec_from_dict(store.spec(run_id))
+        status = (store.status(run_id) or {}).get("status", Unfinished.PENDING)
+        base: dict[str, Any] = {
             "run_id": run_id,
             "dataset": run.dataset.label,
             "model": run.model.label,
             "policy": run.policy.label,
             "seed": run.seed,
             "status": status,
-            "config": config_id(spec),
+            "config": config_id(run),
+            **run.columns(),
         }
         for kind, component in (("dataset", run.dataset), ("model", run.model), ("policy", run.policy)):
             base.update({f"{kind}.{k}": v for k, v in component.params})
@@ -124,11 +125,11 @@ def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
                     }
                 )
     if not rows:
-        return pd.DataFrame(columns=ID_COLUMNS)
-    params = sorted({c for row in rows for c in row} - set(ID_COLUMNS))
+        return pd.DataFrame(columns=[*ID_COLUMNS, *RESULT_COLUMNS])
+    params = sorted({c for row in rows for c in row} - {*ID_COLUMNS, *RESULT_COLUMNS})
     frame = pd.DataFrame({c: [row.get(c) for row in rows] for c in ID_COLUMNS})
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
-    for column in params:  # built from the Python values, so a missing one cannot turn ints into floats
+    for column in [*RESULT_COLUMNS, *params]:  # from the Python values: a missing one cannot turn ints into floats
         frame[column] = _typed(pd.Series([row.get(column) for row in rows], dtype=object))
     return frame.sort_values(["dataset", "model", "policy", "metric", "seed", "generation"], ignore_index=True)
 

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from benchmark.run.loop import GALLERY_IMAGES  # every image the store keeps is shown
+
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
 
 #: At most this many generations per gallery row (evenly spaced, first and last included).
 GALLERY_COLUMNS = 6
-#: Images shown per generation panel (the store keeps up to 64).
-GALLERY_IMAGES = 64
 #: Axis limits of a scatter panel: (xmin, xmax), (ymin, ymax).
 Limits = tuple[tuple[float, float], tuple[float, float]]
 _STYLE: dict[RcKeyType, Any] = {"text.parse_math": False, "font.size": 8, "axes.titlesize": 8, "legend.fontsize": 7}

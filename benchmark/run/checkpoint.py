@@ -23,7 +23,7 @@ def _holds_torch(value: Any) -> bool:
 
 
 def _flatten(state: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
-    flat = {}
+    flat: dict[str, np.ndarray] = {}
     for key, value in state.items():
         if "/" in str(key):
             raise ValueError(f"state key {key!r} may not contain '/'")
@@ -62,7 +62,8 @@ def save(state: Mapping[str, Any], directory: Path, stem: str) -> Path:
     else:
         path = directory / f"{stem}.npz"
         with open(path, "wb") as fh:
-            np.savez(fh, **_flatten(state))
+            arrays: dict[str, Any] = _flatten(state)  # savez takes them as keyword arguments
+            np.savez(fh, **arrays)
     return path
 
 

@@ -8,8 +8,9 @@ and generation on the same real data reuses them; only the samples' features are
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -41,7 +42,7 @@ class FeatureSpace:
     def extractor(self, name: str) -> FeatureExtractor:
         """The named extractor, prepared on this run's real training split (once per run)."""
         if name not in self._extractors:
-            extractor = self.registry.get("feature-extractor", name).component()
+            extractor = cast(FeatureExtractor, self.registry.get("feature-extractor", name).component())
             extractor.prepare(self.data, self.context, self.cache_dir)
             self._extractors[name] = extractor
         return self._extractors[name]
@@ -64,6 +65,14 @@ class FeatureSpace:
             if path is not None:
                 write_atomic(path, lambda fh: np.save(fh, features))
         _MEMORY[key] = features
+        return features
+
+    def lookup(self, samples: np.ndarray, generation: int) -> Callable[[str, str], np.ndarray]:
+        """``Evaluation.features`` of one generation: ``features(extractor, which)`` for its samples or a real split."""
+
+        def features(name: str, which: str) -> np.ndarray:
+            return self.of_samples(name, samples, generation) if which == "samples" else self.real(name, which)
+
         return features
 
     def of_samples(self, name: str, samples: np.ndarray, generation: int) -> np.ndarray:

@@ -14,7 +14,7 @@ import sys
 import threading
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -26,10 +26,10 @@ from benchmark.errors import Diverged
 from benchmark.run.environment import describe_environment
 from benchmark.run.loop import generations
 from benchmark.run.spec import GridSpec, RunSpec, run_spec_from_dict
-from benchmark.run.store import DIVERGED, DONE, FAILED, TIMED_OUT, Store
+from benchmark.run.store import RunStatus, Store
 
 #: Outcomes ``--retry-failed`` runs again.
-RETRYABLE = (FAILED, DIVERGED, TIMED_OUT)
+RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.DIVERGED, RunStatus.TIMED_OUT})
 
 
 @dataclass(frozen=True)
@@ -83,14 +83,23 @@ def _deadline(seconds: float | None, on_expiry: Callable[[], None]) -> Iterator[
 
 @dataclass(frozen=True)
 class RunOutcome:
+    """How a run ended, as ``execute_run`` reports it."""
+
     run_id: str
     label: str
-    status: str
+    status: RunStatus
     #: Generations stored for the run when it ended.
     generations: int
     reason: str = ""
     #: False when the store already held the outcome and nothing was computed.
     computed: bool = True
+
+
+@dataclass(frozen=True)
+class RunBusy:
+    """``execute_run``'s answer when another process holds the run's lock: nothing was done, ask again later."""
+
+    run_id: str
 
 
 def stored_outcome(store: Store, run: RunSpec, *, computed: bool = False) -> RunOutcome | None:
@@ -100,12 +109,12 @@ def stored_outcome(store: Store, run: RunSpec, *, computed: bool = False) -> Run
     finished = store.finished_generations(run.run_id)
     if status is None:
         return None
-    if status["status"] == DONE and len(finished) < run.generations + 1:
+    if status["status"] == RunStatus.DONE and len(finished) < run.generations + 1:
         return None  # the grid asks for more generations than were run: continue
     return RunOutcome(run.run_id, run.label, status["status"], len(finished), status.get("reason", ""), computed)
 
 
-def execute_run(task: RunTask, registry: Registry | None = None) -> RunOutcome:
+def execute_run(task: RunTask, registry: Registry | None = None) -> RunOutcome | RunBusy:
     """Compute one run to its end (or find it already done). Safe to call from any worker, any number of times."""
     registry = registry or default_registry()
     store = Store(task.store)
@@ -113,20 +122,21 @@ def execute_run(task: RunTask, registry: Registry | None = None) -> RunOutcome:
     run = run_spec_from_dict(task.run)
     with store.claim(run.run_id) as claimed:
         if not claimed:
-            return RunOutcome(
-                run.run_id, run.label, "busy", len(store.finished_generations(run.run_id)), computed=False
-            )
+            return RunBusy(run.run_id)
         known = stored_outcome(store, run, computed=False)
         if known is not None and not (task.retry_failed and known.status in RETRYABLE):
             return known
         store.clear_status(run.run_id)
         description = run.describe()
         store.begin(description)
-        status, reason, trace = DONE, "", ""
+        status, reason, trace = RunStatus.DONE, "", ""
 
         def give_up() -> None:  # the watchdog's last resort: record, then end the stuck process
             store.finish(
-                run.run_id, TIMED_OUT, generations=run.generations, reason=f"exceeded the {task.timeout:g} s timeout"
+                run.run_id,
+                RunStatus.TIMED_OUT,
+                generations=run.generations,
+                reason=f"exceeded the {task.timeout:g} s timeout",
             )
             os._exit(70)
 
@@ -138,12 +148,12 @@ def execute_run(task: RunTask, registry: Registry | None = None) -> RunOutcome:
                     store.commit(run.run_id, result)
                     registry.hook.on_generation_end(run=description, record=result.record)
         except Diverged as exc:
-            status, reason = DIVERGED, str(exc)
+            status, reason = RunStatus.DIVERGED, str(exc)
         except RunTimeout as exc:
             if len(store.finished_generations(run.run_id)) < run.generations + 1:  # else it fired after the end
-                status, reason = TIMED_OUT, str(exc)
+                status, reason = RunStatus.TIMED_OUT, str(exc)
         except Exception as exc:  # a plugin's bug is a result of the run, not the end of the grid
-            status, reason, trace = FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc()
+            status, reason, trace = RunStatus.FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc()
         done = len(store.finished_generations(run.run_id))
         store.finish(run.run_id, status, generations=run.generations, reason=reason, traceback=trace)
         return RunOutcome(run.run_id, run.label, status, done, reason)
@@ -154,7 +164,7 @@ class GridSummary:
     outcomes: list[RunOutcome] = field(default_factory=list)
 
     @property
-    def counts(self) -> Counter:
+    def counts(self) -> Counter[RunStatus]:
         return Counter(o.status for o in self.outcomes)
 
     #: Runs never started because --fail-fast stopped the grid.
@@ -163,13 +173,13 @@ class GridSummary:
     @property
     def failed(self) -> list[RunOutcome]:
         """Runs that did not produce their result: failed (exceptions, dead workers) or timed out."""
-        return [o for o in self.outcomes if o.status in (FAILED, TIMED_OUT)]
+        return [o for o in self.outcomes if o.status in (RunStatus.FAILED, RunStatus.TIMED_OUT)]
 
     def describe(self) -> str:
         counts = self.counts
         reused = sum(1 for o in self.outcomes if not o.computed)
-        parts = [f"{len(self.outcomes)} runs: {counts.get(DONE, 0)} done"]
-        for status in (DIVERGED, FAILED, TIMED_OUT):
+        parts = [f"{len(self.outcomes)} runs: {counts.get(RunStatus.DONE, 0)} done"]
+        for status in (RunStatus.DIVERGED, RunStatus.FAILED, RunStatus.TIMED_OUT):
             if counts.get(status):
                 parts.append(f"{counts[status]} {status}")
         if reused:
@@ -249,7 +259,7 @@ def run_grid(
         max(r.generations for r in grid.runs),
         describe_environment(executor),
     )
-    runs = list(dict((r.run_id, r) for r in grid.runs).values())
+    runs = list({r.run_id: r for r in grid.runs}.values())
     threads = getattr(executor, "threads_per_run", None)
     root = str(store.root.resolve())  # workers elsewhere (dask, SLURM) may start in another directory
     tasks = [RunTask(root, r.describe(), retry_failed, threads, timeout) for r in runs]
@@ -272,12 +282,13 @@ def run_grid(
             for outcome in outcomes:
                 if isinstance(outcome, TaskLost):
                     finished(_record_lost(store, by_id[outcome.task.run["run_id"]], outcome.reason))
-                elif outcome.status == "busy":
+                elif isinstance(outcome, RunBusy):
                     busy.append(by_id[outcome.run_id])  # another process holds it: come back at the end
                 else:
                     finished(outcome)
                 if fail_fast and summary.failed:
-                    outcomes.close()  # executors cancel what has not started
+                    if isinstance(outcomes, Generator):
+                        outcomes.close()  # executors cancel what has not started
                     summary.not_run = len(tasks) - len(summary.outcomes)
                     return summary
             for run in busy:  # wait until the other process lets go, then hand the run to the executor again
@@ -293,7 +304,7 @@ def _record_lost(store: Store, run: RunSpec, reason: str) -> RunOutcome:
     """A task whose worker died: failed, unless the worker stored an outcome before it died."""
     with store.claim(run.run_id, wait=True):
         known = stored_outcome(store, run, computed=True)
-        if known is not None and known.status in (DONE, DIVERGED, TIMED_OUT):
+        if known is not None and known.status != RunStatus.FAILED:
             return known
-        store.finish(run.run_id, FAILED, generations=run.generations, reason=reason)
-    return RunOutcome(run.run_id, run.label, FAILED, len(store.finished_generations(run.run_id)), reason)
+        store.finish(run.run_id, RunStatus.FAILED, generations=run.generations, reason=reason)
+    return RunOutcome(run.run_id, run.label, RunStatus.FAILED, len(store.finished_generations(run.run_id)), reason)

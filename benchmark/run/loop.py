@@ -9,9 +9,10 @@ start from a stored one (``Resume``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 
 from benchmark.api.components import (
     Dataset,
+    DataSplits,
     Evaluation,
     Measured,
     Metric,
@@ -28,12 +30,13 @@ from benchmark.api.components import (
     Policy,
     PolicyStep,
     RunContext,
+    TrainingSet,
 )
 from benchmark.api.registry import Registry
 from benchmark.errors import Diverged
 from benchmark.run.features import FeatureSpace
 from benchmark.run.seeding import stream
-from benchmark.run.spec import RunSpec
+from benchmark.run.spec import ComponentSpec, RunSpec
 
 #: Evaluation samples kept per generation for galleries: images, and points of vector data.
 GALLERY_IMAGES, GALLERY_POINTS = 64, 1000
@@ -72,7 +75,7 @@ class RunParts:
 
     @classmethod
     def build(cls, run: RunSpec, registry: Registry, threads: int | None = None) -> RunParts:
-        def make(kind: str, spec):
+        def make(kind: str, spec: ComponentSpec) -> Any:
             return registry.get(kind, spec.name).component(spec.kwargs)
 
         return cls(
@@ -80,14 +83,16 @@ class RunParts:
             family=make("model", run.model),
             policy=make("policy", run.policy),
             metrics={spec.label: make("metric", spec) for spec in run.metrics},
-            context=RunContext(
-                seed=run.seed,
-                device=run.device,
-                train_steps=run.train_steps,
-                max_train_steps=run.max_train_steps,
-                threads=threads,
-            ),
+            context=RunContext(seed=run.seed, threads=threads, **run.context_settings()),
         )
+
+
+@contextlib.contextmanager
+def stopwatch(seconds: dict[str, float], step: str) -> Iterator[None]:
+    """Add the block's wall-clock seconds to ``seconds[step]``."""
+    start = time.perf_counter()
+    yield
+    seconds[step] = time.perf_counter() - start
 
 
 def _require_finite(what: str, generation: int, array: np.ndarray) -> np.ndarray:
@@ -96,9 +101,76 @@ def _require_finite(what: str, generation: int, array: np.ndarray) -> np.ndarray
     return array
 
 
-def _measure(metric: Metric, evaluation: Evaluation) -> dict[str, Any]:
-    result = Measured.of(metric.compute(evaluation))
-    return {"value": float(result.value), "detail": result.detail}
+@dataclass
+class _Generation:
+    """One generation's work on a run: each step draws from its own named stream of the run's seed."""
+
+    run: RunSpec
+    parts: RunParts
+    data: DataSplits
+    space: FeatureSpace
+    model: Model
+    t: int
+
+    def rng(self, *name: str) -> np.random.Generator:
+        return stream(self.run.seed, self.t, *name)
+
+    def training_set(self, policy_state: Mapping[str, np.ndarray]) -> TrainingSet:
+        """Generation 0 fits the real data; later ones the policy's mix of real data and samples."""
+        if self.t == 0:
+            return TrainingSet(self.data.train, {"real": len(self.data.train)}, policy_state)
+        step = PolicyStep(
+            generation=self.t,
+            real=self.data.train,
+            pool=self.data.pool,
+            sample=self.synthetic_sampler(),
+            state=policy_state,
+            rng=self.rng("policy"),
+        )
+        built = self.parts.policy.build(step)
+        if sum(built.composition.values()) != len(built.data):
+            raise ValueError(
+                f"policy {self.run.policy.name!r} reported composition {dict(built.composition)} "
+                f"for {len(built.data)} points"
+            )
+        return built
+
+    def synthetic_sampler(self) -> Callable[[int], np.ndarray]:
+        """What the policy calls to draw samples of the previous generation's model."""
+        rng = self.rng("synthetic")
+
+        def sample(n: int) -> np.ndarray:
+            return _require_finite("synthetic samples", self.t, self.model.sample(n, rng))
+
+        return sample
+
+    def fit(self, train: np.ndarray) -> dict[str, float]:
+        warm = self.t > 0 and self.run.warm_start
+        fit = {k: float(v) for k, v in self.model.fit(train, warm_start=warm, rng=self.rng("fit")).items()}
+        if not all(math.isfinite(v) for v in fit.values()):
+            raise Diverged(f"non-finite training loss at generation {self.t}: {fit}")
+        return fit
+
+    def sample(self) -> np.ndarray:
+        return _require_finite("samples", self.t, self.model.sample(self.run.n_eval, self.rng("eval")))
+
+    def measure(self, samples: np.ndarray) -> dict[str, dict[str, Any]]:
+        """Every metric of the run on this generation's samples, in the order the grid lists them."""
+        metrics = {}
+        for label, metric in self.parts.metrics.items():
+            evaluation = Evaluation(
+                samples=samples,
+                test=self.data.test,
+                train=self.data.train,
+                model=self.model,
+                dataset=self.parts.dataset,
+                rng=self.rng("metric", label),
+                context=self.parts.context,
+                features=self.space.lookup(samples, self.t),
+            )
+            result = Measured.of(metric.compute(evaluation))
+            metrics[label] = {"value": float(result.value), "detail": result.detail}
+        return metrics
 
 
 def generations(
@@ -115,10 +187,9 @@ def generations(
     the model's samples or training losses stop being finite.
     """
     parts = RunParts.build(run, registry, threads)
-    seed = run.seed
     n_pool = parts.policy.pool_size(run.n_real, run.generations)
-    data = parts.dataset.load(run.n_real, run.n_test, n_pool, stream(seed, "data"))
-    data_key = {"dataset": run.dataset.canonical(), "seed": seed, "n_real": run.n_real, "n_test": run.n_test}
+    data = parts.dataset.load(run.n_real, run.n_test, n_pool, stream(run.seed, "data"))
+    data_key = {"dataset": run.dataset.canonical(), "seed": run.seed, "n_real": run.n_real, "n_test": run.n_test}
     space = FeatureSpace(registry, data, data_key, parts.context, cache_dir)
     model: Model = parts.family.create(data, parts.context)
     policy_state: Mapping[str, np.ndarray] = parts.policy.initial_state()
@@ -127,68 +198,26 @@ def generations(
         model.load_state_dict(resume.model_state)
         policy_state = resume.policy_state
         start = resume.generation + 1
+    keep = GALLERY_IMAGES if data.kind == "image" else GALLERY_POINTS
 
     for t in range(start, run.generations + 1):
+        generation = _Generation(run, parts, data, space, model, t)
         seconds: dict[str, float] = {}
-        clock = time.perf_counter()
-        if t == 0:
-            train, composition = data.train, {"real": len(data.train)}
-        else:
-            synthetic_rng = stream(seed, t, "synthetic")
-            step = PolicyStep(
-                generation=t,
-                real=data.train,
-                pool=data.pool,
-                sample=lambda n: _require_finite("synthetic samples", t, model.sample(n, synthetic_rng)),
-                state=policy_state,
-                rng=stream(seed, t, "policy"),
-            )
-            built = parts.policy.build(step)
-            train, composition, policy_state = built.data, dict(built.composition), built.state
-            if sum(composition.values()) != len(train):
-                raise ValueError(
-                    f"policy {run.policy.name!r} reported composition {composition} for {len(train)} points"
-                )
-        seconds["policy"] = time.perf_counter() - clock
-
-        clock = time.perf_counter()
-        fit = {
-            k: float(v)
-            for k, v in model.fit(train, warm_start=t > 0 and run.warm_start, rng=stream(seed, t, "fit")).items()
-        }
-        if not all(math.isfinite(v) for v in fit.values()):
-            raise Diverged(f"non-finite training loss at generation {t}: {fit}")
-        seconds["fit"] = time.perf_counter() - clock
-
-        clock = time.perf_counter()
-        samples = _require_finite("samples", t, model.sample(run.n_eval, stream(seed, t, "eval")))
-        seconds["sample"] = time.perf_counter() - clock
-
-        clock = time.perf_counter()
-        metrics = {}
-        for label, metric in parts.metrics.items():
-            evaluation = Evaluation(
-                samples=samples,
-                test=data.test,
-                train=data.train,
-                model=model,
-                dataset=parts.dataset,
-                rng=stream(seed, t, "metric", label),
-                context=parts.context,
-                features=lambda name, which: (
-                    space.of_samples(name, samples, t) if which == "samples" else space.real(name, which)
-                ),
-            )
-            metrics[label] = _measure(metric, evaluation)
-        seconds["metrics"] = time.perf_counter() - clock
-
+        with stopwatch(seconds, "policy"):
+            built = generation.training_set(policy_state)
+        with stopwatch(seconds, "fit"):
+            fit = generation.fit(built.data)
+        with stopwatch(seconds, "sample"):
+            samples = generation.sample()
+        with stopwatch(seconds, "metrics"):
+            metrics = generation.measure(samples)
+        policy_state = built.state
         record = {
             "generation": t,
             "metrics": metrics,
-            "composition": composition,
-            "training_size": len(train),
+            "composition": dict(built.composition),
+            "training_size": len(built.data),
             "fit": fit,
             "seconds": seconds,
         }
-        keep = GALLERY_IMAGES if data.kind == "image" else GALLERY_POINTS
         yield GenerationResult(t, record, model.state_dict(), dict(policy_state), samples[:keep].astype(np.float32))

@@ -13,33 +13,17 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from benchmark import SCHEMA_VERSION
 from benchmark.api.compatibility import unmet_need
+from benchmark.api.components import Dataset, Metric, ModelFamily
 from benchmark.api.kinds import GRID_SECTIONS
 from benchmark.api.params import ParamError, resolve
-from benchmark.api.registry import Registry
+from benchmark.api.registry import Entry, Registry
 from benchmark.errors import GridError, RegistryError, suggestion
 from benchmark.hashing import digest
-
-#: Smoke mode's budget: every grid shrinks to this so a CI pipeline can run it in seconds.
-SMOKE_LIMITS = {"generations": 2, "n_real": 200, "n_test": 200, "n_eval": 200, "seeds": 1, "train_steps": 20}
-
-_SETTINGS: dict[str, tuple[type | tuple[type, ...], bool]] = {
-    # key: (accepted types, required)
-    "name": (str, True),
-    "description": (str, False),
-    "generations": (int, True),
-    "seeds": (list, True),
-    "n_real": (int, True),
-    "n_test": (int, True),
-    "n_eval": (int, True),
-    "train_steps": (int, False),
-    "warm_start": (bool, False),
-    "device": (str, False),
-    "executor": (dict, False),
-}
+from benchmark.run.settings import FILE_SETTINGS, RUN_SETTINGS, RunSettings, read_settings
 
 
 @dataclass(frozen=True)
@@ -65,30 +49,23 @@ class ComponentSpec:
         return {"name": self.name, "params": dict(self.params)}
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    """One run: a chain of ``generations`` retraining generations for one combination and seed."""
+@dataclass(frozen=True, kw_only=True)
+class RunSpec(RunSettings):
+    """One run: a chain of ``generations`` retraining generations for one combination and seed, with the
+    run settings it inherits from ``RunSettings``."""
 
     dataset: ComponentSpec
     model: ComponentSpec
     policy: ComponentSpec
     metrics: tuple[ComponentSpec, ...]
     seed: int
-    generations: int
-    n_real: int
-    n_test: int
-    n_eval: int
-    warm_start: bool
-    train_steps: int | None = None
-    max_train_steps: int | None = None
-    device: str = "auto"
-    smoke: bool = False
     #: component key -> version string of the code behind it
     versions: tuple[tuple[str, str], ...] = ()
 
     def canonical(self) -> dict[str, Any]:
-        """What identifies the run's numbers. ``generations`` is left out on purpose: generation t depends
-        only on the generations before it, so a longer grid continues a shorter one's runs."""
+        """What identifies the run's numbers. Settings outside the identity are left out on purpose: for
+        ``generations``, generation t depends only on the generations before it, so a longer grid continues
+        a shorter one's runs."""
         return {
             "schema": SCHEMA_VERSION,
             "dataset": self.dataset.canonical(),
@@ -96,14 +73,7 @@ class RunSpec:
             "policy": self.policy.canonical(),
             "metrics": [m.canonical() for m in self.metrics],
             "seed": self.seed,
-            "n_real": self.n_real,
-            "n_test": self.n_test,
-            "n_eval": self.n_eval,
-            "warm_start": self.warm_start,
-            "train_steps": self.train_steps,
-            "max_train_steps": self.max_train_steps,
-            "device": self.device,
-            "smoke": self.smoke,
+            **self.settings(identity=True),
             "versions": dict(self.versions),
         }
 
@@ -119,7 +89,7 @@ class RunSpec:
             "policy": list(self.policy.given),
             "metrics": [list(m.given) for m in self.metrics],
         }
-        return {"run_id": self.run_id, "generations": self.generations, **self.canonical(), "given": given}
+        return {"run_id": self.run_id, **self.settings(identity=False), **self.canonical(), "given": given}
 
     @property
     def label(self) -> str:
@@ -154,10 +124,10 @@ def _expand(where: str, key: str, params: Mapping[str, Any]) -> list[dict[str, A
             values = [value]
         names.append(name)
         choices.append(values)
-    return [dict(zip(names, combo)) for combo in itertools.product(*choices)]
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*choices)]
 
 
-def _components(where: str, raw: Any, section: str, kind: str, registry: Registry) -> list[tuple[ComponentSpec, type]]:
+def _components(where: str, raw: Any, section: str, kind: str, registry: Registry) -> list[tuple[ComponentSpec, Entry]]:
     if not isinstance(raw, list) or not raw:
         raise GridError(where, section, f"needs at least one [[{section}]] table with a name")
     out = []
@@ -191,20 +161,6 @@ def _components(where: str, raw: Any, section: str, kind: str, registry: Registr
     return out
 
 
-def _setting(where: str, doc: Mapping[str, Any], key: str) -> Any:
-    types, required = _SETTINGS[key]
-    if key not in doc:
-        if required:
-            raise GridError(where, key, "is required")
-        return None
-    value = doc[key]
-    accepted = types if isinstance(types, tuple) else (types,)
-    if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
-        names = {int: "an integer", str: "a string", list: "a list", bool: "true or false", dict: "a table"}
-        raise GridError(where, key, f"must be {names[accepted[0]]} (got {value!r})")
-    return value
-
-
 def load_grid(path: str | Path, registry: Registry, *, smoke: bool = False) -> GridSpec:
     """Read and validate a grid file; raise GridError naming file and key on the first problem."""
     where = str(path)
@@ -225,74 +181,48 @@ def parse_grid(
     doc: Mapping[str, Any], registry: Registry, *, where: str = "<grid>", smoke: bool = False, source: str = ""
 ) -> GridSpec:
     """Validate a parsed grid document and expand it into runs."""
-    unknown = sorted(set(doc) - set(_SETTINGS) - set(GRID_SECTIONS))
+    unknown = sorted(set(doc) - set(FILE_SETTINGS) - set(GRID_SECTIONS))
     if unknown:
-        hint = suggestion(unknown[0], [*_SETTINGS, *GRID_SECTIONS])
+        hint = suggestion(unknown[0], [*FILE_SETTINGS, *GRID_SECTIONS])
         raise GridError(where, unknown[0], f"unknown key{hint}")
-    settings = {key: _setting(where, doc, key) for key in _SETTINGS}
-    if not settings["name"].strip() or any(c in settings["name"] for c in "/\\\0"):
-        raise GridError(where, "name", "must be a non-empty name without slashes")
-    for key in ("generations",):
-        if settings[key] < 0:
-            raise GridError(where, key, f"must be >= 0 (got {settings[key]})")
-    for key in ("n_real", "n_test", "n_eval", "train_steps"):
-        if settings[key] is not None and settings[key] < 1:
-            raise GridError(where, key, f"must be >= 1 (got {settings[key]})")
-    seeds = settings["seeds"]
-    if not seeds:
-        raise GridError(where, "seeds", "must list at least one seed")
-    for i, seed in enumerate(seeds):
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise GridError(where, f"seeds[{i}]", f"must be a non-negative integer (got {seed!r})")
-    if len(set(seeds)) != len(seeds):
-        raise GridError(where, "seeds", "lists a seed twice")
+    grid, settings = read_settings(where, doc, smoke=smoke)
 
     sections = {
         section: _components(where, doc.get(section), section, kind, registry)
         for section, kind in GRID_SECTIONS.items()
     }
-    labels = [spec.label for spec, _ in sections["metrics"]]
-    for i, label in enumerate(labels):
-        if label in labels[:i]:
+    metric_labels = [spec.label for spec, _ in sections["metrics"]]
+    for i, label in enumerate(metric_labels):
+        if label in metric_labels[:i]:
             raise GridError(where, f"metrics[{i}]", f"metric {label!r} is listed twice")
 
     executor = None
-    if settings["executor"] is not None:
+    if grid.executor is not None:
         try:
-            executors = _components(where, [settings["executor"]], "executor", "executor", registry)
+            executors = _components(where, [grid.executor], "executor", "executor", registry)
         except GridError as exc:  # one table, not an array of tables: name its keys as the file spells them
             raise GridError(where, exc.key.replace("executor[0]", "executor", 1), exc.message) from None
         if len(executors) != 1:
             raise GridError(where, "executor.params", "an executor takes single values, not lists")
         executor = executors[0][0]
 
-    generations, n_real, n_test, n_eval = (settings[k] for k in ("generations", "n_real", "n_test", "n_eval"))
-    max_train_steps = None
-    if smoke:
-        generations = min(generations, SMOKE_LIMITS["generations"])
-        n_real, n_test, n_eval = (
-            min(v, SMOKE_LIMITS[k]) for k, v in zip(("n_real", "n_test", "n_eval"), (n_real, n_test, n_eval))
-        )
-        seeds = seeds[: SMOKE_LIMITS["seeds"]]
-        max_train_steps = SMOKE_LIMITS["train_steps"]
-
     runs, skipped = [], []
     for (dataset, d_entry), (model, m_entry), (policy, p_entry) in itertools.product(
         sections["datasets"], sections["models"], sections["policies"]
     ):
-        family, data_cls = m_entry.component, d_entry.component
+        family = cast(type[ModelFamily], m_entry.component)
+        data_cls = cast(type[Dataset], d_entry.component)
         if data_cls.kind not in family.data_kinds:
             skipped.append(f"{model.label} cannot model {data_cls.kind} data of {dataset.label}")
             continue
         metrics = []
         labels = {"dataset": dataset.label, "model": model.label}
         for metric, entry in sections["metrics"]:
-            reason = unmet_need(entry.component, data_cls, family, labels)
+            reason = unmet_need(cast(type[Metric], entry.component), data_cls, family, labels)
             if reason is None:
                 metrics.append((metric, entry))
             else:
                 skipped.append(f"{metric.label} {reason}")
-        warm = settings["warm_start"]
         versions = {
             f"{kind}:{spec.name}": registry.version_of(entry)
             for kind, (spec, entry) in (
@@ -302,7 +232,8 @@ def parse_grid(
             )
         }
         versions.update({f"metric:{spec.name}": registry.version_of(entry) for spec, entry in metrics})
-        for seed in seeds:
+        run_settings = {**settings, "warm_start": warm_start(model, family, settings["warm_start"])}
+        for seed in grid.seeds:
             runs.append(
                 RunSpec(
                     dataset=dataset,
@@ -310,29 +241,31 @@ def parse_grid(
                     policy=policy,
                     metrics=tuple(spec for spec, _ in metrics),
                     seed=seed,
-                    generations=generations,
-                    n_real=n_real,
-                    n_test=n_test,
-                    n_eval=n_eval,
-                    warm_start=family.warm_start_default if warm is None else warm,
-                    train_steps=settings["train_steps"],
-                    max_train_steps=max_train_steps,
-                    device=settings["device"] or "auto",
-                    smoke=smoke,
                     versions=tuple(sorted(versions.items())),
+                    **run_settings,
                 )
             )
     if not runs:
         raise GridError(where, "models", "no dataset/model combination is compatible: " + "; ".join(skipped))
     return GridSpec(
-        name=settings["name"],
+        name=grid.name,
         path=where,
         runs=tuple(runs),
         executor=executor,
-        description=settings["description"] or "",
+        description=grid.description,
         skipped=tuple(dict.fromkeys(skipped)),
         source=source,
     )
+
+
+def warm_start(model: ComponentSpec, family: type[ModelFamily], grid_setting: bool | None) -> bool:
+    """Whether generations t >= 1 continue from the previous generation's model, decided here only: the
+    family's own ``warm_start`` parameter when the grid sets it, else the grid's ``warm_start``, else the
+    family's ``warm_start_default``."""
+    own = model.kwargs.get("warm_start")
+    if own is not None:
+        return bool(own)
+    return family.warm_start_default if grid_setting is None else grid_setting
 
 
 def run_spec_from_dict(data: Mapping[str, Any]) -> RunSpec:
@@ -348,16 +281,8 @@ def run_spec_from_dict(data: Mapping[str, Any]) -> RunSpec:
         dataset=comp(data["dataset"], given.get("dataset")),
         model=comp(data["model"], given.get("model")),
         policy=comp(data["policy"], given.get("policy")),
-        metrics=tuple(comp(m, g) for m, g in zip(data["metrics"], metrics_given)),
+        metrics=tuple(comp(m, g) for m, g in zip(data["metrics"], metrics_given, strict=True)),
         seed=data["seed"],
-        generations=data["generations"],
-        n_real=data["n_real"],
-        n_test=data["n_test"],
-        n_eval=data["n_eval"],
-        warm_start=data["warm_start"],
-        train_steps=data["train_steps"],
-        max_train_steps=data["max_train_steps"],
-        device=data["device"],
-        smoke=data["smoke"],
         versions=tuple(sorted(data["versions"].items())),
+        **{name: data[name] if s.required else data.get(name, s.default) for name, s in RUN_SETTINGS.items()},
     )

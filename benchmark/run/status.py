@@ -4,25 +4,39 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from benchmark.run.harness import stored_outcome
 from benchmark.run.spec import run_spec_from_dict
-from benchmark.run.store import Store
+from benchmark.run.store import RunStatus, Store, Unfinished
+
+#: The order of the summary line: results first, then what is left to do, then what went wrong.
+_ORDER = [
+    RunStatus.DONE,
+    Unfinished.RUNNING,
+    Unfinished.PENDING,
+    RunStatus.DIVERGED,
+    RunStatus.FAILED,
+    RunStatus.TIMED_OUT,
+]
 
 
-def run_states(store: Store) -> list[dict]:
-    """One dict per run: id, label, state, generations stored and requested, reason."""
+def run_states(store: Store) -> list[dict[str, Any]]:
+    """One dict per run: id, label, state (a RunStatus or Unfinished), generations stored and requested, reason."""
     states = []
     for run_id in store.run_ids():
         run = run_spec_from_dict(store.spec(run_id))
         with store.claim(run_id) as free:
             running = not free
         outcome = None if running else stored_outcome(store, run)
+        state: RunStatus | Unfinished = (
+            Unfinished.RUNNING if running else outcome.status if outcome else Unfinished.PENDING
+        )
         states.append(
             {
                 "run_id": run_id,
                 "label": run.label,
-                "state": "running" if running else outcome.status if outcome else "pending",
+                "state": state,
                 "stored": len(store.finished_generations(run_id)),
                 "requested": run.generations + 1,
                 "reason": outcome.reason if outcome else "",
@@ -36,8 +50,7 @@ def describe_store(root: Path) -> str:
     store.check(create=False)
     states = run_states(store)
     counts = Counter(s["state"] for s in states)
-    order = ["done", "running", "pending", "diverged", "failed", "timed-out"]
-    ranked = sorted(counts.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order))
+    ranked = sorted(counts.items(), key=lambda item: _ORDER.index(item[0]))
     lines = [f"{store.root}: {len(states)} runs: " + ", ".join(f"{n} {state}" for state, n in ranked)]
     for s in states:
         reason = f": {s['reason']}" if s["reason"] else ""

@@ -30,6 +30,7 @@ import shutil
 import uuid
 import zipfile
 from collections.abc import Iterator, Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,27 @@ from benchmark.run.loop import GenerationResult, Resume
 #: What a torn or truncated file raises when read (JSON, numpy archives, torch files).
 _UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, RuntimeError)
 
-#: Terminal statuses; "done" means every requested generation finished.
-DONE, FAILED, DIVERGED, TIMED_OUT = "done", "failed", "diverged", "timed-out"
+
+class RunStatus(StrEnum):
+    """How a run ended: the ``status`` of its status.json, and of its rows in results.csv."""
+
+    #: Every requested generation finished.
+    DONE = "done"
+    #: A plugin raised, or the worker died.
+    FAILED = "failed"
+    #: Samples or training losses stopped being finite; the generations before are kept.
+    DIVERGED = "diverged"
+    #: The run exceeded its time limit.
+    TIMED_OUT = "timed-out"
+
+
+class Unfinished(StrEnum):
+    """What a run without a stored ending is (never stored: shown by ``retrainbench status`` and reports)."""
+
+    #: Another process holds the run's lock and is computing it.
+    RUNNING = "running"
+    #: Never run, interrupted, or done with fewer generations than a grid now asks for.
+    PENDING = "pending"
 
 
 def write_json_atomic(path: Path, data: Any, *, durable: bool) -> None:
@@ -161,7 +181,7 @@ class Store:
         found = (
             {int(p.name[4:]) for p in directory.glob("gen-*") if p.name[4:].isdigit()} if directory.exists() else set()
         )
-        done = []
+        done: list[int] = []
         while len(done) in found:
             done.append(len(done))
         return done
@@ -244,15 +264,18 @@ class Store:
             raise StoreError(f"{path}: unreadable run spec ({exc})") from None
 
     def status(self, run_id: str) -> dict[str, Any] | None:
-        """How the run ended, or None while it has not (an unreadable status counts as not ended: it is rerun)."""
+        """How the run ended (``status`` a RunStatus, with ``generations``, ``reason``, ``traceback``), or None
+        while it has not (an unreadable or unknown status counts as not ended: the run is computed again)."""
         path = self.run_dir(run_id) / "status.json"
         try:
-            status = read_json(path)
-        except (OSError, ValueError):
+            stored = read_json(path)
+            return {**stored, "status": RunStatus(stored["status"])}
+        except (OSError, ValueError, TypeError, KeyError):
             return None
-        return status if isinstance(status, dict) and "status" in status else None
 
-    def finish(self, run_id: str, status: str, *, generations: int, reason: str = "", traceback: str = "") -> None:
+    def finish(
+        self, run_id: str, status: RunStatus, *, generations: int, reason: str = "", traceback: str = ""
+    ) -> None:
         write_json_atomic(
             self.run_dir(run_id) / "status.json",
             {"status": status, "generations": generations, "reason": reason, "traceback": traceback},

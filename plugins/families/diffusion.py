@@ -151,8 +151,7 @@ class DDPMModel(Model):
 
         seed_torch(rng, self.context.threads)
         x = to_tensor(data, self.device)
-        override = self.params["warm_start"]
-        if not ((warm_start if override is None else override) and self.diffusion is not None):
+        if not (warm_start and self.diffusion is not None):
             self._new_network()
             self._fit_scaling(x)
         diffusion, optimizer = self._network()

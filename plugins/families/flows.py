@@ -170,8 +170,7 @@ class FlowModel(Model):
 
         seed_torch(rng, self.context.threads)
         x = to_tensor(data.reshape(len(data), -1), self.device)
-        override = self.params["warm_start"]
-        if not ((warm_start if override is None else override) and self.flow is not None):
+        if not (warm_start and self.flow is not None):
             self._new_flow()
             self._fit_scaling(x)
         flow, optimizer = self._network()
