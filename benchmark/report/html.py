@@ -23,10 +23,10 @@ from benchmark import SCHEMA_VERSION
 from benchmark.report import plots, stats
 from benchmark.report.tables import Column, board_columns, fmt
 from benchmark.run.spec import run_spec_from_dict
-from benchmark.run.store import Store
+from benchmark.run.store import RunStatus, Store, Unfinished
 
 #: Row classes for verdicts and run statuses (only these fixed names ever become a class attribute).
-_ROW_CLASS = {s: s for s in (*stats.SEVERITY, "done", "pending")}
+_ROW_CLASS = {s: s for s in (*stats.SEVERITY, RunStatus.DONE, Unfinished.PENDING)}
 
 T = TypeVar("T")
 
@@ -226,7 +226,7 @@ def _runs_table(store: Store, run_ids: Iterable[str]) -> Table | None:
                 "model": run.model.label,
                 "policy": run.policy.label,
                 "seed": run.seed,
-                "status": status.get("status", "pending"),
+                "status": status.get("status", Unfinished.PENDING),
                 "last generation": finished[-1] if finished else None,
                 "reason": status.get("reason", ""),
             }
@@ -295,7 +295,7 @@ def render_report(
     grid: str | None = None,
 ) -> str:
     """The whole page as a string."""
-    statuses = pd.Series([(store.status(r) or {}).get("status", "pending") for r in run_ids]).value_counts()
+    statuses = pd.Series([(store.status(r) or {}).get("status", Unfinished.PENDING) for r in run_ids]).value_counts()
     context: dict[str, Any] = {
         "title": title,
         "css": _asset("report.css"),
