@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import write_grid
 
 from benchmark.api.plugins import PLUGINS_ENV
 from benchmark.cli import main
@@ -138,28 +139,21 @@ def test_python_m_benchmark_works_like_the_console_script(run_cli):
 
 # ---------------------------------------------------------------- real runs
 
-GRID = """\
-name = "tiny"
-generations = 2
-seeds = [0]
-n_real = 40
-n_test = 40
-n_eval = 40
 
-[[datasets]]
-name = "gaussian"
-params = {{ dim = 2 }}
+def write_tiny_grid(path: Path, models: tuple[str, ...] = ("gaussian",)) -> Path:
+    """Two runs a model (``mix`` at lambda 0.0 and 0.5) of two generations each."""
+    return write_grid(
+        path,
+        name="tiny",
+        generations=2,
+        n_real=40,
+        n_test=40,
+        n_eval=40,
+        datasets=[{"name": "gaussian", "params": {"dim": 2}}],
+        models=[{"name": model} for model in models],
+        policies=[{"name": "mix", "params": {"lambda": [0.0, 0.5]}}],
+    )
 
-[[models]]
-name = "gaussian"
-{extra_models}
-[[policies]]
-name = "mix"
-params = {{ lambda = [0.0, 0.5] }}
-
-[[metrics]]
-name = "variance"
-"""
 
 BROKEN_FAMILY = """
 from benchmark import ModelFamily, Model, hookimpl
@@ -195,8 +189,7 @@ def register_model_families(register):
 
 
 def test_a_successful_smoke_run_exits_0_into_its_own_store(run_cli, tmp_path):
-    grid = tmp_path / "tiny.toml"
-    grid.write_text(GRID.format(extra_models=""))
+    grid = write_tiny_grid(tmp_path / "tiny.toml")
     code, out, err = run_cli(["run", grid, "--smoke", "--executor", "inline"])
     assert code == 0, err
     assert out.strip() == "2 runs: 2 done"
@@ -214,8 +207,7 @@ def test_a_successful_smoke_run_exits_0_into_its_own_store(run_cli, tmp_path):
 
 def test_a_failing_run_exits_1_and_the_others_finish(run_cli, plugin_dir, tmp_path):
     folder = plugin_dir("plug_exploding", BROKEN_FAMILY)
-    grid = tmp_path / "tiny.toml"
-    grid.write_text(GRID.format(extra_models='\n[[models]]\nname = "exploding"\n'))
+    grid = write_tiny_grid(tmp_path / "tiny.toml", models=("gaussian", "exploding"))
     store_dir = tmp_path / "store"
     # the default (local) executor: its worker processes load the plugin from the environment too
     code, out, err = run_cli(
