@@ -6,12 +6,12 @@ import json
 import math
 import os
 import shutil
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_grid
 
 from benchmark import SCHEMA_VERSION
 from benchmark.errors import StoreError
@@ -20,7 +20,7 @@ from benchmark.report.leaderboard import BOARD_COLUMNS, _typed, leaderboard_fram
 from benchmark.report.stats import Direction
 from benchmark.report.tables import markdown, md_text, status_text
 from benchmark.run.harness import run_grid
-from benchmark.run.spec import parse_grid
+from benchmark.run.spec import load_grid
 from benchmark.run.store import Store
 
 LOWER = Direction(higher_is_better=False, optimum=0.0)
@@ -369,44 +369,28 @@ def test_parameter_columns_keep_their_types():
 
 # ---------------------------------------------------------------- a real store
 
-GRID = """
-name = "tiny"
-generations = 2
-seeds = [0, 1]
-n_real = 60
-n_test = 60
-n_eval = 60
-
-[[datasets]]
-name = "eight-gaussians"
-
-[[models]]
-name = "gaussian"
-params = { ddof = 1 }
-
-[[models]]
-name = "gmm"
-params = { components = 2, max_iter = 2 }
-
-[[policies]]
-name = "mix"
-params = { lambda = 0.5 }
-
-[[policies]]
-name = "replace"
-
-[[metrics]]
-name = "mean-distance"
-
-[[metrics]]
-name = "variance-ratio"
-"""
-
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, registry) -> Path:
-    root = tmp_path_factory.mktemp("leaderboard") / "store"
-    grid = parse_grid(tomllib.loads(GRID), registry, where="tiny.toml", source=GRID)
+    folder = tmp_path_factory.mktemp("leaderboard")
+    path = write_grid(
+        folder / "tiny.toml",
+        name="tiny",
+        generations=2,
+        seeds=[0, 1],
+        n_real=60,
+        n_test=60,
+        n_eval=60,
+        datasets=[{"name": "eight-gaussians"}],
+        models=[
+            {"name": "gaussian", "params": {"ddof": 1}},
+            {"name": "gmm", "params": {"components": 2, "max_iter": 2}},
+        ],
+        policies=[{"name": "mix", "params": {"lambda": 0.5}}, {"name": "replace"}],
+        metrics=[{"name": "mean-distance"}, {"name": "variance-ratio"}],
+    )
+    grid = load_grid(path, registry)
+    root = folder / "store"
     run_grid(grid, Store(root), registry.get("executor", "inline").component({}), registry, progress=False)
     return root
 
