@@ -101,6 +101,27 @@ def registry() -> Registry:
     return environment_registry()
 
 
+def run_benchmark(
+    args: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    command: Sequence[str] = (sys.executable, "-m", "benchmark"),
+) -> CliResult:
+    """Run ``python -m benchmark ARGS`` in ``cwd`` and return (exit code, stdout, stderr); see ``run_cli``.
+
+    For module-scoped fixtures, which cannot use the ``run_cli`` fixture.
+    """
+    done = subprocess.run(
+        [*command, *map(str, args)],
+        cwd=cwd,
+        env=clean_env(env),
+        capture_output=True,
+        text=True,
+        timeout=300,  # a guard against a hung child, not a measurement
+    )
+    return CliResult(done.returncode, done.stdout, done.stderr)
+
+
 @pytest.fixture
 def run_cli(tmp_path: Path) -> Callable[..., CliResult]:
     """Run ``python -m benchmark ARGS`` (in ``tmp_path`` unless ``cwd``) and return (exit code, stdout, stderr).
@@ -115,15 +136,7 @@ def run_cli(tmp_path: Path) -> Callable[..., CliResult]:
         env: Mapping[str, str] | None = None,
         command: Sequence[str] = (sys.executable, "-m", "benchmark"),
     ) -> CliResult:
-        done = subprocess.run(
-            [*command, *map(str, args)],
-            cwd=cwd or tmp_path,
-            env=clean_env(env),
-            capture_output=True,
-            text=True,
-            timeout=300,  # a guard against a hung child, not a measurement
-        )
-        return CliResult(done.returncode, done.stdout, done.stderr)
+        return run_benchmark(args, cwd or tmp_path, env, command)
 
     return run
 

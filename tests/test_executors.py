@@ -13,40 +13,30 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_benchmark, write_grid
 
 from benchmark.report.leaderboard import results_frame
 from benchmark.run.store import RunStatus, Store
 
-GRID = """
-name = "engines"
-generations = 4
-seeds = [0, 1]
-n_real = 100
-n_test = 100
-n_eval = 100
 
-[[datasets]]
-name = "moons"
+def write_engines_grid(
+    path: Path, models: tuple[str, ...] = ("gaussian", "kde"), mix_lambda: float | tuple[float, ...] = (0.5, 2.0)
+) -> Path:
+    """12 runs (2 models x 3 policies x 2 seeds) of analytic families on moons, 4 generations each."""
+    return write_grid(
+        path,
+        name="engines",
+        generations=4,
+        seeds=[0, 1],
+        n_real=100,
+        n_test=100,
+        n_eval=100,
+        datasets=[{"name": "moons"}],
+        models=[{"name": model} for model in models],
+        policies=[{"name": "mix", "params": {"lambda": mix_lambda}}, {"name": "replace"}],
+        metrics=[{"name": "w2"}, {"name": "nll"}],
+    )
 
-[[models]]
-name = "gaussian"
-
-[[models]]
-name = "kde"
-
-[[policies]]
-name = "mix"
-params = { lambda = [0.5, 2.0] }
-
-[[policies]]
-name = "replace"
-
-[[metrics]]
-name = "w2"
-
-[[metrics]]
-name = "nll"
-"""
 
 FAULTY = '''
 """A model family that misbehaves on purpose at generation `at` (tests only)."""
@@ -96,43 +86,25 @@ def register_model_families(register):
     register(Faulty)
 '''
 
-FAULT_GRID = """
-name = "faults"
-generations = 3
-seeds = [0]
-n_real = 50
-n_test = 50
-n_eval = 50
 
-[[datasets]]
-name = "gaussian"
+def write_fault_grid(path: Path, faults: str | tuple[str, ...] = ("raise", "nan", "sleep", "kill")) -> Path:
+    """The faulty family failing at generation 2 in each way of ``faults``, next to two healthy gaussians."""
+    return write_grid(
+        path,
+        name="faults",
+        generations=3,
+        n_real=50,
+        n_test=50,
+        n_eval=50,
+        models=[
+            {"name": "faulty", "params": {"fault": faults, "at": 2}},
+            {"name": "gaussian", "params": {"ddof": [0, 1]}},
+        ],
+        metrics=[{"name": "mean-distance"}],
+    )
 
-[[models]]
-name = "faulty"
-params = { fault = ["raise", "nan", "sleep", "kill"], at = 2 }
-
-[[models]]
-name = "gaussian"
-params = { ddof = [0, 1] }
-
-[[policies]]
-name = "replace"
-
-[[metrics]]
-name = "mean-distance"
-"""
 
 KEY = ["run_id", "generation", "metric"]
-
-
-def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "benchmark", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def values(store: Path) -> pd.DataFrame:
@@ -141,16 +113,14 @@ def values(store: Path) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("grid") / "engines.toml"
-    path.write_text(GRID)
-    return path
+    return write_engines_grid(tmp_path_factory.mktemp("grid") / "engines.toml")
 
 
 @pytest.fixture(scope="module")
 def local_values(grid, tmp_path_factory) -> pd.DataFrame:
     store = tmp_path_factory.mktemp("local") / "store"
-    done = run_cli("run", str(grid), "--store", str(store), "--workers", "2", "--no-progress")
-    assert done.returncode == 0, done.stderr
+    done = run_benchmark(["run", grid, "--store", store, "--workers", "2", "--no-progress"], cwd=store.parent)
+    assert done.code == 0, done.err
     return values(store)
 
 
@@ -223,38 +193,39 @@ def dask_cluster(tmp_path):
 
 
 @pytest.mark.slow
-def test_dask_cluster_gives_the_local_executors_results(grid, local_values, dask_cluster, tmp_path):
+def test_dask_cluster_gives_the_local_executors_results(run_cli, grid, local_values, dask_cluster, tmp_path):
     store = tmp_path / "store"
     done = run_cli(
-        "run", str(grid), "--store", str(store), "--executor", "dask", "-o", f"address={dask_cluster}", "--no-progress"
+        ["run", grid, "--store", store, "--executor", "dask", "-o", f"address={dask_cluster}", "--no-progress"]
     )
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.err
     pd.testing.assert_frame_equal(values(store), local_values)
 
 
 @pytest.mark.slow
-def test_submitit_local_executor_gives_the_same_results(grid, local_values, tmp_path):
+def test_submitit_local_executor_gives_the_same_results(run_cli, grid, local_values, tmp_path):
     pytest.importorskip("submitit")
     # a part of the grid (every job is a fresh Python process): its runs have the same ids as in the whole grid
-    part = tmp_path / "part.toml"
-    part.write_text(grid.read_text().replace('name = "kde"', 'name = "gaussian"').replace("[0.5, 2.0]", "0.5"))
+    part = write_engines_grid(tmp_path / "part.toml", models=("gaussian",), mix_lambda=0.5)
     store = tmp_path / "store"
     done = run_cli(
-        "run",
-        str(part),
-        "--store",
-        str(store),
-        "--executor",
-        "submitit",
-        "-o",
-        "cluster=local",
-        "-o",
-        f"folder={tmp_path / 'jobs'}",
-        "-o",
-        "poll_seconds=0.2",
-        "--no-progress",
+        [
+            "run",
+            part,
+            "--store",
+            store,
+            "--executor",
+            "submitit",
+            "-o",
+            "cluster=local",
+            "-o",
+            f"folder={tmp_path / 'jobs'}",
+            "-o",
+            "poll_seconds=0.2",
+            "--no-progress",
+        ]
     )
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.err
     got = values(store)
     assert got["run_id"].nunique() == 4
     expected = local_values[local_values["run_id"].isin(got["run_id"])].reset_index(drop=True)
@@ -263,26 +234,15 @@ def test_submitit_local_executor_gives_the_same_results(grid, local_values, tmp_
 
 
 @pytest.mark.slow
-def test_faults_are_recorded_with_status_and_reason_and_the_grid_goes_on(tmp_path, faulty_env):
-    grid = tmp_path / "faults.toml"
-    grid.write_text(FAULT_GRID)
+def test_faults_are_recorded_with_status_and_reason_and_the_grid_goes_on(run_cli, tmp_path, faulty_env):
+    grid = write_fault_grid(tmp_path / "faults.toml")
     store = tmp_path / "store"
     done = run_cli(
-        "run",
-        str(grid),
-        "--store",
-        str(store),
-        "--workers",
-        "2",
-        "-o",
-        "retries=1",
-        "--timeout",
-        "8",
-        "--no-progress",
+        ["run", grid, "--store", store, "--workers", "2", "-o", "retries=1", "--timeout", "8", "--no-progress"],
         env=faulty_env,
     )
-    assert done.returncode == 1, done.stderr  # some runs failed
-    summary = done.stdout
+    assert done.code == 1, done.err  # some runs failed
+    summary = done.out
     assert "6 runs: 2 done, 1 diverged, 2 failed, 1 timed-out" in summary, summary
 
     status = {}
@@ -305,32 +265,24 @@ def test_faults_are_recorded_with_status_and_reason_and_the_grid_goes_on(tmp_pat
     for ddof in ("none:0", "none:1"):
         assert status[ddof][0]["status"] == RunStatus.DONE and status[ddof][1] == [0, 1, 2, 3]
 
-    shown = run_cli("status", "--store", str(store), env=faulty_env)
-    assert shown.returncode == 0
-    assert "2 done, 1 diverged, 2 failed, 1 timed-out" in shown.stdout
-    assert "RuntimeError: injected fault" in shown.stdout and "worker process died" in shown.stdout
+    shown = run_cli(["status", "--store", store], env=faulty_env)
+    assert shown.code == 0
+    assert "2 done, 1 diverged, 2 failed, 1 timed-out" in shown.out
+    assert "RuntimeError: injected fault" in shown.out and "worker process died" in shown.out
 
 
-def test_fail_fast_stops_at_the_first_failure(tmp_path, faulty_env):
-    grid = tmp_path / "faults.toml"
-    grid.write_text(FAULT_GRID.replace('["raise", "nan", "sleep", "kill"]', '"raise"'))
+def test_fail_fast_stops_at_the_first_failure(run_cli, tmp_path, faulty_env):
+    grid = write_fault_grid(tmp_path / "faults.toml", faults="raise")
     done = run_cli(
-        "run",
-        str(grid),
-        "--store",
-        str(tmp_path / "store"),
-        "--executor",
-        "inline",
-        "--fail-fast",
-        "--no-progress",
+        ["run", grid, "--store", tmp_path / "store", "--executor", "inline", "--fail-fast", "--no-progress"],
         env=faulty_env,
     )
-    assert done.returncode == 1
-    assert "1 failed" in done.stdout and "2 not run (--fail-fast)" in done.stdout, done.stdout
+    assert done.code == 1
+    assert "1 failed" in done.out and "2 not run (--fail-fast)" in done.out, done.out
 
 
 @pytest.mark.slow
-def test_driver_killed_mid_grid_resumes_under_another_executor(grid, local_values, tmp_path):
+def test_driver_killed_mid_grid_resumes_under_another_executor(run_cli, grid, local_values, tmp_path):
     store = tmp_path / "store"
     driver = subprocess.Popen(
         [sys.executable, "-m", "benchmark", "run", str(grid), "--store", str(store), "--workers", "2", "--no-progress"],
@@ -345,15 +297,15 @@ def test_driver_killed_mid_grid_resumes_under_another_executor(grid, local_value
         driver.send_signal(signal.SIGKILL)
         driver.wait()
         assert len(list(store.glob("runs/*/status.json"))) < 12, "the kill must land mid-grid"
-        done = run_cli("run", str(grid), "--store", str(store), "--executor", "inline", "--no-progress")
-        assert done.returncode == 0, done.stderr
+        done = run_cli(["run", grid, "--store", store, "--executor", "inline", "--no-progress"])
+        assert done.code == 0, done.err
     finally:
         with contextlib.suppress(ProcessLookupError):  # orphaned pool workers, if any, go with the driver's session
             os.killpg(driver.pid, signal.SIGKILL)
     pd.testing.assert_frame_equal(values(store), local_values)
 
 
-def test_bad_executor_options_are_input_errors(grid, tmp_path):
+def test_bad_executor_options_are_input_errors(run_cli, grid, tmp_path):
     store = tmp_path / "store"
     for args, message in (
         (["--executor", "nope"], "--executor: unknown executor 'nope'"),
@@ -362,7 +314,7 @@ def test_bad_executor_options_are_input_errors(grid, tmp_path):
         (["--workers", "0"], "--workers: workers: executor 'local': must be >= 1 (got 0)"),
         (["--timeout", "0"], "--timeout: must be > 0 seconds (got 0.0)"),
     ):
-        done = run_cli("run", str(grid), "--store", str(store), *args)
-        assert done.returncode == 2, (args, done.stderr)
-        assert message in done.stderr, (args, done.stderr)
+        done = run_cli(["run", grid, "--store", store, *args])
+        assert done.code == 2, (args, done.err)
+        assert message in done.err, (args, done.err)
         assert not store.exists()
