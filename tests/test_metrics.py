@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import grid_doc
 from scipy import linalg, stats
 
 from benchmark import DataSplits, Evaluation, Measured, RunContext
@@ -258,18 +259,12 @@ def test_mode_metrics_refuse_datasets_without_modes_and_the_grid_skips_them(regi
     x = moons.draw(50, stream(0, "moons"))
     with pytest.raises(ValueError, match="metric 'mode-coverage' needs a dataset with modes; 'moons' has none"):
         measure(registry, "mode-coverage", make_evaluation(registry, x, x, dataset=moons))
-    grid = {
-        "name": "modes",
-        "generations": 0,
-        "seeds": [0],
-        "n_real": 20,
-        "n_test": 20,
-        "n_eval": 20,
-        "datasets": [{"name": "moons"}, {"name": "eight-gaussians"}],
-        "models": [{"name": "gaussian"}],
-        "policies": [{"name": "replace"}],
-        "metrics": [{"name": "mode-coverage"}, {"name": "w2"}],
-    }
+    grid = grid_doc(
+        name="modes",
+        generations=0,
+        datasets=[{"name": "moons"}, {"name": "eight-gaussians"}],
+        metrics=[{"name": "mode-coverage"}, {"name": "w2"}],
+    )
     spec = parse_grid(grid, registry)
     metrics = {run.dataset.name: [m.name for m in run.metrics] for run in spec.runs}
     assert metrics == {"moons": ["w2"], "eight-gaussians": ["mode-coverage", "w2"]}
