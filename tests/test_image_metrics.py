@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import grid_doc
 from PIL import Image
 from test_metrics import make_evaluation, measure
 
@@ -213,23 +214,20 @@ def test_fid_on_upscaled_digits_runs_offline_end_to_end_in_a_grid(tmp_path, plug
     if "size" in registry.get("dataset", "digits").component.parameters:
         digits["params"] = {"size": 16}
     grid = parse_grid(
-        {
-            "name": "fid-digits",
-            "generations": 1,
-            "seeds": [0],
-            "n_real": 12,
-            "n_test": 12,
-            "n_eval": 12,
-            "device": "cpu",
-            "datasets": [digits],
-            "models": [{"name": "jitter"}],
-            "policies": [{"name": "replace"}],
-            "metrics": [
+        grid_doc(
+            name="fid-digits",
+            n_real=12,
+            n_test=12,
+            n_eval=12,
+            device="cpu",
+            datasets=[digits],
+            models=[{"name": "jitter"}],
+            metrics=[
                 {"name": "fid"},
                 {"name": "kid", "params": {"subsets": 5}},
                 {"name": "recall", "params": {"extractor": "inception"}},
             ],
-        },
+        ),
         registry,
     )
     store = Store(tmp_path / "store")
