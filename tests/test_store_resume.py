@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_benchmark, write_grid
 
 from benchmark.api.plugins import build_registry
 from benchmark.errors import StoreError
@@ -21,47 +22,28 @@ from benchmark.run.harness import RunBusy, RunTask, execute_run, run_grid
 from benchmark.run.spec import parse_grid
 from benchmark.run.store import RunStatus, Store
 
-GRID = """
-name = "resume"
-generations = {generations}
-seeds = [0, 1]
-n_real = 200
-n_test = 200
-n_eval = 200
-
-[[datasets]]
-name = "eight-gaussians"
-
-[[models]]
-name = "gmm"
-params = {{ components = 4, max_iter = 30 }}
-
-[[models]]
-name = "kde"
-
-[[policies]]
-name = "mix"
-params = {{ lambda = 0.5 }}
-
-[[policies]]
-name = "accumulate"
-
-[[metrics]]
-name = "w2"
-
-[[metrics]]
-name = "nll"
-"""
-
 VALUES = ["run_id", "generation", "metric", "value"]
 
 
-def write_grid(path: Path, generations: int) -> Path:
-    path.write_text(GRID.format(generations=generations))
-    return path
+def write_resume_grid(path: Path, generations: int) -> Path:
+    """8 runs (2 models x 2 policies x 2 seeds) on eight gaussians: long enough to be killed mid-grid."""
+    return write_grid(
+        path,
+        name="resume",
+        generations=generations,
+        seeds=[0, 1],
+        n_real=200,
+        n_test=200,
+        n_eval=200,
+        datasets=[{"name": "eight-gaussians"}],
+        models=[{"name": "gmm", "params": {"components": 4, "max_iter": 30}}, {"name": "kde"}],
+        policies=[{"name": "mix", "params": {"lambda": 0.5}}, {"name": "accumulate"}],
+        metrics=[{"name": "w2"}, {"name": "nll"}],
+    )
 
 
 def cli(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
+    """The CLI in a child process left running: to kill it mid-grid, or to run two at once."""
     return subprocess.Popen(
         [sys.executable, "-m", "benchmark", *args],
         stdout=subprocess.PIPE,
@@ -84,18 +66,16 @@ def stored_generations(store: Path) -> int:
 def reference(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     """An uninterrupted run of the grid, in-process."""
     tmp = tmp_path_factory.mktemp("reference")
-    grid = write_grid(tmp / "grid.toml", generations=8)
-    proc = cli("run", str(grid), "--store", str(tmp / "store"), "--executor", "inline", "--no-progress")
-    _out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
+    grid = write_resume_grid(tmp / "grid.toml", generations=8)
+    done = run_benchmark(["run", grid, "--store", tmp / "store", "--executor", "inline", "--no-progress"], cwd=tmp)
+    assert done.code == 0, done.err
     return grid, values(tmp / "store")
 
 
-def test_same_grid_and_seed_give_the_same_numbers(tmp_path, reference):
+def test_same_grid_and_seed_give_the_same_numbers(run_cli, tmp_path, reference):
     grid, expected = reference
-    proc = cli("run", str(grid), "--store", str(tmp_path / "again"), "--workers", "2", "--no-progress")
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
+    done = run_cli(["run", grid, "--store", tmp_path / "again", "--workers", "2", "--no-progress"])
+    assert done.code == 0, done.err
     pd.testing.assert_frame_equal(values(tmp_path / "again"), expected)
 
 
@@ -162,32 +142,23 @@ def test_two_processes_on_one_store_compute_each_generation_once(tmp_path, refer
     pd.testing.assert_frame_equal(values(store), expected)
 
 
-def test_a_longer_grid_continues_a_shorter_one(tmp_path, reference):
+def test_a_longer_grid_continues_a_shorter_one(run_cli, tmp_path, reference):
     _, expected = reference
     store = tmp_path / "store"
     for generations in (3, 8):
-        proc = cli(
-            "run",
-            str(write_grid(tmp_path / f"g{generations}.toml", generations)),
-            "--store",
-            str(store),
-            "--executor",
-            "inline",
-            "--no-progress",
-        )
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
+        grid = write_resume_grid(tmp_path / f"g{generations}.toml", generations)
+        done = run_cli(["run", grid, "--store", store, "--executor", "inline", "--no-progress"])
+        assert done.code == 0, done.err
     pd.testing.assert_frame_equal(values(store), expected)
 
 
-def test_store_of_another_schema_is_refused(tmp_path):
+def test_store_of_another_schema_is_refused(run_cli, tmp_path):
     store = tmp_path / "store"
     store.mkdir()
     (store / "store.json").write_text('{"schema": 999}')
-    grid = write_grid(tmp_path / "grid.toml", generations=1)
-    proc = cli("run", str(grid), "--store", str(store), "--executor", "inline")
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2
+    grid = write_resume_grid(tmp_path / "grid.toml", generations=1)
+    code, _, err = run_cli(["run", grid, "--store", store, "--executor", "inline"])
+    assert code == 2
     assert "schema 999" in err and str(store) in err
     assert sorted(p.name for p in store.iterdir()) == ["store.json"]
 
