@@ -3,7 +3,6 @@ Inception fed exactly as clean-fid feeds image files, from local weights only.""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -21,13 +20,14 @@ def splits(train: np.ndarray) -> DataSplits:
     return DataSplits(train=train, test=train[:0], pool=train[:0], kind="image")
 
 
-def test_importing_the_metric_plugins_imports_no_heavy_library():
+def test_importing_the_metric_plugins_imports_no_heavy_library(run_cli):
     code = (
         "import sys, plugins.features.extractors, plugins.metrics.images, plugins.metrics.samples; "
         "print(sorted(m for m in ('torch', 'cleanfid', 'ot', 'sklearn') if m in sys.modules))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
+    status, out, err = run_cli([], command=[sys.executable, "-c", code])
+    assert status == 0, err
+    assert out.strip() == "[]"
 
 
 def test_raw_features_are_the_flattened_pixels(registry):
