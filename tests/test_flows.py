@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import grid_doc, write_grid
 
 from benchmark import DataSplits, RunContext, checkpoint
 from benchmark.api.plugins import PLUGINS_ENV
@@ -191,19 +192,18 @@ def test_device_auto_resolves_to_the_cpu_here():
 
 
 def tiny_grid(generations: int) -> dict:
-    return {
-        "name": "flow-resume",
-        "generations": generations,
-        "seeds": [0],
-        "n_real": 200,
-        "n_test": 200,
-        "n_eval": 200,
-        "train_steps": 20,
-        "datasets": [{"name": "eight-gaussians"}],
-        "models": [{"name": "flow", "params": {"depth": 2, "hidden": 16}}],
-        "policies": [{"name": "mix", "params": {"lambda": 1.0}}],
-        "metrics": [{"name": "nll"}, {"name": "variance-ratio"}],
-    }
+    return grid_doc(
+        name="flow-resume",
+        generations=generations,
+        n_real=200,
+        n_test=200,
+        n_eval=200,
+        train_steps=20,
+        datasets=[{"name": "eight-gaussians"}],
+        models=[{"name": "flow", "params": {"depth": 2, "hidden": 16}}],
+        policies=[{"name": "mix", "params": {"lambda": 1.0}}],
+        metrics=[{"name": "nll"}, {"name": "variance-ratio"}],
+    )
 
 
 @needs_flows
@@ -278,11 +278,15 @@ def test_the_cli_shows_a_family_missing_its_library_as_unavailable_and_refuses_i
     (line,) = [line for line in out.splitlines() if line.strip().startswith("flow-missing ")]
     assert line.endswith('[unavailable: needs normflows_not_installed_here: pip install "retrainbench[flows]"]')
 
-    grid = tmp_path / "g.toml"
-    grid.write_text(
-        'name = "g"\ngenerations = 1\nseeds = [0]\nn_real = 10\nn_test = 10\nn_eval = 10\n'
-        '[[datasets]]\nname = "moons"\n[[models]]\nname = "flow-missing"\n'
-        '[[policies]]\nname = "replace"\n[[metrics]]\nname = "nll"\n'
+    grid = write_grid(
+        tmp_path / "g.toml",
+        name="g",
+        n_real=10,
+        n_test=10,
+        n_eval=10,
+        datasets=[{"name": "moons"}],
+        models=[{"name": "flow-missing"}],
+        metrics=[{"name": "nll"}],
     )
     code, out, err = run_cli(["run", grid, "--store", tmp_path / "store", "--executor", "inline"], env=env)
     assert code == 2
