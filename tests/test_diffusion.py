@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import grid_doc
 
 from benchmark import DataSplits, RunContext, checkpoint
 from benchmark.errors import GridError
@@ -190,11 +191,15 @@ def test_without_the_library_the_family_is_unavailable_and_a_grid_fails_before_r
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == hidden else real(name, *a))
     entry = registry.get("model", "ddpm")
     assert entry.unavailable_reason() == 'needs denoising_diffusion_pytorch: pip install "retrainbench[diffusion]"'
-    grid = {
-        "name": "g", "generations": 1, "seeds": [0], "n_real": 10, "n_test": 10, "n_eval": 10,
-        "datasets": [{"name": "digits"}], "models": [{"name": "ddpm"}],
-        "policies": [{"name": "replace"}], "metrics": [{"name": "frechet"}],
-    }  # fmt: skip
+    grid = grid_doc(
+        name="g",
+        n_real=10,
+        n_test=10,
+        n_eval=10,
+        datasets=[{"name": "digits"}],
+        models=[{"name": "ddpm"}],
+        metrics=[{"name": "frechet"}],
+    )
     with pytest.raises(GridError) as caught:
         parse_grid(grid, registry, where="g.toml")
     assert str(caught.value) == (
