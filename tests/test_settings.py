@@ -7,8 +7,10 @@ import dataclasses
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+from conftest import grid_doc
 
 from benchmark.api.components import RunContext
 from benchmark.errors import GridError
@@ -29,8 +31,14 @@ from plugins.families.flows import FlowFamily
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
-SETTINGS = {"name": "fixed", "generations": 2, "seeds": [3], "n_real": 120, "n_test": 80, "n_eval": 60}
-COMPONENTS = {
+#: The grid these tests vary, one setting at a time; test_canonical_form_is_unchanged pins its canonical form.
+FIXED = {
+    "name": "fixed",
+    "generations": 2,
+    "seeds": [3],
+    "n_real": 120,
+    "n_test": 80,
+    "n_eval": 60,
     "datasets": [{"name": "eight-gaussians", "params": {"modes": 4}}],
     "models": [{"name": "gaussian"}],
     "policies": [{"name": "mix", "params": {"lambda": 0.5}}],
@@ -38,12 +46,13 @@ COMPONENTS = {
 }
 
 
-def grid_doc(**changes) -> dict:
-    return {**SETTINGS, **COMPONENTS, **changes}
+def fixed_grid(**changes: Any) -> dict[str, Any]:
+    """``FIXED`` (through conftest's ``grid_doc``, so each call has its own copy) with ``changes``."""
+    return grid_doc(**{**FIXED, **changes})
 
 
 def one_run(registry, **changes) -> RunSpec:
-    (run,) = parse_grid(grid_doc(**changes), registry, where="fixed.toml").runs
+    (run,) = parse_grid(fixed_grid(**changes), registry, where="fixed.toml").runs
     return run
 
 
@@ -100,7 +109,7 @@ def test_bounds_are_enforced_with_file_and_key(registry, name):
     low = FILE_SETTINGS[name].minimum
     assert low is not None
     with pytest.raises(GridError) as caught:
-        parse_grid(grid_doc(**{name: low - 1}), registry, where="fixed.toml")
+        parse_grid(fixed_grid(**{name: low - 1}), registry, where="fixed.toml")
     assert str(caught.value) == f"fixed.toml: {name}: must be >= {low} (got {low - 1})"
     assert getattr(one_run(registry, **{name: low}), name) == low  # the bound itself is accepted
 
@@ -109,12 +118,12 @@ def test_bounds_are_enforced_with_file_and_key(registry, name):
 def test_types_are_enforced_with_file_and_key(name):
     wrong = "x" if FILE_SETTINGS[name].accepts is not str else 1
     with pytest.raises(GridError, match=f"^fixed.toml: {name}: must be .* \\(got {wrong!r}\\)$"):
-        read_settings("fixed.toml", grid_doc(**{name: wrong}))
+        read_settings("fixed.toml", fixed_grid(**{name: wrong}))
 
 
 @pytest.mark.parametrize("name", [n for n, s in FILE_SETTINGS.items() if s.required])
 def test_required_settings_are_required(name):
-    doc = grid_doc()
+    doc = fixed_grid()
     del doc[name]
     with pytest.raises(GridError, match=f"^fixed.toml: {name}: is required$"):
         read_settings("fixed.toml", doc)
@@ -122,18 +131,18 @@ def test_required_settings_are_required(name):
 
 def test_a_device_must_be_named():
     with pytest.raises(GridError, match=r'^fixed\.toml: device: must name a device: "auto"'):
-        read_settings("fixed.toml", grid_doc(device=" "))
+        read_settings("fixed.toml", fixed_grid(device=" "))
 
 
 def test_settings_outside_the_file_are_refused_in_it(registry):
     for name in set(RUN_SETTINGS) - set(FILE_SETTINGS):
         with pytest.raises(GridError, match=f"^fixed.toml: {name}: unknown key"):
-            parse_grid(grid_doc(**{name: 1}), registry, where="fixed.toml")
+            parse_grid(fixed_grid(**{name: 1}), registry, where="fixed.toml")
 
 
 def test_smoke_limits_cap_large_values_and_keep_small_ones():
     big = {"generations": 50, "seeds": [5, 6, 7], "n_real": 9000, "n_test": 9000, "n_eval": 9000}
-    grid, capped = read_settings("fixed.toml", grid_doc(**big), smoke=True)
+    grid, capped = read_settings("fixed.toml", fixed_grid(**big), smoke=True)
     values = {**dataclasses.asdict(grid), **capped}
     assert set(SMOKE_LIMITS) <= set(values)
     for name, limit in SMOKE_LIMITS.items():
@@ -141,10 +150,10 @@ def test_smoke_limits_cap_large_values_and_keep_small_ones():
         assert values[name] == expected, name
     assert values["smoke"] is True
     small = {"generations": 1, "seeds": [5], "n_real": 10, "n_test": 10, "n_eval": 10}
-    grid, kept = read_settings("fixed.toml", grid_doc(**small), smoke=True)
+    grid, kept = read_settings("fixed.toml", fixed_grid(**small), smoke=True)
     assert grid.seeds == small["seeds"]
     assert all(kept[name] == small[name] for name in small if name != "seeds")
-    _, normal = read_settings("fixed.toml", grid_doc(**big))
+    _, normal = read_settings("fixed.toml", fixed_grid(**big))
     assert normal["max_train_steps"] is None and normal["smoke"] is False and normal["n_real"] == 9000
 
 
@@ -185,7 +194,7 @@ def test_a_flows_own_warm_start_decides_the_run(registry, own, grid, expected):
 
 def test_results_carry_the_settings_columns(registry, tmp_path):
     store = Store(tmp_path / "store")
-    grid = parse_grid(grid_doc(generations=1, device="cpu"), registry, where="fixed.toml", smoke=True)
+    grid = parse_grid(fixed_grid(generations=1, device="cpu"), registry, where="fixed.toml", smoke=True)
     run_grid(grid, store, registry.get("executor", "inline").component({}), registry, progress=False)
     frame = results_frame(store)
     columns = list(frame.columns)
