@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_benchmark, write_grid
+from conftest import grid_doc, run_benchmark, write_grid
 
 from benchmark.api.plugins import build_registry
 from benchmark.errors import StoreError
@@ -196,18 +196,15 @@ def test_failed_run_is_recorded_and_retried_on_request(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     registry = build_registry(["fragile_plugin"])
     grid = parse_grid(
-        {
-            "name": "fragile",
-            "generations": 3,
-            "seeds": [0],
-            "n_real": 50,
-            "n_test": 50,
-            "n_eval": 50,
-            "datasets": [{"name": "gaussian"}],
-            "models": [{"name": "fragile"}, {"name": "gaussian"}],
-            "policies": [{"name": "replace"}],
-            "metrics": [{"name": "mean-distance"}],
-        },
+        grid_doc(
+            name="fragile",
+            generations=3,
+            n_real=50,
+            n_test=50,
+            n_eval=50,
+            models=[{"name": "fragile"}, {"name": "gaussian"}],
+            metrics=[{"name": "mean-distance"}],
+        ),
         registry,
     )
     store = Store(tmp_path / "store")
@@ -233,18 +230,18 @@ def test_failed_run_is_recorded_and_retried_on_request(tmp_path, monkeypatch):
 def test_run_resumes_from_the_last_stored_generation_in_process(tmp_path):
     """Interrupt a run after two generations (as a crash would) and check the resumed chain is identical."""
     registry = build_registry()
-    doc = {
-        "name": "chain",
-        "generations": 6,
-        "seeds": [3],
-        "n_real": 100,
-        "n_test": 100,
-        "n_eval": 100,
-        "datasets": [{"name": "moons"}],
-        "models": [{"name": "gmm", "params": {"components": 3}}],
-        "policies": [{"name": "accumulate"}],
-        "metrics": [{"name": "w2"}],
-    }
+    doc = grid_doc(
+        name="chain",
+        generations=6,
+        seeds=[3],
+        n_real=100,
+        n_test=100,
+        n_eval=100,
+        datasets=[{"name": "moons"}],
+        models=[{"name": "gmm", "params": {"components": 3}}],
+        policies=[{"name": "accumulate"}],
+        metrics=[{"name": "w2"}],
+    )
     (run,) = parse_grid(doc, registry).runs
     whole, cut = Store(tmp_path / "whole"), Store(tmp_path / "cut")
     for store in (whole, cut):
@@ -280,18 +277,7 @@ def test_run_statuses_are_stored_as_the_same_plain_strings(tmp_path):
 
 def test_a_run_another_process_holds_is_answered_busy_and_left_alone(tmp_path):
     registry = build_registry()
-    doc = {
-        "name": "held",
-        "generations": 1,
-        "seeds": [0],
-        "n_real": 50,
-        "n_test": 50,
-        "n_eval": 50,
-        "datasets": [{"name": "gaussian"}],
-        "models": [{"name": "gaussian"}],
-        "policies": [{"name": "replace"}],
-        "metrics": [{"name": "mean-distance"}],
-    }
+    doc = grid_doc(name="held", n_real=50, n_test=50, n_eval=50, metrics=[{"name": "mean-distance"}])
     (run,) = parse_grid(doc, registry).runs
     store = Store(tmp_path / "store")
     store.check(create=True)
@@ -310,18 +296,18 @@ def test_report_of_a_missing_store_is_a_clear_error(tmp_path):
 def test_an_unreadable_last_generation_is_recomputed(tmp_path):
     """A power cut on a non-durable store can leave empty files behind a completed rename: resume recomputes."""
     registry = build_registry()
-    doc = {
-        "name": "torn",
-        "generations": 4,
-        "seeds": [1],
-        "n_real": 80,
-        "n_test": 80,
-        "n_eval": 80,
-        "datasets": [{"name": "moons"}],
-        "models": [{"name": "kde"}],
-        "policies": [{"name": "accumulate"}],
-        "metrics": [{"name": "nll"}],
-    }
+    doc = grid_doc(
+        name="torn",
+        generations=4,
+        seeds=[1],
+        n_real=80,
+        n_test=80,
+        n_eval=80,
+        datasets=[{"name": "moons"}],
+        models=[{"name": "kde"}],
+        policies=[{"name": "accumulate"}],
+        metrics=[{"name": "nll"}],
+    )
     (run,) = parse_grid(doc, registry).runs
     whole, torn = Store(tmp_path / "whole"), Store(tmp_path / "torn")
     for store in (whole, torn):
@@ -344,18 +330,17 @@ def test_extending_a_run_keeps_its_real_data_even_when_the_pool_grows(tmp_path):
     registry = build_registry()
 
     def run_for(generations: int):
-        doc = {
-            "name": "grow",
-            "generations": generations,
-            "seeds": [2],
-            "n_real": 60,
-            "n_test": 60,
-            "n_eval": 60,
-            "datasets": [{"name": "moons"}],
-            "models": [{"name": "gaussian"}],
-            "policies": [{"name": "fresh", "params": {"n_fresh": 20}}],
-            "metrics": [{"name": "w2"}],
-        }
+        doc = grid_doc(
+            name="grow",
+            generations=generations,
+            seeds=[2],
+            n_real=60,
+            n_test=60,
+            n_eval=60,
+            datasets=[{"name": "moons"}],
+            policies=[{"name": "fresh", "params": {"n_fresh": 20}}],
+            metrics=[{"name": "w2"}],
+        )
         (run,) = parse_grid(doc, registry).runs
         return run
 
@@ -375,18 +360,9 @@ def test_a_grids_report_stops_at_its_own_generations_when_a_longer_grid_shares_i
     registry = build_registry()
     store = Store(tmp_path / "store")
     executor = registry.get("executor", "inline").component()
-    doc = {
-        "seeds": [0, 1],
-        "n_real": 40,
-        "n_test": 40,
-        "n_eval": 40,
-        "datasets": [{"name": "gaussian"}],
-        "models": [{"name": "gaussian"}],
-        "policies": [{"name": "replace"}],
-        "metrics": [{"name": "mean-distance"}],
-    }
-    short = parse_grid({**doc, "name": "short", "generations": 2}, registry)
-    long = parse_grid({**doc, "name": "long", "generations": 6}, registry)
+    doc = {"seeds": [0, 1], "n_real": 40, "n_test": 40, "n_eval": 40, "metrics": [{"name": "mean-distance"}]}
+    short = parse_grid(grid_doc(**doc, name="short", generations=2), registry)
+    long = parse_grid(grid_doc(**doc, name="long", generations=6), registry)
     assert [r.run_id for r in short.runs] == [r.run_id for r in long.runs]  # the same runs, continued
     for grid in (short, long):
         run_grid(grid, store, executor, registry, progress=False)
