@@ -102,7 +102,7 @@ def registry() -> Registry:
 
 
 def run_benchmark(
-    args: Sequence[str],
+    args: Sequence[str | Path],
     cwd: Path,
     env: Mapping[str, str] | None = None,
     command: Sequence[str] = (sys.executable, "-m", "benchmark"),
@@ -131,7 +131,7 @@ def run_cli(tmp_path: Path) -> Callable[..., CliResult]:
     """
 
     def run(
-        args: Sequence[str],
+        args: Sequence[str | Path],
         cwd: Path | None = None,
         env: Mapping[str, str] | None = None,
         command: Sequence[str] = (sys.executable, "-m", "benchmark"),
