@@ -107,6 +107,8 @@ def _registry(args: argparse.Namespace):
     registry = default_registry(strict=args.strict_plugins)
     for plugin, reason in registry.failures:
         print(f"retrainbench: warning: plugin {plugin!r} skipped: {reason}", file=sys.stderr)
+    for plugin, warning in registry.warnings:
+        print(f"retrainbench: warning: plugin {plugin!r} {warning}", file=sys.stderr)
     return registry
 
 
@@ -241,10 +243,13 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     ):
         for impl in getattr(registry.hook, hook).get_hookimpls():
             registered.setdefault(impl.plugin_name, []).append(f"observer {hook}")
+    warnings = dict(registry.warnings)
     for plugin, (dist, version) in sorted(registry.plugins.items()):
         print(f"{plugin}  ({dist} {version})")
-        for item in registered.get(plugin, []) or ["(registered nothing)"]:
+        for item in registered.get(plugin, []):
             print(f"    {item}")
+        if plugin in warnings:
+            print(f"    ({warnings[plugin]})")
     for plugin, reason in registry.failures:
         print(f"{plugin}  FAILED: {reason}")
         print(f"    from {_plugin_origin(plugin)}")

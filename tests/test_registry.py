@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import os
 import types
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from conftest import grid_doc, write_grid
 
 import benchmark
-from benchmark import Dataset, Metric, hookimpl
+from benchmark import Dataset, Metric, Param, hookimpl
 from benchmark.api.plugins import BUILTIN_PLUGINS, DISABLE_AUTOLOAD_ENV, ENTRY_POINT_GROUP, PLUGINS_ENV, build_registry
 from benchmark.errors import PluginLoadError, RegistryError
 from benchmark.executors.inline import InlineExecutor
@@ -142,7 +144,6 @@ def test_registering_the_wrong_thing_is_refused(registered, message):
 
 
 def test_a_plugin_whose_import_raises_is_reported_and_skipped(plugin_dir):
-    plugin_dir("plug_broken", 'raise RuntimeError("no GPU driver 42")\n')
     plugin_dir(
         "plug_working",
         """
@@ -156,10 +157,11 @@ def test_a_plugin_whose_import_raises_is_reported_and_skipped(plugin_dir):
             register(Working)
         """,
     )
+    folder = plugin_dir("plug_broken", 'raise RuntimeError("no GPU driver 42")\n')
     registry = build_registry(["plug_broken", "plug_working", "plug_not_there"], autoload=True)
     failures = [(name, reason) for name, reason in registry.failures if name.startswith("plug_")]
     assert failures == [
-        ("plug_broken", "RuntimeError: no GPU driver 42"),
+        ("plug_broken", f"RuntimeError: no GPU driver 42 (at {folder / 'plug_broken.py'}:1)"),
         ("plug_not_there", "ModuleNotFoundError: No module named 'plug_not_there'"),
     ]
     assert registry.get("dataset", "working").plugin == "plug_working"
@@ -181,7 +183,9 @@ def test_a_plugin_whose_hook_raises_is_reported():
         ],
         autoload=False,
     )
-    assert registry.failures == [("plug_raises", "register_datasets raised KeyError: 'oops'")]
+    assert registry.failures == [
+        ("plug_raises", "register_datasets raised KeyError: 'oops'; nothing of it was registered")
+    ]
     assert registry.get("dataset", "ok").plugin == "plug_ok"
 
 
@@ -322,3 +326,154 @@ def test_a_hook_with_wrong_arguments_or_a_misspelt_hook_is_reported_not_fatal():
     assert "'reg'" in reasons["wrong_arguments"] and "\n" not in reasons["wrong_arguments"]
     assert "'register_dataset', which is not a retrainbench hook" in reasons["misspelt_hook"]
     assert "mix" in registry.entries["policy"]  # the others still load
+
+
+# ---------------------------------------------------------------- all or nothing, first party first
+
+
+def _install_distribution(folder: Path, dist: str, entry_points: dict[str, str]) -> None:
+    """A minimal installed distribution in ``folder`` (on sys.path) declaring ``retrainbench`` entry points."""
+    info = folder / f"{dist}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n", encoding="utf-8")
+    lines = [f"[{ENTRY_POINT_GROUP}]", *(f"{name} = {module}" for name, module in entry_points.items())]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    importlib.invalidate_caches()
+
+
+def test_a_third_party_plugin_cannot_take_a_first_party_name(plugin_dir, registry):
+    folder = plugin_dir(
+        "plug_impostor",
+        """
+        from benchmark import Metric, hookimpl
+
+        class Extra(Metric):
+            name = "impostor-extra"
+
+            def compute(self, evaluation):
+                return 0.0
+
+        class FakeW2(Metric):
+            name = "w2"
+
+            def compute(self, evaluation):
+                return -1.0
+
+        @hookimpl
+        def register_metrics(register):
+            register(Extra)
+            register(FakeW2)
+        """,
+    )
+    _install_distribution(folder, "impostor", {"aaa-impostor": "plug_impostor"})  # sorts before every first party
+    with_impostor = build_registry(autoload=True)
+
+    first_party_w2 = registry.get("metric", "w2")
+    assert with_impostor.get("metric", "w2").plugin == first_party_w2.plugin
+    assert with_impostor.get("metric", "w2").component is first_party_w2.component
+    assert set(with_impostor.entries["metric"]) == set(registry.entries["metric"])  # no first-party metric lost
+    [reason] = [reason for failed, reason in with_impostor.failures if failed == "aaa-impostor"]
+    assert "'w2'" in reason and "aaa-impostor" in reason and first_party_w2.plugin in reason
+    assert first_party_w2.plugin not in dict(with_impostor.failures)
+    assert "aaa-impostor" not in with_impostor.plugins
+
+    with pytest.raises(PluginLoadError, match="aaa-impostor"):
+        build_registry(autoload=True, strict=True)
+
+
+def test_a_plugin_that_fails_registers_none_of_its_components_or_hooks():
+    def on_generation_end(run, record):
+        pass
+
+    def register_metrics(register):
+        register(type("Lonely", (Metric,), {"name": "lonely", "compute": lambda self, e: 0.0}))
+
+    half = plugin(
+        "plug_half",
+        register_datasets=lambda register: [register(dataset_class("solo")), register(dataset_class("twin"))],
+        register_metrics=register_metrics,
+        on_generation_end=on_generation_end,
+    )
+    registry = build_registry([registers_datasets("plug_whole", dataset_class("twin")), half], autoload=False)
+    [(failed, reason)] = registry.failures
+    assert failed == "plug_half" and "plug_whole" in reason and "'twin'" in reason
+    assert set(registry.entries["dataset"]) == {"twin"} and registry.get("dataset", "twin").plugin == "plug_whole"
+    assert "lonely" not in registry.entries["metric"]
+    assert "plug_half" not in registry.plugins
+    assert [impl.plugin_name for impl in registry.hook.on_generation_end.get_hookimpls()] == []
+
+
+def test_a_misspelt_hook_suggests_the_right_name_and_its_plugin_registers_nothing():
+    module = plugin(
+        "plug_misspelt",
+        register_datasets=lambda register: register(dataset_class("spelt")),
+        register_metric=lambda register: None,
+    )
+    registry = build_registry([module], autoload=False)
+    [(failed, reason)] = registry.failures
+    assert failed == "plug_misspelt"
+    assert "'register_metric'" in reason and "did you mean 'register_metrics'" in reason
+    assert "spelt" not in registry.entries["dataset"]
+    assert "plug_misspelt" not in registry.plugins
+
+
+def test_a_plugin_that_registers_nothing_is_warned_about(plugin_dir, run_cli):
+    folder = plugin_dir(
+        "plug_unmarked",
+        """
+        from benchmark import Dataset
+
+        class Unmarked(Dataset):
+            name = "unmarked"
+
+        def register_datasets(register):  # no @hookimpl: pluggy never calls it
+            register(Unmarked)
+        """,
+    )
+    plugin_dir(
+        "plug_no_arguments",
+        """
+        from benchmark import hookimpl
+
+        @hookimpl
+        def register_datasets():  # no `register` argument: nothing can be registered
+            pass
+        """,
+    )
+    registry = build_registry(["plug_unmarked", "plug_no_arguments"], autoload=False)
+    assert registry.failures == []
+    warnings = dict(registry.warnings)
+    assert "registered nothing" in warnings["plug_unmarked"] and "@hookimpl" in warnings["plug_unmarked"]
+    assert "registered nothing" in warnings["plug_no_arguments"] and "'register'" in warnings["plug_no_arguments"]
+
+    path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+    code, out, err = run_cli(["plugins"], env={PLUGINS_ENV: "plug_unmarked", "PYTHONPATH": path})
+    assert code == 0, err
+    assert f"plug_unmarked  (plug_unmarked local)\n    ({warnings['plug_unmarked']})\n" in out
+    assert "FAILED" not in out
+    assert f"retrainbench: warning: plugin 'plug_unmarked' {warnings['plug_unmarked']}" in err
+
+
+def test_an_import_error_names_the_file_and_line_of_the_plugin(plugin_dir):
+    folder = plugin_dir("plug_bad_import", "import math\nimport no_such_dependency_42\n")
+    registry = build_registry(["plug_bad_import"], autoload=False)
+    [(failed, reason)] = registry.failures
+    assert failed == "plug_bad_import"
+    expected = f"ModuleNotFoundError: No module named 'no_such_dependency_42' (at {folder / 'plug_bad_import.py'}:2)"
+    assert reason == expected
+
+
+def test_a_parameter_default_that_breaks_its_own_declaration_is_refused():
+    class Skewed(Metric):
+        name = "skewed"
+        parameters = {"k": Param(0, int, low=1, help="neighbours")}
+
+        def compute(self, evaluation):
+            return 0.0
+
+    module = plugin("plug_skewed", register_metrics=lambda register: register(Skewed))
+    registry = build_registry([module], autoload=False)
+    [(failed, reason)] = registry.failures
+    assert failed == "plug_skewed"
+    assert "plug_skewed" in reason and "'skewed'" in reason and "'k'" in reason and ">= 1" in reason
+    assert "skewed" not in registry.entries["metric"]

@@ -1,18 +1,19 @@
 """What plugins register: named component classes, one name per kind, each tagged with its plugin.
 
-The registry is what the ``register`` callback of every hook writes to. It refuses a second
-component with a name already taken (naming both plugins) and answers unknown names with the
-closest known ones.
+The plugin manager checks each component a plugin registers (``entry``) and adds one plugin's
+components all together (``add_all``). A second component with a name already taken is refused,
+naming both plugins; unknown names are answered with the closest known ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from benchmark.api.components import Component
 from benchmark.api.kinds import KINDS
+from benchmark.api.params import ParamError
 from benchmark.errors import RegistryError, suggestion
 
 C = TypeVar("C", bound=Component)
@@ -49,11 +50,17 @@ class Registry:
     plugins: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: plugins that failed to import or to register: (plugin, reason)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    #: plugins that loaded but registered nothing, or part of whose code never runs: (plugin, why)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
     #: pluggy's hook relay, for calling observer hooks such as ``on_generation_end``
     hook: Any = field(default=None, repr=False)
 
-    def add(self, kind: str, component: type[Component], plugin: str) -> None:
-        """Register ``component`` as a ``kind``; refuse a taken name or a class of the wrong kind."""
+    def entry(self, kind: str, component: type[Component], plugin: str) -> Entry:
+        """Check ``component`` as a ``kind`` from ``plugin`` and return its entry, without adding it.
+
+        Refuses a class of the wrong kind, a missing name, and a declared parameter whose default
+        fails its own declaration (it would fail every run). Whether the name is free is ``add_all``'s check.
+        """
         base = KINDS[kind].base
         if not (isinstance(component, type) and issubclass(component, base)):
             raise RegistryError(
@@ -62,21 +69,36 @@ class Registry:
         name = getattr(component, "name", None)
         if not isinstance(name, str) or not name:
             raise RegistryError(f"plugin {plugin!r} registered {component.__name__} without a name")
-        taken = self.entries[kind].get(name)
-        if taken is not None:
-            raise RegistryError(
-                f"{kind} {name!r} from plugin {plugin!r} refused: already registered by plugin {taken.plugin!r}"
-            )
-        self.entries[kind][name] = Entry(kind, name, component, plugin)
+        for key, param in component.parameters.items():
+            try:
+                param.check(key, param.default)
+            except ParamError as exc:
+                raise RegistryError(
+                    f"plugin {plugin!r} registered {kind} {name!r} whose parameter {key!r} has a default "
+                    f"that breaks its own declaration: {exc}"
+                ) from None
+        return Entry(kind, name, component, plugin)
 
-    def registrar(self, kind: str, plugin: str) -> Callable[[type[Component]], type[Component]]:
-        """The ``register`` callback handed to one plugin's hook for one kind."""
+    def add(self, kind: str, component: type[Component], plugin: str) -> None:
+        """Register ``component`` as a ``kind``; refuse it as ``entry`` and ``add_all`` do."""
+        self.add_all([self.entry(kind, component, plugin)])
 
-        def register(component: type[Component]) -> type[Component]:
-            self.add(kind, component, plugin)
-            return component
+    def add_all(self, entries: Iterable[Entry]) -> None:
+        """Add entries made by ``entry`` all together (one plugin's components) or, if a name is taken, none.
 
-        return register
+        A taken name is refused naming both plugins: the one holding it and the newcomer.
+        """
+        entries = list(entries)
+        batch: dict[tuple[str, str], Entry] = {}
+        for entry in entries:
+            holder = self.entries[entry.kind].get(entry.name) or batch.setdefault((entry.kind, entry.name), entry)
+            if holder is not entry:
+                raise RegistryError(
+                    f"{entry.kind} {entry.name!r} from plugin {entry.plugin!r} refused: "
+                    f"already registered by plugin {holder.plugin!r}"
+                )
+        for entry in entries:
+            self.entries[entry.kind][entry.name] = entry
 
     def get(self, kind: str, name: str) -> Entry:
         """The entry called ``name``; an unknown name raises with the closest known names."""
