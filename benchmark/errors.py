@@ -43,6 +43,11 @@ class Diverged(Exception):
     """Raised inside a run when samples or losses stop being finite; the run is recorded as diverged."""
 
 
+class ContractViolation(ValueError):
+    """Raised inside a run when a plugin hands the loop what its interface forbids (a NaN metric value,
+    samples of the wrong shape): the run is recorded as failed, with a reason naming the plugin."""
+
+
 def suggestion(name: str, known: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for the closest known names, or '' when nothing is close."""
     close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)

@@ -10,6 +10,7 @@ in [0, 1]); a family that works on a device converts at its own boundary.
 from __future__ import annotations
 
 import importlib.util
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -256,6 +257,24 @@ class Measured:
     def of(cls, result: float | Measured) -> Measured:
         """What ``Metric.compute`` returned, as a ``Measured`` (a bare number has no detail)."""
         return result if isinstance(result, Measured) else cls(result)
+
+    def violation(self) -> str:
+        """Why ``value`` breaks the metric contract, or "" when it keeps it.
+
+        A value is a real number (int, float or numpy scalar; not a bool), never NaN. Infinity is a
+        value (the log-determinant of a singular covariance is -inf); NaN is not, and would be stored
+        as an empty cell that a leaderboard ranks as if it were a result.
+        """
+        import numbers
+
+        import numpy as np
+
+        value = self.value
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            return f"returned {type(value).__name__} {value!r}, expected a real number"
+        if math.isnan(value):
+            return "returned NaN"
+        return ""
 
 
 @dataclass(frozen=True)

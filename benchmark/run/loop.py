@@ -4,12 +4,15 @@ Generation 0 fits the real training set D. Generation t >= 1 asks the policy for
 (built from D, the pool, its own state and fresh samples of the model of generation t-1), refits,
 then draws ``n_eval`` samples and computes every metric against the held-out test set.
 The loop knows nothing about storage: it yields one GenerationResult per generation and can
-start from a stored one (``Resume``).
+start from a stored one (``Resume``). It checks what it receives from plugins where it receives it
+(shapes and dtypes of samples and training sets, metric values; ContractViolation names the
+plugin) and hands them the real data read-only, so a plugin's bug fails at its own line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -33,7 +36,7 @@ from benchmark.api.components import (
     TrainingSet,
 )
 from benchmark.api.registry import Registry
-from benchmark.errors import Diverged
+from benchmark.errors import ContractViolation, Diverged
 from benchmark.run.features import FeatureSpace
 from benchmark.run.seeding import stream
 from benchmark.run.spec import ComponentSpec, RunSpec
@@ -101,6 +104,31 @@ def _require_finite(what: str, generation: int, array: np.ndarray) -> np.ndarray
     return array
 
 
+def _require_points(who: str, generation: int, x: Any, rows: int | None, sample_shape: tuple[int, ...]) -> np.ndarray:
+    """``x`` when it is a float array of ``rows`` points (None: at least one) shaped like the data.
+
+    Otherwise ContractViolation naming ``who``, the component that broke the contract, rather than
+    whichever later step would trip over its array.
+    """
+    expected = str((rows, *sample_shape)) if rows is not None else f"(m, {', '.join(map(str, sample_shape))}), m >= 1"
+    if not isinstance(x, np.ndarray):
+        got = f"a {type(x).__name__}"
+    elif x.ndim == 0 or x.shape[1:] != sample_shape or (len(x) == 0 if rows is None else len(x) != rows):
+        got = f"shape {x.shape}"
+    elif not np.issubdtype(x.dtype, np.floating):
+        got = f"dtype {x.dtype}"
+    else:
+        return x
+    raise ContractViolation(f"{who} at generation {generation} returned {got}, expected a float array {expected}")
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A view of ``array`` that refuses writes: a plugin writing into it fails at that line."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 @dataclass
 class _Generation:
     """One generation's work on a run: each step draws from its own named stream of the run's seed."""
@@ -128,9 +156,11 @@ class _Generation:
             rng=self.rng("policy"),
         )
         built = self.parts.policy.build(step)
+        who = f"policy {self.run.policy.label!r} build()"
+        _require_points(who, self.t, built.data, None, self.data.sample_shape)
         if sum(built.composition.values()) != len(built.data):
-            raise ValueError(
-                f"policy {self.run.policy.name!r} reported composition {dict(built.composition)} "
+            raise ContractViolation(
+                f"{who} at generation {self.t} reported composition {dict(built.composition)} "
                 f"for {len(built.data)} points"
             )
         return built
@@ -140,7 +170,9 @@ class _Generation:
         rng = self.rng("synthetic")
 
         def sample(n: int) -> np.ndarray:
-            return _require_finite("synthetic samples", self.t, self.model.sample(n, rng))
+            who = f"model {self.run.model.label!r} sample({n}), drawn by policy {self.run.policy.label!r},"
+            samples = _require_points(who, self.t, self.model.sample(n, rng), n, self.data.sample_shape)
+            return _require_finite("synthetic samples", self.t, samples)
 
         return sample
 
@@ -152,7 +184,11 @@ class _Generation:
         return fit
 
     def sample(self) -> np.ndarray:
-        return _require_finite("samples", self.t, self.model.sample(self.run.n_eval, self.rng("eval")))
+        """The evaluation samples, read-only: every metric sees the same ones."""
+        n = self.run.n_eval
+        who = f"model {self.run.model.label!r} sample({n})"
+        samples = _require_points(who, self.t, self.model.sample(n, self.rng("eval")), n, self.data.sample_shape)
+        return _read_only(_require_finite("samples", self.t, samples))
 
     def measure(self, samples: np.ndarray) -> dict[str, dict[str, Any]]:
         """Every metric of the run on this generation's samples, in the order the grid lists them."""
@@ -169,6 +205,8 @@ class _Generation:
                 features=self.space.lookup(samples, self.t),
             )
             result = Measured.of(metric.compute(evaluation))
+            if violation := result.violation():
+                raise ContractViolation(f"metric {label!r} at generation {self.t} {violation}")
             metrics[label] = {"value": float(result.value), "detail": result.detail}
         return metrics
 
@@ -184,11 +222,15 @@ def generations(
     """Yield generations ``resume.generation + 1`` (or 0) .. ``run.generations`` of ``run``.
 
     ``cache_dir`` keeps what is reused across runs (real-data features). Raises Diverged when
-    the model's samples or training losses stop being finite.
+    the model's samples or training losses stop being finite, ContractViolation when a plugin
+    returns what its interface forbids.
     """
     parts = RunParts.build(run, registry, threads)
     n_pool = parts.policy.pool_size(run.n_real, run.generations)
-    data = parts.dataset.load(run.n_real, run.n_test, n_pool, stream(run.seed, "data"))
+    splits = parts.dataset.load(run.n_real, run.n_test, n_pool, stream(run.seed, "data"))
+    data = dataclasses.replace(
+        splits, train=_read_only(splits.train), test=_read_only(splits.test), pool=_read_only(splits.pool)
+    )
     data_key = {"dataset": run.dataset.canonical(), "seed": run.seed, "n_real": run.n_real, "n_test": run.n_test}
     space = FeatureSpace(registry, data, data_key, parts.context, cache_dir)
     model: Model = parts.family.create(data, parts.context)

@@ -21,8 +21,8 @@ LOSS_WINDOW = 50
 
 
 def to_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
-    """float32 tensor on ``device``: the networks' precision."""
-    return torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)
+    """float32 tensor on ``device``: the networks' precision, a copy (the loop's real data is read-only)."""
+    return torch.tensor(np.asarray(x, dtype=np.float32), device=device)
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
