@@ -33,7 +33,7 @@ from benchmark.testing import model_states as state
 from benchmark.testing import run_in_memory
 
 Z = 4.5
-FIRST_PARTY = ("plugins.datasets.toy", "plugins.families.analytic", "plugins.policies.mixing", "plugins.metrics.basic")
+FIRST_PARTY = ("plugins.datasets.toy", "plugins.families.analytic", "plugins.policies", "plugins.metrics.basic")
 
 
 @pytest.fixture(scope="module")

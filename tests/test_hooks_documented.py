@@ -204,7 +204,7 @@ def test_a_plugin_implementing_every_hook_takes_part_in_a_run(tmp_path: Path):
 
 # ---------------------------------------------------------------- the JSON-lines observer (plugins/observers/jsonl.py)
 
-ANALYTIC = ["plugins.datasets.toy", "plugins.families.analytic", "plugins.policies.mixing", "plugins.metrics.basic"]
+ANALYTIC = ["plugins.datasets.toy", "plugins.families.analytic", "plugins.policies", "plugins.metrics.basic"]
 #: Two lambdas x two seeds of the gaussian family on 2-D data (the variance metric).
 GRID = grid_doc(
     generations=2,

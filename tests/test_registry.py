@@ -321,7 +321,7 @@ def test_a_hook_with_wrong_arguments_or_a_misspelt_hook_is_reported_not_fatal():
         pass
 
     misspelt.register_dataset = register_dataset
-    registry = build_registry([wrong, misspelt, "plugins.policies.mixing"], autoload=False)
+    registry = build_registry([wrong, misspelt, "plugins.policies"], autoload=False)
     reasons = dict(registry.failures)
     assert "'reg'" in reasons["wrong_arguments"] and "\n" not in reasons["wrong_arguments"]
     assert "'register_dataset', which is not a retrainbench hook" in reasons["misspelt_hook"]

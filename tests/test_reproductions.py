@@ -40,7 +40,7 @@ Z = 3.0
 FIRST_PARTY = (
     "plugins.datasets.toy",
     "plugins.families.analytic",
-    "plugins.policies.mixing",
+    "plugins.policies",
     "plugins.metrics.basic",
     "plugins.metrics.samples",
 )

@@ -1,4 +1,4 @@
-"""Data-mixing policies: how the training set of generation t >= 1 is built.
+"""The data-mixing policies: how the training set of generation t >= 1 is built (registered by ``plugins.policies``).
 
 With D the n real training points and S_t samples of the model of generation t-1:
 
@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from benchmark import Param, Policy, PolicyStep, TrainingSet, hookimpl
+from benchmark import Param, Policy, PolicyStep, TrainingSet
 
 
 def _accumulated(step: PolicyStep, n: int) -> np.ndarray:
@@ -113,9 +113,3 @@ class Fresh(Policy):
         if fresh == 0:
             return TrainingSet(step.sample(synthetic), {"synthetic": synthetic})
         return TrainingSet(np.concatenate([real, step.sample(synthetic)]), {"fresh": fresh, "synthetic": synthetic})
-
-
-@hookimpl
-def register_policies(register):
-    for policy in (Mix, Replace, Accumulate, Fresh, AccumulateSubsample):
-        register(policy)
