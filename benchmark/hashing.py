@@ -6,12 +6,16 @@ import hashlib
 import json
 from typing import Any
 
+#: The JSON layout of keys that name files already on disk (real-data features, trained extractors):
+#: json's default separators, as they were first written, so existing caches stay valid.
+SPACED = (", ", ": ")
 
-def canonical_json(value: Any) -> str:
-    """``value`` as compact JSON with sorted keys: equal values give equal text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+def canonical_json(value: Any, separators: tuple[str, str] = (",", ":")) -> str:
+    """``value`` as JSON with sorted keys (compact unless ``separators`` say otherwise): equal values, equal text."""
+    return json.dumps(value, sort_keys=True, separators=separators)
 
 
-def digest(value: Any, length: int) -> str:
+def digest(value: Any, length: int, separators: tuple[str, str] = (",", ":")) -> str:
     """The first ``length`` hex digits of the SHA-256 of ``value``'s canonical JSON."""
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:length]
+    return hashlib.sha256(canonical_json(value, separators).encode()).hexdigest()[:length]

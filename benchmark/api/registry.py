@@ -115,7 +115,9 @@ class Registry:
 
         ``registry.component(Metric, "w2")`` is ``registry.get("metric", "w2").component`` for a type checker.
         """
-        kind = next(k.name for k in KINDS.values() if k.base is base)
+        kind = next((k.name for k in KINDS.values() if k.base is base), None)
+        if kind is None:
+            raise RegistryError(f"{base.__name__} is not the base class of a kind ({', '.join(KINDS)})")
         found = self.get(kind, name).component
         if not issubclass(found, base):  # ``add`` refuses such classes; a registry built by hand might not
             raise RegistryError(f"{kind} {name!r} is {found!r}, not a subclass of {base.__name__}")

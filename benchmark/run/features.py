@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
 from benchmark.api.components import DataSplits, FeatureExtractor, RunContext
 from benchmark.api.registry import Registry
 from benchmark.files import write_atomic
-from benchmark.hashing import digest
+from benchmark.hashing import SPACED, digest
 
 #: Features of real splits already computed in this process, by cache key.
 _MEMORY: dict[str, np.ndarray] = {}
@@ -42,7 +42,7 @@ class FeatureSpace:
     def extractor(self, name: str) -> FeatureExtractor:
         """The named extractor, prepared on this run's real training split (once per run)."""
         if name not in self._extractors:
-            extractor = cast(FeatureExtractor, self.registry.get("feature-extractor", name).component())
+            extractor = self.registry.component(FeatureExtractor, name)()
             extractor.prepare(self.data, self.context, self.cache_dir)
             self._extractors[name] = extractor
         return self._extractors[name]
@@ -50,7 +50,7 @@ class FeatureSpace:
     def _key(self, name: str, which: str) -> str:
         entry = self.registry.get("feature-extractor", name)
         version = self.registry.version_of(entry)
-        return digest({"data": self.data_key, "split": which, "extractor": name, "version": version}, 20)
+        return digest({"data": self.data_key, "split": which, "extractor": name, "version": version}, 20, SPACED)
 
     def real(self, name: str, which: str) -> np.ndarray:
         """Features of the real "test" or "train" split, from memory, disk, or computed once."""

@@ -14,7 +14,7 @@ import sys
 import threading
 import traceback
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -287,8 +287,9 @@ def run_grid(
                 else:
                     finished(outcome)
                 if fail_fast and summary.failed:
-                    if isinstance(outcomes, Generator):
-                        outcomes.close()  # executors cancel what has not started
+                    close = getattr(outcomes, "close", None)
+                    if callable(close):
+                        close()  # executors cancel what has not started
                     summary.not_run = len(tasks) - len(summary.outcomes)
                     return summary
             for run in busy:  # wait until the other process lets go, then hand the run to the executor again

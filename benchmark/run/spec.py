@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from benchmark import SCHEMA_VERSION
 from benchmark.api.compatibility import unmet_need
@@ -210,15 +210,15 @@ def parse_grid(
     for (dataset, d_entry), (model, m_entry), (policy, p_entry) in itertools.product(
         sections["datasets"], sections["models"], sections["policies"]
     ):
-        family = cast(type[ModelFamily], m_entry.component)
-        data_cls = cast(type[Dataset], d_entry.component)
+        family = registry.component(ModelFamily, model.name)
+        data_cls = registry.component(Dataset, dataset.name)
         if data_cls.kind not in family.data_kinds:
             skipped.append(f"{model.label} cannot model {data_cls.kind} data of {dataset.label}")
             continue
         metrics = []
         labels = {"dataset": dataset.label, "model": model.label}
         for metric, entry in sections["metrics"]:
-            reason = unmet_need(cast(type[Metric], entry.component), data_cls, family, labels)
+            reason = unmet_need(registry.component(Metric, metric.name), data_cls, family, labels)
             if reason is None:
                 metrics.append((metric, entry))
             else:

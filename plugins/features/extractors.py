@@ -34,7 +34,7 @@ import numpy as np
 
 from benchmark import DataSplits, FeatureExtractor, Param, RunContext, hookimpl
 from benchmark.files import write_atomic
-from benchmark.hashing import digest
+from benchmark.hashing import SPACED, digest
 from benchmark.run.seeding import derive_int, stream
 
 if TYPE_CHECKING:
@@ -276,6 +276,7 @@ class Domain(FeatureExtractor):
                 "version": self.version,
             },
             20,
+            SPACED,
         )
 
     def prepare(self, data: DataSplits, context: RunContext, cache_dir: Path | None) -> None:
