@@ -126,6 +126,38 @@ def test_first_release_declarations_still_mean_what_they_meant():
         def modes(self):
             return None
 
-    assert OldFamily.provides == {"log_prob"}
-    assert OldDataset.provides == {"density", "modes"}
+    class OldDatasetWithoutDensity(OldDataset):
+        """Turns its parent's density off the 0.1 way."""
+
+        name = "old-dataset-without-density"
+        has_density = False
+
+    assert OldFamily.provides == {"log_prob"} and OldFamily.has_log_prob
+    assert OldDataset.provides == {"density", "modes"} and OldDataset.has_density
+    assert OldDatasetWithoutDensity.provides == {"modes"} and not OldDatasetWithoutDensity.has_density
+    assert not ModelFamily.has_log_prob and not Dataset.has_density
     assert ModelFamily.provides == frozenset() and Dataset.provides == frozenset()
+
+
+#: Names plugins written for retrainbench 0.1 import, at their 0.1 paths.
+FIRST_RELEASE_NAMES = [
+    ("benchmark.components", "ModelFamily"),
+    ("benchmark.params", "Param"),
+    ("benchmark.seeding", "stream"),
+    ("benchmark.seeding", "derive_int"),
+    ("benchmark.checkpoint", "save"),
+    ("benchmark.harness", "RunTask"),
+    ("benchmark.testing", "conformance_cases"),
+    ("benchmark.testing", "run_in_memory"),
+    ("plugins.policies", "Mix"),
+    ("plugins.basic_metrics", "flatten"),
+    ("plugins.sample_metrics", "frechet_distance"),
+    ("plugins.sample_metrics", "wasserstein"),
+    ("plugins.sample_metrics", "prdc"),
+    ("plugins.toy_datasets", "EightGaussians"),
+]
+
+
+@pytest.mark.parametrize(("module", "name"), FIRST_RELEASE_NAMES)
+def test_names_of_the_first_release_still_import(module: str, name: str):
+    assert hasattr(importlib.import_module(module), name)

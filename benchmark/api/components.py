@@ -87,6 +87,14 @@ class RunContext:
         return min(steps, self.max_train_steps) if self.max_train_steps is not None else steps
 
 
+def _with_legacy_flag(cls: type[Component], flag: str, capability: str) -> frozenset[str]:
+    """``cls.provides`` after the 0.1 flag ``cls`` itself sets (``has_density = True`` or ``False``), if any."""
+    provides = frozenset(getattr(cls, "provides", frozenset()))
+    if flag not in cls.__dict__:
+        return provides
+    return provides | {capability} if cls.__dict__[flag] else provides - {capability}
+
+
 # ---------------------------------------------------------------- datasets
 
 
@@ -116,14 +124,14 @@ class Dataset(Component):
     #: What the dataset offers metrics (see ``benchmark.api.compatibility``): "density" when ``log_density``
     #: gives the true density, "modes" when ``modes`` gives the mixture's centres.
     provides: ClassVar[frozenset[str]] = frozenset()
+    #: retrainbench 0.1's declaration, still honoured and kept equal to ``"density" in provides``.
+    has_density: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        # Datasets written for retrainbench 0.1 declared ``has_density = True`` and overrode ``modes``.
-        legacy = {"density"} if cls.__dict__.get("has_density") else set()
-        legacy |= {"modes"} if "modes" in cls.__dict__ and "provides" not in cls.__dict__ else set()
-        if legacy - cls.provides:
-            cls.provides = frozenset(cls.provides | legacy)
+        overrides_modes = "modes" in cls.__dict__ and "provides" not in cls.__dict__  # 0.1: an overridden ``modes``
+        cls.provides = _with_legacy_flag(cls, "has_density", "density") | ({"modes"} if overrides_modes else set())
+        cls.has_density = "density" in cls.provides
 
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` independent points of the true distribution."""
@@ -185,6 +193,8 @@ class ModelFamily(Component):
 
     #: What the family offers metrics: "log_prob" when its models implement ``log_prob``.
     provides: ClassVar[frozenset[str]] = frozenset()
+    #: retrainbench 0.1's declaration, still honoured and kept equal to ``"log_prob" in provides``.
+    has_log_prob: ClassVar[bool] = False
     #: Whether retraining continues from the previous generation unless the grid says otherwise.
     warm_start_default: ClassVar[bool] = False
     #: Data kinds the family can model.
@@ -192,8 +202,8 @@ class ModelFamily(Component):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.__dict__.get("has_log_prob") and "log_prob" not in cls.provides:  # retrainbench 0.1's declaration
-            cls.provides = frozenset(cls.provides | {"log_prob"})
+        cls.provides = _with_legacy_flag(cls, "has_log_prob", "log_prob")
+        cls.has_log_prob = "log_prob" in cls.provides
 
     @abstractmethod
     def create(self, data: DataSplits, context: RunContext) -> Model:

@@ -92,7 +92,7 @@ class RunParts:
 
 @contextlib.contextmanager
 def stopwatch(seconds: dict[str, float], step: str) -> Iterator[None]:
-    """Add the block's wall-clock seconds to ``seconds[step]``."""
+    """Record the block's wall-clock seconds as ``seconds[step]``."""
     start = time.perf_counter()
     yield
     seconds[step] = time.perf_counter() - start

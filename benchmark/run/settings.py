@@ -5,7 +5,8 @@ accepts, whether it is required or what it defaults to, its bounds, what smoke m
 whether it is part of the run's identity (its id), whether plugins see it in their ``RunContext``,
 and whether results.csv shows it as a column. Validation, ``RunSpec.canonical``/``describe``,
 reading a stored spec back, smoke mode, the run context and the results columns all derive from
-these declarations, so adding a setting means adding one field here.
+these declarations, so adding a setting means adding one field here (and, for a setting plugins read,
+its field on ``RunContext``, which is the plugin API).
 
 Adding an identity setting changes every run id (the canonical form gains a key): results stored
 before it are then recomputed rather than reused.

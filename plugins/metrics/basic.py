@@ -8,7 +8,11 @@ plugins/metrics/moments.py). The other sample-based metrics register through ``s
 from __future__ import annotations
 
 from benchmark import hookimpl
+from plugins.metrics.maths import flatten
 from plugins.metrics.moments import NLL, Frechet, MeanDistance, Variance, VarianceRatio
+
+#: Besides the hook: ``flatten``, which retrainbench 0.1 defined here (as plugins.basic_metrics).
+__all__ = ["flatten", "register_metrics"]
 
 METRICS = (NLL, Frechet, Variance, VarianceRatio, MeanDistance)
 

@@ -14,11 +14,54 @@ The numerical helpers they share (batched distances, memoised work) are in plugi
 from __future__ import annotations
 
 from benchmark import hookimpl
-from plugins.metrics.distances import MMD, W1, W2, Energy
-from plugins.metrics.manifold import Coverage, Density, Precision, Recall
+from plugins.metrics.distances import (
+    MMD,
+    W1,
+    W2,
+    Energy,
+    energy_distance,
+    median_bandwidth,
+    rbf_mmd2,
+    sliced_wasserstein,
+    wasserstein,
+)
+from plugins.metrics.manifold import Coverage, Density, Precision, Recall, knn_radii, prdc
+from plugins.metrics.maths import (
+    distance_batches,
+    distance_sum,
+    flatten,
+    frechet_distance,
+    memo,
+    squared_distance_batches,
+    squared_distances,
+)
 from plugins.metrics.modes import HighQuality, ModeCoverage
-from plugins.metrics.moments import LogDet, PairwiseDistance
+from plugins.metrics.moments import (
+    LogDet,
+    PairwiseDistance,
+    mean_pairwise_distance,
+)
 from plugins.metrics.true_density import KL, TV
+
+#: Besides the hook: the helpers retrainbench 0.1 defined here (as plugins.sample_metrics), still importable.
+__all__ = [
+    "distance_batches",
+    "distance_sum",
+    "energy_distance",
+    "flatten",
+    "frechet_distance",
+    "knn_radii",
+    "mean_pairwise_distance",
+    "median_bandwidth",
+    "memo",
+    "prdc",
+    "rbf_mmd2",
+    "register_metrics",
+    "sliced_wasserstein",
+    "squared_distance_batches",
+    "squared_distances",
+    "wasserstein",
+]
 
 METRICS = (
     Precision,
