@@ -104,17 +104,28 @@ def wasserstein(
     x: np.ndarray, y: np.ndarray, p: int, max_exact: int, projections: int, rng: np.random.Generator
 ) -> Measured:
     """W_p between the empirical measures: exact in 1-D (sorting) and up to ``max_exact`` points per side
-    (POT's network simplex), sliced over ``projections`` random directions beyond."""
+    (POT's network simplex), sliced over ``projections`` random directions beyond.
+
+    A failed solve never passes for a value: when squared distances of finite points overflow (points
+    beyond ~1e154, as a diverging model's) the distance really is enormous and is inf, with a detail
+    that says so; a solver that stops short of optimality (POT's result code) raises ArithmeticError."""
     ot = _pot()
 
     if x.shape[1] == 1:
         value = float(ot.wasserstein_1d(x[:, 0], y[:, 0], p=p)) ** (1.0 / p)
         return Measured(value, "exact (1-D)")
     if max(len(x), len(y)) <= max_exact:
-        cost = squared_distances(x, y)
+        if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+            raise ValueError("W_p: the points are not all finite")
+        with np.errstate(over="ignore", invalid="ignore"):
+            cost = squared_distances(x, y)
+        if not np.all(np.isfinite(cost)):
+            return Measured(math.inf, "squared distances overflow float64: the points lie beyond ~1e154")
         if p == 1:
             cost = np.sqrt(cost, out=cost)
-        value = ot.emd2(ot.unif(len(x)), ot.unif(len(y)), cost, numItermax=10_000_000)
+        value, log = ot.emd2(ot.unif(len(x)), ot.unif(len(y)), cost, numItermax=10_000_000, log=True)
+        if log["result_code"] != 1:  # 1 is OPTIMAL in POT's network simplex
+            raise ArithmeticError(f"exact W_p: POT's solver found no optimal plan: {log['warning']}")
         return Measured(float(max(value, 0.0)) ** (1.0 / p), "exact")
     directions = rng.standard_normal((x.shape[1], projections))
     directions /= np.linalg.norm(directions, axis=0, keepdims=True)
@@ -138,13 +149,17 @@ class _Wasserstein(Metric):
 
 
 class W1(_Wasserstein):
-    """Wasserstein-1 distance between samples and test set (POT): exact up to max_exact points, sliced beyond."""
+    """Wasserstein-1 distance between samples and test set (POT): exact up to max_exact points, sliced beyond.
+
+    inf when squared distances overflow (a diverging model's points); an error if the solver fails."""
 
     name, p = "w1", 1
 
 
 class W2(_Wasserstein):
-    """Wasserstein-2 distance between samples and test set (POT): exact up to max_exact points, sliced beyond."""
+    """Wasserstein-2 distance between samples and test set (POT): exact up to max_exact points, sliced beyond.
+
+    inf when squared distances overflow (a diverging model's points); an error if the solver fails."""
 
     name, p = "w2", 2
     #: 2: exact in 1-D at any size; own sliced projections (from the metric's stream); max_exact 1000, 200 projections.
