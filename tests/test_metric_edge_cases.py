@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from test_metrics import make_evaluation, measure
+from test_metrics import gaussian_model, make_evaluation, measure
 
 from benchmark.run.seeding import stream
+from plugins.datasets.toy import GaussianData
+from plugins.metrics import maths
 from plugins.metrics.distances import _pot
 
 # ---------------------------------------------------------------- Wasserstein
@@ -42,3 +44,22 @@ def test_wasserstein_refuses_a_transport_plan_the_solver_did_not_prove_optimal(r
     x, y = rng.normal(size=(50, 2)), rng.normal(1.0, 1.0, size=(50, 2))
     with pytest.raises(ArithmeticError, match="numItermax reached"):
         measure(registry, name, make_evaluation(registry, x, y))
+
+
+# ---------------------------------------------------------------- grid of the density metrics
+
+
+@pytest.mark.parametrize("name", ["tv", "kl"])
+def test_density_grid_memo_keeps_boxes_apart(registry, name):
+    """pad=0 then pad=1 in one generation: the second must see its own, wider box (not the memoised first)."""
+    dataset = GaussianData()
+    model = gaussian_model([0.6], [[1.0]])
+    test = dataset.draw(500, stream(32, "pad"))
+    evaluation = make_evaluation(registry, model.sample(500, stream(33, "pad")), test, dataset=dataset, model=model)
+    maths.forget()
+    narrow = measure(registry, name, evaluation, {"pad": 0.0})
+    wide = measure(registry, name, evaluation, {"pad": 1.0})
+    maths.forget()
+    alone = measure(registry, name, evaluation, {"pad": 1.0})
+    assert (wide.value, wide.detail) == (alone.value, alone.detail)
+    assert wide.value != narrow.value

@@ -48,7 +48,10 @@ class _DensityDistance(Metric):
             points, cell = _grid(lo, hi, per_axis)
             return evaluation.dataset.log_density(points), evaluation.model.log_prob(points), cell
 
-        key = ("grid", digest(samples), digest(test), id(evaluation.model), id(evaluation.dataset), per_axis)
+        # Everything the grid's values depend on: model, dataset, box (so pad) and resolution
+        # (samples and test also tell generations apart, whose models may reuse an id.)
+        grid = (digest(lo), digest(hi), per_axis)
+        key = ("grid", digest(samples), digest(test), id(evaluation.model), id(evaluation.dataset), grid)
         log_p, log_q, cell = memo(key, evaluate)
         mass = float(np.sum(np.exp(log_p)) * cell)
         box = " x ".join(f"[{a:.3g}, {b:.3g}]" for a, b in zip(lo, hi, strict=True))
