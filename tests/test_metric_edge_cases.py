@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from test_metrics import gaussian_model, make_evaluation, measure
 
+from benchmark.report.stats.directions import directions
 from benchmark.run.seeding import stream
 from plugins.datasets.toy import GaussianData
 from plugins.metrics import maths
@@ -63,3 +65,15 @@ def test_density_grid_memo_keeps_boxes_apart(registry, name):
     alone = measure(registry, name, evaluation, {"pad": 1.0})
     assert (wide.value, wide.detail) == (alone.value, alone.detail)
     assert wide.value != narrow.value
+
+
+# ---------------------------------------------------------------- directions
+
+
+def test_pairwise_distance_is_ranked_as_diversity_higher_is_better(registry):
+    """Collapse drives it to zero (its docstring): more spread is better, and the report ranks it so."""
+    metric = registry.get("metric", "pairwise-distance").component
+    assert metric.higher_is_better is True
+    direction = directions(["pairwise-distance"], registry)["pairwise-distance"]
+    badness = direction.badness(np.array([0.0, 1.0]))
+    assert badness is not None and badness[0] > badness[1]

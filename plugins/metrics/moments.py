@@ -81,10 +81,10 @@ class MeanDistance(Metric):
 
 
 class PairwiseDistance(Metric):
-    """Mean distance between two distinct samples: diversity, which collapse drives to zero."""
+    """Mean distance between two distinct samples: diversity, which collapse drives to zero (higher is better)."""
 
     name = "pairwise-distance"
-    higher_is_better = None
+    higher_is_better = True
 
     def compute(self, evaluation: Evaluation) -> float:
         return mean_pairwise_distance(flatten(evaluation.samples))
