@@ -112,12 +112,12 @@ def build_registry(
         if isinstance(item, str):
             add(item, lambda item=item: importlib.import_module(item), item, None, item)
         else:
-            version = getattr(item, "__version__", None)
+            declared = getattr(item, "__version__", None)
             add(
                 item.__name__,
                 lambda item=item: item,
                 item.__name__,
-                None if version is None else str(version),
+                None if declared is None else str(declared),
                 item.__name__,
             )
 
