@@ -8,7 +8,9 @@ when torch is already imported; this module never imports it.
 
 The one sanctioned change: a torch plugin seeding torch's global generators from the rng it is
 given (``benchmark.torch_support.devices.seed_torch`` announces it through ``note_torch_seeded``),
-after which torch's global state is a function of the run's seed.
+after which torch's global state is a function of the run's seed. The states are per process: runs
+sharing a process in threads (a Dask worker with several threads) would see each other's draws, as
+their numbers already would; the built-in executors give each run a process of one thread.
 """
 
 from __future__ import annotations
