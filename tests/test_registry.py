@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+import sys
 import types
 from pathlib import Path
 
@@ -242,6 +243,31 @@ def test_the_version_of_a_component_names_its_distribution(registry):
     assert registry.version_of(entry) == f"retrainbench=={benchmark.__version__}/{entry.component.version}"
 
 
+def test_the_version_of_a_module_loaded_by_name_follows_its_source(plugin_dir):
+    """Stored runs of a local plugin are not reused once its code changes: its source is in the run ids."""
+    source = """
+        from benchmark import Dataset, hookimpl
+
+        class Local(Dataset):
+            name = "local-data"
+            scale = {scale}
+
+        @hookimpl
+        def register_datasets(register):
+            register(Local)
+        """
+
+    def version(scale: float) -> str:
+        plugin_dir("plug_edited", source.format(scale=scale))
+        sys.modules.pop("plug_edited", None)
+        registry = build_registry(["plug_edited"], autoload=False, strict=True)
+        return registry.version_of(registry.get("dataset", "local-data"))
+
+    first = version(1.0)
+    assert first.startswith("plug_edited==local+") and first == version(1.0)
+    assert version(2.0) != first
+
+
 # ---------------------------------------------------------------- CLI
 
 
@@ -449,7 +475,9 @@ def test_a_plugin_that_registers_nothing_is_warned_about(plugin_dir, run_cli):
     path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
     code, out, err = run_cli(["plugins"], env={PLUGINS_ENV: "plug_unmarked", "PYTHONPATH": path})
     assert code == 0, err
-    assert f"plug_unmarked  (plug_unmarked local)\n    ({warnings['plug_unmarked']})\n" in out
+    version = registry.plugins["plug_unmarked"][1]
+    assert version.startswith("local+")
+    assert f"plug_unmarked  (plug_unmarked {version})\n    ({warnings['plug_unmarked']})\n" in out
     assert "FAILED" not in out
     assert f"retrainbench: warning: plugin 'plug_unmarked' {warnings['plug_unmarked']}" in err
 

@@ -7,16 +7,22 @@ import or to register is recorded with its reason and skipped, unless ``strict``
 Environment:
   RETRAINBENCH_DISABLE_PLUGIN_AUTOLOAD=1  load no entry points (only built-ins and the next variable)
   RETRAINBENCH_PLUGINS=mod.a,mod.b        also load these modules as plugins
+
+A module loaded by name (or passed without a ``__version__``) has no distribution version; its
+version is ``local+`` and a digest of its source files, so a change to its code changes the run
+ids of its components and no stored run of the old code is reused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
 import os
 import traceback
 from collections.abc import Iterable
+from pathlib import Path
 from types import ModuleType
 
 import pluggy
@@ -26,6 +32,7 @@ from benchmark.api import hookspecs
 from benchmark.api.kinds import REGISTRATION_HOOKS
 from benchmark.api.registry import Entry, Registry
 from benchmark.errors import PluginLoadError, RegistryError, suggestion
+from benchmark.hashing import digest
 
 ENTRY_POINT_GROUP = "retrainbench"
 DISABLE_AUTOLOAD_ENV = "RETRAINBENCH_DISABLE_PLUGIN_AUTOLOAD"
@@ -69,7 +76,8 @@ def build_registry(
             raise PluginLoadError(f"plugin {plugin!r} failed: {reason}")
         registry.failures.append((plugin, reason))
 
-    def add(plugin: str, load, dist: str, version: str, module_name: str) -> None:
+    def add(plugin: str, load, dist: str, version: str | None, module_name: str) -> None:
+        """Load and register one plugin; ``version`` None: the digest of its source (``local_version``)."""
         try:
             module = load()
         except Exception as exc:  # a broken plugin must not take the others down
@@ -85,7 +93,7 @@ def build_registry(
         except pluggy.PluginValidationError as exc:  # a hook implemented with the wrong arguments
             fail(plugin, " ".join(str(exc).split()))
             return
-        registry.plugins[plugin] = (dist, version)
+        registry.plugins[plugin] = (dist, local_version(module) if version is None else version)
         loaded.append((plugin, module))
 
     for name in BUILTIN_PLUGINS:
@@ -102,10 +110,16 @@ def build_registry(
     extra = [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
     for item in [*extra, *modules]:
         if isinstance(item, str):
-            add(item, lambda item=item: importlib.import_module(item), item, "local", item)
+            add(item, lambda item=item: importlib.import_module(item), item, None, item)
         else:
-            version = str(getattr(item, "__version__", "local"))
-            add(item.__name__, lambda item=item: item, item.__name__, version, item.__name__)
+            declared = getattr(item, "__version__", None)
+            add(
+                item.__name__,
+                lambda item=item: item,
+                item.__name__,
+                None if declared is None else str(declared),
+                item.__name__,
+            )
 
     for plugin, module in loaded:
         try:
@@ -119,6 +133,27 @@ def build_registry(
             registry.warnings.append((plugin, warning))
     registry.hook = pm.hook
     return registry
+
+
+def local_version(module: ModuleType) -> str:
+    """``local+DIGEST`` of a module's source (a package's: every .py file under it); ``local`` without a file.
+
+    The version of a plugin that no distribution names: editing its code changes it, so runs of
+    the old code are not taken for runs of the new one.
+    """
+    file = getattr(module, "__file__", None)
+    if not file:
+        return "local"
+    folders = [Path(folder) for folder in getattr(module, "__path__", ())]  # a package's folders
+    files = [(path.relative_to(folder), path) for folder in folders for path in folder.rglob("*.py")]
+    try:
+        sources = {
+            str(name): hashlib.sha256(path.read_bytes()).hexdigest()
+            for name, path in (files if folders else [(Path(Path(file).name), Path(file))])
+        }
+    except OSError:
+        return "local"
+    return "local+" + digest(sources, 12)
 
 
 #: The distribution of the first-party plugins and of the built-in executors.

@@ -6,7 +6,9 @@ then draws ``n_eval`` samples and computes every metric against the held-out tes
 The loop knows nothing about storage: it yields one GenerationResult per generation and can
 start from a stored one (``Resume``). It checks what it receives from plugins where it receives it
 (shapes and dtypes of samples and training sets, metric values; ContractViolation names the
-plugin) and hands them the real data read-only, so a plugin's bug fails at its own line.
+plugin) and hands them the real data read-only, so a plugin's bug fails at its own line. Every
+call into a plugin must leave numpy's and torch's global random states as it found them
+(``untouched_global_random_state``): a plugin drawing from them would make identical runs differ.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from benchmark.api.components import (
 from benchmark.api.registry import Registry
 from benchmark.errors import ContractViolation, Diverged
 from benchmark.run.features import FeatureSpace
+from benchmark.run.global_random import untouched_global_random_state
 from benchmark.run.seeding import stream
 from benchmark.run.spec import ComponentSpec, RunSpec
 
@@ -155,8 +158,9 @@ class _Generation:
             state=policy_state,
             rng=self.rng("policy"),
         )
-        built = self.parts.policy.build(step)
         who = f"policy {self.run.policy.label!r} build()"
+        with untouched_global_random_state(f"{who} at generation {self.t}"):
+            built = self.parts.policy.build(step)
         _require_points(who, self.t, built.data, None, self.data.sample_shape)
         if sum(built.composition.values()) != len(built.data):
             raise ContractViolation(
@@ -171,14 +175,18 @@ class _Generation:
 
         def sample(n: int) -> np.ndarray:
             who = f"model {self.run.model.label!r} sample({n}), drawn by policy {self.run.policy.label!r},"
-            samples = _require_points(who, self.t, self.model.sample(n, rng), n, self.data.sample_shape)
+            with untouched_global_random_state(f"{who} at generation {self.t}"):
+                drawn = self.model.sample(n, rng)
+            samples = _require_points(who, self.t, drawn, n, self.data.sample_shape)
             return _require_finite("synthetic samples", self.t, samples)
 
         return sample
 
     def fit(self, train: np.ndarray) -> dict[str, float]:
         warm = self.t > 0 and self.run.warm_start
-        fit = {k: float(v) for k, v in self.model.fit(train, warm_start=warm, rng=self.rng("fit")).items()}
+        with untouched_global_random_state(f"model {self.run.model.label!r} fit() at generation {self.t}"):
+            losses = self.model.fit(train, warm_start=warm, rng=self.rng("fit"))
+        fit = {k: float(v) for k, v in losses.items()}
         if not all(math.isfinite(v) for v in fit.values()):
             raise Diverged(f"non-finite training loss at generation {self.t}: {fit}")
         return fit
@@ -187,7 +195,9 @@ class _Generation:
         """The evaluation samples, read-only: every metric sees the same ones."""
         n = self.run.n_eval
         who = f"model {self.run.model.label!r} sample({n})"
-        samples = _require_points(who, self.t, self.model.sample(n, self.rng("eval")), n, self.data.sample_shape)
+        with untouched_global_random_state(f"{who} at generation {self.t}"):
+            drawn = self.model.sample(n, self.rng("eval"))
+        samples = _require_points(who, self.t, drawn, n, self.data.sample_shape)
         return _read_only(_require_finite("samples", self.t, samples))
 
     def measure(self, samples: np.ndarray) -> dict[str, dict[str, Any]]:
@@ -204,7 +214,9 @@ class _Generation:
                 context=self.parts.context,
                 features=self.space.lookup(samples, self.t),
             )
-            result = Measured.of(metric.compute(evaluation))
+            with untouched_global_random_state(f"metric {label!r} compute() at generation {self.t}"):
+                computed = metric.compute(evaluation)
+            result = Measured.of(computed)
             if violation := result.violation():
                 raise ContractViolation(f"metric {label!r} at generation {self.t} {violation}")
             metrics[label] = {"value": float(result.value), "detail": result.detail}
@@ -227,13 +239,15 @@ def generations(
     """
     parts = RunParts.build(run, registry, threads)
     n_pool = parts.policy.pool_size(run.n_real, run.generations)
-    splits = parts.dataset.load(run.n_real, run.n_test, n_pool, stream(run.seed, "data"))
+    with untouched_global_random_state(f"dataset {run.dataset.label!r} load()"):
+        splits = parts.dataset.load(run.n_real, run.n_test, n_pool, stream(run.seed, "data"))
     data = dataclasses.replace(
         splits, train=_read_only(splits.train), test=_read_only(splits.test), pool=_read_only(splits.pool)
     )
     data_key = {"dataset": run.dataset.canonical(), "seed": run.seed, "n_real": run.n_real, "n_test": run.n_test}
     space = FeatureSpace(registry, data, data_key, parts.context, cache_dir)
-    model: Model = parts.family.create(data, parts.context)
+    with untouched_global_random_state(f"model {run.model.label!r} create()"):
+        model: Model = parts.family.create(data, parts.context)
     policy_state: Mapping[str, np.ndarray] = parts.policy.initial_state()
     start = 0
     if resume is not None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from benchmark.run.global_random import note_torch_seeded
 from benchmark.run.seeding import derive_int
 
 if TYPE_CHECKING:
@@ -42,5 +43,6 @@ def seed_torch(rng: np.random.Generator, threads: int | None = None) -> None:
     import torch
 
     torch.manual_seed(derive_int(rng))
+    note_torch_seeded()  # the loop's global-state check accepts this change: it flows from the run's seed
     if threads is not None:
         torch.set_num_threads(threads)

@@ -35,7 +35,7 @@ import numpy as np
 from benchmark import DataSplits, FeatureExtractor, Param, RunContext, hookimpl
 from benchmark.files import write_atomic
 from benchmark.hashing import SPACED, digest
-from benchmark.run.seeding import derive_int, stream
+from benchmark.run.seeding import stream
 
 if TYPE_CHECKING:
     import torch
@@ -303,7 +303,7 @@ class Domain(FeatureExtractor):
         """Fit the autoencoder to the training images (mean squared error); the encoder's weights on the CPU."""
         import torch
 
-        from benchmark.torch_support.devices import resolve_device
+        from benchmark.torch_support.devices import resolve_device, seed_torch
         from benchmark.torch_support.training import to_tensor
         from benchmark.torch_support.training import train as train_steps
 
@@ -312,7 +312,7 @@ class Domain(FeatureExtractor):
         # A network this small runs fastest on one thread (14 ms a step, against 0.5 s with two
         # threads spinning on a busy 2-core machine), unless the run was given its own share.
         with torch_threads(context.threads or 1), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_int(rng))
+            seed_torch(rng)  # also seeds CUDA, which fork_rng(devices=[]) leaves seeded: seed_torch tells the loop
             encoder, decoder = _autoencoder(tuple(train.shape[1:]), self.params["features"])
             encoder, decoder = encoder.to(device), decoder.to(device)
             optimiser = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=self.params["lr"])
