@@ -21,15 +21,8 @@ PROVIDED_BY = {
 CAPABILITIES = ALWAYS | set(PROVIDED_BY)
 
 
-def unmet_need(
-    metric: type[Metric], dataset: type[Dataset], family: type[ModelFamily], labels: dict[str, str]
-) -> str | None:
-    """Why ``metric`` cannot be computed on a run of ``family`` on ``dataset`` (None when it can).
-
-    ``labels`` names the run's ``"dataset"`` and ``"model"`` in the message.
-    """
+def unmet_need(metric: type[Metric], dataset: type[Dataset], family: type[ModelFamily]) -> tuple[str, str] | None:
+    """The first need of ``metric`` that a run of ``family`` on ``dataset`` lacks, as (what it is, the kind
+    that would provide it); None when the metric can be computed."""
     provided = ALWAYS | dataset.provides | family.provides
-    for need, (what, kind) in PROVIDED_BY.items():
-        if need in metric.needs and need not in provided:
-            return f"needs {what}, which {labels[kind]} does not have"
-    return None
+    return next((PROVIDED_BY[need] for need in PROVIDED_BY if need in metric.needs and need not in provided), None)

@@ -218,11 +218,12 @@ def parse_grid(
         metrics = []
         labels = {"dataset": dataset.label, "model": model.label}
         for metric, entry in sections["metrics"]:
-            reason = unmet_need(registry.component(Metric, metric.name), data_cls, family, labels)
-            if reason is None:
+            unmet = unmet_need(registry.component(Metric, metric.name), data_cls, family)
+            if unmet is None:
                 metrics.append((metric, entry))
             else:
-                skipped.append(f"{metric.label} {reason}")
+                what, kind = unmet
+                skipped.append(f"{metric.label} needs {what}, which {labels[kind]} does not have")
         versions = {
             f"{kind}:{spec.name}": registry.version_of(entry)
             for kind, (spec, entry) in (

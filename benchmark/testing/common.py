@@ -11,9 +11,10 @@ from benchmark.api.components import Component
 from benchmark.run import checkpoint
 
 
-def describe(component: Component) -> str:
-    """``ClassName 'name'``: how every message names the component it is about."""
-    return f"{type(component).__name__} {getattr(component, 'name', '?')!r}"
+def describe(component: Component | type[Component]) -> str:
+    """``ClassName 'name'``: how every message names the component (a class or an instance) it is about."""
+    cls = component if isinstance(component, type) else type(component)
+    return f"{cls.__name__} {getattr(component, 'name', '?')!r}"
 
 
 def round_trip(state: Mapping[str, Any], what: str) -> dict[str, Any]:

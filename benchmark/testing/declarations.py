@@ -7,6 +7,7 @@ import math
 from benchmark.api.compatibility import CAPABILITIES, PROVIDED_BY
 from benchmark.api.components import Component, Dataset, Metric, ModelFamily
 from benchmark.api.params import ParamError
+from benchmark.testing.common import describe
 
 #: What a metric may declare in ``needs``.
 METRIC_NEEDS = CAPABILITIES
@@ -14,7 +15,7 @@ METRIC_NEEDS = CAPABILITIES
 
 def check_declaration(component: type[Component]) -> None:
     """Name, summary, parameters, requirements and kind-specific flags are declared as ``list`` and grids need."""
-    who = f"{component.__name__} {getattr(component, 'name', '?')!r}"
+    who = describe(component)
     if not isinstance(getattr(component, "name", None), str) or not component.name:
         raise AssertionError(f"{component.__name__}: class attribute 'name' must be a non-empty string")
     if not component.summary():
