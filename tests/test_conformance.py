@@ -12,16 +12,19 @@ import numpy as np
 import pytest
 from conftest import environment_registry
 
-from benchmark import Metric, Model, ModelFamily, Param, Policy, TrainingSet
+from benchmark import Dataset, DataSplits, Metric, Model, ModelFamily, Param, Policy, TrainingSet
 from benchmark.api.plugins import build_registry
 from benchmark.testing import (
     Budget,
+    check_dataset_deterministic,
+    check_dataset_loads,
     check_declaration,
     check_family_checkpoint,
     check_family_deterministic,
     check_family_fits,
     check_family_log_prob,
     check_family_warm_start,
+    check_metric_deterministic,
     check_metric_direction,
     check_metric_identical,
     check_policy_builds,
@@ -53,15 +56,22 @@ def _tiny_params() -> dict[str, dict]:
     return out
 
 
+#: Datasets read from the user's local copy (never downloaded): only their declarations can be checked here.
+LOCAL_COPIES = {"image-folder", "mnist", "cifar10"}
+
+
 def _first_party_cases():
     cases = conformance_cases(REGISTRY, distribution="retrainbench", params=_tiny_params(), budget=BUDGET)
-    # torch families train real networks: a few seconds per check even with a tiny budget
-    return [
-        pytest.param(*p.values, id=p.id, marks=[*p.marks, pytest.mark.slow])
-        if "torch" in p.values[0].component.requires and p.values[0].check != "declaration"
-        else p
-        for p in cases
-    ]
+    out = []
+    for p in cases:
+        case = p.values[0]
+        if case.kind == "dataset" and case.name in LOCAL_COPIES and case.check != "declaration":
+            p = pytest.param(case, id=p.id, marks=[*p.marks, pytest.mark.skip(reason="reads a local copy")])
+        elif "torch" in case.component.requires and case.check != "declaration":
+            # torch families train real networks: a few seconds per check even with a tiny budget
+            p = pytest.param(case, id=p.id, marks=[*p.marks, pytest.mark.slow])
+        out.append(p)
+    return out
 
 
 FIRST_PARTY_CASES = _first_party_cases()
@@ -77,11 +87,11 @@ def test_every_first_party_component_is_checked():
     first_party = {
         (e.kind, e.name)
         for e in REGISTRY
-        if e.kind in ("model", "policy", "metric") and REGISTRY.plugins[e.plugin][0] == "retrainbench"
+        if e.kind in ("dataset", "model", "policy", "metric") and REGISTRY.plugins[e.plugin][0] == "retrainbench"
     }
     assert checked == first_party
     # the analytic ones at least: a silently empty parametrisation would pass everything
-    assert {("model", "gaussian"), ("policy", "mix")} <= checked
+    assert {("dataset", "gaussian"), ("model", "gaussian"), ("policy", "mix"), ("policy", "curate")} <= checked
     assert any(kind == "metric" for kind, _ in checked)
 
 
@@ -458,7 +468,7 @@ BROKEN_POLICIES = [
         r"says 50 real points, but 0 rows of the training set are real training points",
     ),
     (Jitters, check_policy_builds, r"says 50 real points, but 0 rows .* are real training points"),
-    (ShufflesInPlace, check_policy_builds, r"build\(\) at generation 1 modified the real data in place"),
+    (ShufflesInPlace, check_policy_builds, r"'in-place' \(in check_policy_builds\) wrote into an input array"),
     (
         UnseededPolicy,
         check_policy_deterministic,
@@ -611,7 +621,7 @@ BROKEN_METRICS = [
         check_metric_identical,
         r"compute\(\) on identical inputs returned array\(.*expected a float or a Measured",
     ),
-    (NoisyMetric, check_metric_identical, r"two evaluations with the same rng seed gave"),
+    (NoisyMetric, check_metric_deterministic, r"two evaluations on identical inputs with the same rng seed gave"),
 ]
 
 
@@ -621,6 +631,158 @@ BROKEN_METRICS = [
 def test_a_broken_metric_fails_saying_what_is_wrong(component, check, message):
     with pytest.raises(AssertionError, match=message):
         check(component())
+
+
+# ---------------------------------------------------------------- datasets
+
+
+class Ring(Dataset):
+    """A correct dataset: points on a noisy unit circle, drawn from the rng it is given."""
+
+    name = "ring"
+
+    def draw(self, n, rng):
+        angle = rng.uniform(0, 2 * np.pi, n)
+        return np.column_stack([np.cos(angle), np.sin(angle)]) + 0.1 * rng.standard_normal((n, 2))
+
+
+class GlobalNoiseRing(Ring):
+    """Draws its noise from numpy's global random state."""
+
+    name = "global-noise"
+
+    def draw(self, n, rng):
+        return super().draw(n, rng) + np.random.normal(size=(n, 2))
+
+
+class ShortTest(Ring):
+    """Hands back one test point too few."""
+
+    name = "short-test"
+
+    def load(self, n_train, n_test, n_pool, rng):
+        splits = super().load(n_train, n_test, n_pool, rng)
+        return DataSplits(splits.train, splits.test[1:], splits.pool, splits.kind)
+
+
+class PoolFirst(Ring):
+    """Draws the pool before the training set, so a longer run changes its real data."""
+
+    name = "pool-first"
+
+    def load(self, n_train, n_test, n_pool, rng):
+        pool = self.draw(n_pool, rng)
+        data = self.draw(n_train + n_test, rng)
+        return DataSplits(data[:n_train], data[n_train:], pool, self.kind)
+
+
+def test_a_correct_dataset_passes_every_check():
+    cases = component_cases("dataset", Ring)
+    assert [c.check for c in cases] == ["declaration", "loads", "deterministic"]
+    for case in cases:
+        case.run()
+
+
+BROKEN_DATASETS = [
+    (
+        GlobalNoiseRing,
+        check_dataset_loads,
+        r"GlobalNoiseRing 'global-noise' \(in check_dataset_loads\) used numpy's global random state",
+    ),
+    (GlobalNoiseRing, check_dataset_deterministic, r"used numpy's global random state; draw from the rng"),
+    (ShortTest, check_dataset_loads, r"the test split has shape \(199, 2\), expected 200 vector points"),
+    (PoolFirst, check_dataset_deterministic, r"a larger pool changed the train or test split"),
+]
+
+
+@pytest.mark.parametrize(
+    ("component", "check", "message"), BROKEN_DATASETS, ids=[f"{c.name}-{f.__name__}" for c, f, _ in BROKEN_DATASETS]
+)
+def test_a_broken_dataset_fails_saying_what_is_wrong(component, check, message):
+    with pytest.raises(AssertionError, match=message):
+        check(component())
+
+
+# ---------------------------------------------------------------- the loop's run-time rules, in every check
+
+
+class GlobalSamples(NormalModel):
+    def sample(self, n, rng):
+        return self.mean + self.scale * np.random.standard_normal((n, self.dim))
+
+
+class GlobalPolicy(HalfAndHalf):
+    """Picks its real points with numpy's global random state."""
+
+    name = "global-policy"
+
+    def build(self, step):
+        built = super().build(step)
+        np.random.shuffle(built.data.copy())
+        return built
+
+
+class SlicedGap(MeanGap):
+    """A sliced distance whose projections come from numpy's global random state: 0 on identical inputs anyway."""
+
+    name = "global-sliced"
+
+    def compute(self, evaluation):
+        directions = np.random.standard_normal((8, evaluation.samples.shape[1]))
+        gaps = np.sort(evaluation.samples @ directions.T, axis=0) - np.sort(evaluation.test @ directions.T, axis=0)
+        return float(np.mean(np.abs(gaps)))
+
+
+class UnseededSlicedGap(SlicedGap):
+    """The same, with projections from an unseeded generator: only non-identical inputs show it."""
+
+    name = "unseeded-sliced"
+
+    def compute(self, evaluation):
+        rng = np.random.default_rng()
+        directions = rng.standard_normal((8, evaluation.samples.shape[1]))
+        gaps = np.sort(evaluation.samples @ directions.T, axis=0) - np.sort(evaluation.test @ directions.T, axis=0)
+        return float(np.mean(np.abs(gaps)))
+
+
+class CentresInPlace(MeanGap):
+    """Centres the samples it is handed in place."""
+
+    name = "centres-in-place"
+
+    def compute(self, evaluation):
+        evaluation.samples -= evaluation.test.mean(axis=0)
+        return 0.0
+
+
+RUN_TIME_RULES = [
+    (family("global-samples", GlobalSamples), "model", "fits", r"\(in check_family_fits\) used numpy's global random"),
+    (GlobalPolicy, "policy", "builds", r"'global-policy' \(in check_policy_builds\) used numpy's global random state"),
+    (SlicedGap, "metric", "identical", r"'global-sliced' \(in check_metric_identical\) used numpy's global random"),
+    (SlicedGap, "metric", "deterministic", r"used numpy's global random state"),
+    (
+        UnseededSlicedGap,
+        "metric",
+        "deterministic",
+        r"two evaluations on degraded samples with the same rng seed gave",
+    ),
+    (CentresInPlace, "metric", "identical", r"'centres-in-place' \(in check_metric_identical\) wrote into an input"),
+]
+
+
+@pytest.mark.parametrize(
+    ("component", "kind", "check", "message"), RUN_TIME_RULES, ids=[f"{c.name}-{ch}" for c, _, ch, _ in RUN_TIME_RULES]
+)
+def test_the_kit_enforces_the_loops_run_time_rules(component, kind, check, message):
+    """Global random state and writes into inputs fail the check, as they fail a run (benchmark.run.global_random)."""
+    [case] = [c for c in component_cases(kind, component, budget=Budget(train_steps=5)) if c.check == check]
+    with pytest.raises(AssertionError, match=message):
+        case.run()
+
+
+def test_unseeded_sliced_gap_passes_on_identical_inputs_alone():
+    """Why determinism is also checked on degraded samples: on identical ones it is 0 whatever the projections."""
+    check_metric_identical(UnseededSlicedGap())
 
 
 # ---------------------------------------------------------------- the pytest plugin, as a plugin author uses it
@@ -682,13 +844,13 @@ def test_the_pytest_plugin_runs_the_suite_for_a_plugin_author(tmp_path: Path, ru
     code, out, err = run_cli(["-rA", "test_author.py"], env={"PYTHONPATH": path}, command=PYTEST)
     assert code == 1, out + err
     assert "PASSED test_author.py::test_fixtures" in out
-    for check in ("declaration", "identical", "direction"):
+    for check in ("declaration", "identical", "direction", "deterministic"):
         assert f"PASSED test_author.py::test_conformance[metric-author-good-{check}]" in out
-    for check in ("declaration", "identical"):
+    for check in ("declaration", "identical", "deterministic"):
         assert f"PASSED test_author.py::test_conformance[metric-author-backwards-{check}]" in out
     assert "FAILED test_author.py::test_conformance[metric-author-backwards-direction]" in out
     assert "higher_is_better=True says good models score higher" in out
-    assert "1 failed, 6 passed" in out
+    assert "1 failed, 8 passed" in out
 
 
 def test_the_marker_is_required_and_must_match_something(tmp_path: Path, run_cli):

@@ -1,13 +1,15 @@
-"""Which metrics a run can compute: what a metric ``needs`` must be a subset of what the run's components provide.
+"""Which metrics a run can compute, and which policies it can use: what a metric or policy ``needs`` must be a subset
+of what the run's components provide.
 
 A dataset provides ``density`` (its ``log_density`` is the true density) and ``modes`` (its
 ``modes()`` are the mixture's centres); a model family provides ``log_prob``; every run provides
-``samples``, and ``features`` through the metric's own feature extractor.
+``samples``, and ``features`` through the metric's own feature extractor. A policy may need ``log_prob`` only
+(``PolicyStep.log_prob``, the previous generation's model's likelihood).
 """
 
 from __future__ import annotations
 
-from benchmark.api.components import Dataset, Metric, ModelFamily
+from benchmark.api.components import Dataset, Metric, ModelFamily, Policy
 
 #: What every run provides.
 ALWAYS = frozenset({"samples", "features"})
@@ -19,10 +21,14 @@ PROVIDED_BY = {
 }
 #: Every word a metric may use in ``needs``.
 CAPABILITIES = ALWAYS | set(PROVIDED_BY)
+#: Every word a policy may use in ``needs``: what it can see of the previous generation's model.
+POLICY_CAPABILITIES = frozenset({"log_prob"})
 
 
-def unmet_need(metric: type[Metric], dataset: type[Dataset], family: type[ModelFamily]) -> tuple[str, str] | None:
-    """The first need of ``metric`` that a run of ``family`` on ``dataset`` lacks, as (what it is, the kind
-    that would provide it); None when the metric can be computed."""
+def unmet_need(
+    component: type[Metric] | type[Policy], dataset: type[Dataset], family: type[ModelFamily]
+) -> tuple[str, str] | None:
+    """The first need of ``component`` (a metric or a policy) that a run of ``family`` on ``dataset`` lacks, as
+    (what it is, the kind that would provide it); None when the component can be used."""
     provided = ALWAYS | dataset.provides | family.provides
-    return next((PROVIDED_BY[need] for need in PROVIDED_BY if need in metric.needs and need not in provided), None)
+    return next((PROVIDED_BY[need] for need in PROVIDED_BY if need in component.needs and need not in provided), None)

@@ -225,6 +225,10 @@ class PolicyStep:
     #: What the policy kept from earlier generations (see ``Policy.initial_state``).
     state: Mapping[str, np.ndarray]
     rng: np.random.Generator
+    #: The previous generation's model's log-density of each row of ``x`` (n points shaped like the data in,
+    #: ``(n,)`` floats out, finite or -inf), for policies that declare ``needs = frozenset({"log_prob"})``; None
+    #: when the family does not provide "log_prob". The model sees a read-only copy; valid only during ``build``.
+    log_prob: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +243,10 @@ class TrainingSet:
 
 class Policy(Component):
     """How the training set of generation t >= 1 is built from real data and the model's samples."""
+
+    #: What the policy uses beyond samples: "log_prob" (``PolicyStep.log_prob``, the previous model's
+    #: likelihood). A grid pairing it with a family that lacks it skips that combination (see ``compatibility``).
+    needs: ClassVar[frozenset[str]] = frozenset()
 
     def pool_size(self, n_real: int, generations: int) -> int:
         """Fresh real points the policy consumes over ``generations`` generations."""

@@ -32,7 +32,7 @@ class Kind:
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
-        Kind("dataset", Dataset, "register_datasets", "datasets", grid_section="datasets"),
+        Kind("dataset", Dataset, "register_datasets", "datasets", grid_section="datasets", conformance=True),
         Kind("model", ModelFamily, "register_model_families", "models", grid_section="models", conformance=True),
         Kind("policy", Policy, "register_policies", "policies", grid_section="policies", conformance=True),
         Kind("metric", Metric, "register_metrics", "metrics", grid_section="metrics", conformance=True),

@@ -5,8 +5,9 @@ Generation 0 fits the real training set D. Generation t >= 1 asks the policy for
 then draws ``n_eval`` samples and computes every metric against the held-out test set.
 The loop knows nothing about storage: it yields one GenerationResult per generation and can
 start from a stored one (``Resume``). It checks what it receives from plugins where it receives it
-(shapes and dtypes of samples and training sets, metric values; ContractViolation names the
-plugin) and hands them the real data read-only, so a plugin's bug fails at its own line. Every
+(shapes and dtypes of samples and training sets, metric values, the previous model's log_prob that a
+policy may call; ContractViolation names the plugin) and hands them the real data read-only, so a
+plugin's bug fails at its own line. Every
 call into a plugin must leave numpy's and torch's global random states as it found them
 (``untouched_global_random_state``): a plugin drawing from them would make identical runs differ.
 """
@@ -125,7 +126,7 @@ def _require_points(who: str, generation: int, x: Any, rows: int | None, sample_
     raise ContractViolation(f"{who} at generation {generation} returned {got}, expected a float array {expected}")
 
 
-def _read_only(array: np.ndarray) -> np.ndarray:
+def read_only(array: np.ndarray) -> np.ndarray:
     """A view of ``array`` that refuses writes: a plugin writing into it fails at that line."""
     view = array.view()
     view.flags.writeable = False
@@ -157,6 +158,7 @@ class _Generation:
             sample=self.synthetic_sampler(),
             state=policy_state,
             rng=self.rng("policy"),
+            log_prob=self.likelihood() if "log_prob" in self.parts.family.provides else None,
         )
         who = f"policy {self.run.policy.label!r} build()"
         with untouched_global_random_state(f"{who} at generation {self.t}"):
@@ -182,6 +184,31 @@ class _Generation:
 
         return sample
 
+    def likelihood(self) -> Callable[[np.ndarray], np.ndarray]:
+        """``PolicyStep.log_prob``: the previous generation's model's log-density, checked on the way in and out."""
+        policy, model = self.run.policy.label, self.run.model.label
+
+        def log_prob(x: np.ndarray) -> np.ndarray:
+            if not isinstance(x, np.ndarray) or x.ndim == 0 or x.shape[1:] != self.data.sample_shape:
+                got = f"shape {x.shape}" if isinstance(x, np.ndarray) else f"a {type(x).__name__}"
+                raise ContractViolation(
+                    f"policy {policy!r} at generation {self.t} passed log_prob {got}, "
+                    f"expected an array (n, {', '.join(map(str, self.data.sample_shape))})"
+                )
+            who = f"model {model!r} log_prob(), called by policy {policy!r}, at generation {self.t}"
+            with untouched_global_random_state(who):
+                values = self.model.log_prob(read_only(x))
+            if not isinstance(values, np.ndarray) or values.shape != (len(x),):
+                got = f"shape {values.shape}" if isinstance(values, np.ndarray) else f"a {type(values).__name__}"
+                raise ContractViolation(f"{who} returned {got}, expected a float array ({len(x)},)")
+            if not np.issubdtype(values.dtype, np.floating):
+                raise ContractViolation(f"{who} returned dtype {values.dtype}, expected floats")
+            if bad := int(np.sum(np.isnan(values) | (values == np.inf))):
+                raise ContractViolation(f"{who} returned {bad} NaN or +inf values: a log-density is finite or -inf")
+            return values
+
+        return log_prob
+
     def fit(self, train: np.ndarray) -> dict[str, float]:
         warm = self.t > 0 and self.run.warm_start
         with untouched_global_random_state(f"model {self.run.model.label!r} fit() at generation {self.t}"):
@@ -198,7 +225,7 @@ class _Generation:
         with untouched_global_random_state(f"{who} at generation {self.t}"):
             drawn = self.model.sample(n, self.rng("eval"))
         samples = _require_points(who, self.t, drawn, n, self.data.sample_shape)
-        return _read_only(_require_finite("samples", self.t, samples))
+        return read_only(_require_finite("samples", self.t, samples))
 
     def measure(self, samples: np.ndarray) -> dict[str, dict[str, Any]]:
         """Every metric of the run on this generation's samples, in the order the grid lists them."""
@@ -242,7 +269,7 @@ def generations(
     with untouched_global_random_state(f"dataset {run.dataset.label!r} load()"):
         splits = parts.dataset.load(run.n_real, run.n_test, n_pool, stream(run.seed, "data"))
     data = dataclasses.replace(
-        splits, train=_read_only(splits.train), test=_read_only(splits.test), pool=_read_only(splits.pool)
+        splits, train=read_only(splits.train), test=read_only(splits.test), pool=read_only(splits.pool)
     )
     data_key = {"dataset": run.dataset.canonical(), "seed": run.seed, "n_real": run.n_real, "n_test": run.n_test}
     space = FeatureSpace(registry, data, data_key, parts.context, cache_dir)

@@ -17,7 +17,7 @@ from typing import Any
 
 from benchmark import SCHEMA_VERSION
 from benchmark.api.compatibility import unmet_need
-from benchmark.api.components import Dataset, Metric, ModelFamily
+from benchmark.api.components import Dataset, Metric, ModelFamily, Policy
 from benchmark.api.kinds import GRID_SECTIONS
 from benchmark.api.params import ParamError, resolve
 from benchmark.api.registry import Entry, Registry
@@ -215,8 +215,12 @@ def parse_grid(
         if data_cls.kind not in family.data_kinds:
             skipped.append(f"{model.label} cannot model {data_cls.kind} data of {dataset.label}")
             continue
-        metrics = []
         labels = {"dataset": dataset.label, "model": model.label}
+        if unmet := unmet_need(registry.component(Policy, policy.name), data_cls, family):
+            what, kind = unmet
+            skipped.append(f"{policy.label} needs {what}, which {labels[kind]} does not have")
+            continue
+        metrics = []
         for metric, entry in sections["metrics"]:
             unmet = unmet_need(registry.component(Metric, metric.name), data_cls, family)
             if unmet is None:
@@ -247,7 +251,7 @@ def parse_grid(
                 )
             )
     if not runs:
-        raise GridError(where, "models", "no dataset/model combination is compatible: " + "; ".join(skipped))
+        raise GridError(where, "models", "no dataset/model/policy combination is compatible: " + "; ".join(skipped))
     return GridSpec(
         name=grid.name,
         path=where,

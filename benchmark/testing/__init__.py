@@ -17,7 +17,9 @@ own small reference data (the core cannot depend on the first-party plugins) and
 budgets (``Budget``), so a family's checks take seconds.
 
 One module a job: ``reference`` (Budget and the reference data), ``declarations`` (what every
-class declares), ``families``, ``policies`` and ``metrics`` (the checks of each kind), ``cases``
+class declares), ``datasets``, ``families``, ``policies`` and ``metrics`` (the checks of each kind;
+each fails, as the loop would, a component that uses numpy's or torch's global random state or writes
+into the read-only arrays it is handed: ``common.judged_as_in_the_loop``), ``cases``
 (one case per component and check) and ``pytest_plugin`` (marker, hooks, fixtures; imported here
 where pytest is installed, since the entry point names this package). ``run_in_memory`` and
 ``model_states`` live in ``benchmark.run.memory`` and are re-exported for plugin authors' tests.
@@ -29,6 +31,7 @@ from importlib.util import find_spec
 
 from benchmark.run.memory import model_states, run_in_memory
 from benchmark.testing.cases import CHECKED_KINDS, Case, component_cases, conformance_cases
+from benchmark.testing.datasets import DATASET_CHECKS, check_dataset_deterministic, check_dataset_loads
 from benchmark.testing.declarations import METRIC_NEEDS, check_declaration, check_metric_flags
 from benchmark.testing.families import (
     FAMILY_CHECKS,
@@ -38,7 +41,12 @@ from benchmark.testing.families import (
     check_family_log_prob,
     check_family_warm_start,
 )
-from benchmark.testing.metrics import METRIC_CHECKS, check_metric_direction, check_metric_identical
+from benchmark.testing.metrics import (
+    METRIC_CHECKS,
+    check_metric_deterministic,
+    check_metric_direction,
+    check_metric_identical,
+)
 from benchmark.testing.policies import POLICY_CHECKS, SOURCES, check_policy_builds, check_policy_deterministic
 from benchmark.testing.reference import (
     REFERENCE_DATASETS,
@@ -63,6 +71,7 @@ if find_spec("pytest") is not None:  # the plugin needs pytest; the checks above
 
 __all__ = [
     "CHECKED_KINDS",
+    "DATASET_CHECKS",
     "FAMILY_CHECKS",
     "MARKER",
     "METRIC_CHECKS",
@@ -76,12 +85,15 @@ __all__ = [
     "NoModel",
     "ReferenceImages",
     "ReferenceMixture",
+    "check_dataset_deterministic",
+    "check_dataset_loads",
     "check_declaration",
     "check_family_checkpoint",
     "check_family_deterministic",
     "check_family_fits",
     "check_family_log_prob",
     "check_family_warm_start",
+    "check_metric_deterministic",
     "check_metric_direction",
     "check_metric_flags",
     "check_metric_identical",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from benchmark.api.components import Component, ModelFamily
 from benchmark.api.kinds import CONFORMANCE_KINDS, KINDS
+from benchmark.testing.datasets import DATASET_CHECKS
 from benchmark.testing.declarations import check_declaration
 from benchmark.testing.families import FAMILY_CHECKS
 from benchmark.testing.metrics import METRIC_CHECKS
@@ -62,6 +63,8 @@ class Case:
             if self.check != "identical":
                 options.pop("tolerance", None)
             METRIC_CHECKS[self.check](instance, self.budget, registry=self.registry, **options)
+        elif self.kind == "dataset":
+            DATASET_CHECKS[self.check](instance, self.budget, **options)
         else:
             raise AssertionError(f"no conformance checks for kind {self.kind!r}")
 
@@ -90,6 +93,8 @@ def component_cases(
         cases += [replace(base, check=check) for check in POLICY_CHECKS]
     elif kind == "metric":
         cases += [replace(base, check=check) for check in METRIC_CHECKS]
+    elif kind == "dataset":
+        cases += [replace(base, check=check) for check in DATASET_CHECKS]
     return cases
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from benchmark.api.compatibility import CAPABILITIES, PROVIDED_BY
-from benchmark.api.components import Component, Dataset, Metric, ModelFamily
+from benchmark.api.compatibility import CAPABILITIES, POLICY_CAPABILITIES, PROVIDED_BY
+from benchmark.api.components import Component, Dataset, Metric, ModelFamily, Policy
 from benchmark.api.params import ParamError
 from benchmark.testing.common import describe
 
@@ -52,6 +52,12 @@ def check_declaration(component: type[Component]) -> None:
             raise AssertionError(f"{who}: provides must be a frozenset drawn from {sorted(own)}, got {provides!r}")
     if issubclass(component, Metric):
         check_metric_flags(component)
+    if issubclass(component, Policy):
+        needs = component.needs
+        if not isinstance(needs, frozenset) or not needs <= POLICY_CAPABILITIES:
+            raise AssertionError(
+                f"{who}: needs must be a frozenset drawn from {sorted(POLICY_CAPABILITIES)}, got {needs!r}"
+            )
 
 
 def check_metric_flags(metric: type[Metric]) -> None:

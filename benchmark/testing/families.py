@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 
 from benchmark.api.components import DataSplits, Model, ModelFamily
+from benchmark.run.loop import read_only
 from benchmark.run.seeding import stream
-from benchmark.testing.common import describe, round_trip
+from benchmark.testing.common import describe, judged_as_in_the_loop, round_trip
 from benchmark.testing.reference import Budget, reference_data
 
 
@@ -70,6 +71,7 @@ def _iterative(family: ModelFamily, iterative: bool | None) -> bool:
     return family.warm_start_default if iterative is None else iterative
 
 
+@judged_as_in_the_loop
 def check_family_fits(family: ModelFamily, kind: str = "vector", budget: Budget = Budget()) -> None:
     """Fits on its declared data kind and samples ``(n, *shape)`` finite floats (images in [0, 1])."""
     who = describe(family)
@@ -86,6 +88,7 @@ def check_family_fits(family: ModelFamily, kind: str = "vector", budget: Budget 
     _check_samples(who, model.sample(1, stream(budget.seed, 1, "eval")), 1, data, "of one point")
 
 
+@judged_as_in_the_loop
 def check_family_deterministic(family: ModelFamily, kind: str = "vector", budget: Budget = Budget()) -> None:
     """Same rng seeds give identical fits and samples; another sampling seed gives other samples."""
     who = describe(family)
@@ -109,6 +112,7 @@ def check_family_deterministic(family: ModelFamily, kind: str = "vector", budget
         raise AssertionError(f"{who}: sample() ignores its rng: two different seeds gave identical samples")
 
 
+@judged_as_in_the_loop
 def check_family_warm_start(
     family: ModelFamily, kind: str = "vector", budget: Budget = Budget(), *, iterative: bool | None = None
 ) -> None:
@@ -142,6 +146,7 @@ def check_family_warm_start(
         )
 
 
+@judged_as_in_the_loop
 def check_family_checkpoint(family: ModelFamily, kind: str = "vector", budget: Budget = Budget()) -> None:
     """state_dict survives benchmark.run.checkpoint save/load: identical samples, likelihoods and next warm fit."""
     who = describe(family)
@@ -173,6 +178,7 @@ def check_family_checkpoint(family: ModelFamily, kind: str = "vector", budget: B
         )
 
 
+@judged_as_in_the_loop
 def check_family_log_prob(family: ModelFamily, kind: str = "vector", budget: Budget = Budget()) -> None:
     """``log_prob`` (of families providing "log_prob"): finite floats of shape (n,) on test points and on samples."""
     who = describe(family)
@@ -184,7 +190,7 @@ def check_family_log_prob(family: ModelFamily, kind: str = "vector", budget: Bud
     n = budget.n_samples
     for what, x in (
         ("test points", data.test[:n]),
-        ("its own samples", model.sample(n, stream(budget.seed, 0, "eval"))),
+        ("its own samples", read_only(model.sample(n, stream(budget.seed, 0, "eval")))),
     ):
         lp = model.log_prob(x)
         if not isinstance(lp, np.ndarray) or lp.shape != (n,):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 import numpy as np
 
 from benchmark.api.components import DataSplits, Policy, PolicyStep, TrainingSet
+from benchmark.run.loop import read_only
 from benchmark.run.seeding import stream
-from benchmark.testing.common import describe, round_trip
+from benchmark.testing.common import describe, judged_as_in_the_loop, round_trip
 from benchmark.testing.reference import Budget, reference_data
 
 #: Composition keys the policy checks can verify: rows of the real set, of the pool, of the model's samples.
@@ -17,7 +19,13 @@ SOURCES = ("real", "fresh", "synthetic")
 
 
 class _Sampler:
-    """Stands in for the previous generation's model: far-away, distinct points, remembered to recognise them."""
+    """Stands in for the previous generation's model: far-away, distinct points, remembered to recognise them.
+
+    The model is a standard normal centred at 1000 in every coordinate; ``log_prob`` is its log-density,
+    handed to policies that declare ``needs = {"log_prob"}`` as the loop hands them the previous model's.
+    """
+
+    CENTRE = 1000.0
 
     def __init__(self, shape: tuple[int, ...], rng: np.random.Generator, drawn: set[bytes]) -> None:
         self.shape, self.rng, self.drawn = shape, rng, drawn
@@ -25,9 +33,16 @@ class _Sampler:
     def __call__(self, n: int) -> np.ndarray:
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
             raise AssertionError(f"policy asked for {n!r} samples: sample() takes a non-negative integer")
-        x = 1000.0 + self.rng.standard_normal((int(n), *self.shape))
+        x = self.CENTRE + self.rng.standard_normal((int(n), *self.shape))
         self.drawn.update(_rows(x))
         return x
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        if not isinstance(x, np.ndarray) or x.ndim == 0 or x.shape[1:] != self.shape:
+            got = f"shape {x.shape}" if isinstance(x, np.ndarray) else f"a {type(x).__name__}"
+            raise AssertionError(f"policy passed log_prob {got}, expected an array (n, *{self.shape})")
+        z = np.asarray(x, dtype=np.float64).reshape(len(x), -1) - self.CENTRE
+        return -0.5 * np.sum(z**2, axis=1) - 0.5 * z.shape[1] * math.log(2 * math.pi)
 
 
 def _rows(x: np.ndarray) -> list[bytes]:
@@ -50,14 +65,16 @@ def _build_generations(
         if through_checkpoint:  # as a resumed run does: a new instance, and the state from the store
             policy = type(policy)(dict(policy.params))
             state = round_trip(dict(state), f"{who}: policy state at generation {t}")
-        real = data.train.copy()
+        real = read_only(data.train.copy())
+        sampler = _Sampler(data.sample_shape, stream(budget.seed, t, "synthetic"), drawn)
         step = PolicyStep(
             generation=t,
             real=real,
             pool=data.pool,
-            sample=_Sampler(data.sample_shape, stream(budget.seed, t, "synthetic"), drawn),
+            sample=sampler,
             state=state,
             rng=stream(budget.seed, t, "policy"),
+            log_prob=sampler.log_prob if "log_prob" in policy.needs else None,
         )
         result = policy.build(step)
         if not isinstance(result, TrainingSet):
@@ -73,6 +90,7 @@ def _build_generations(
     return built
 
 
+@judged_as_in_the_loop
 def check_policy_builds(
     policy: Policy,
     budget: Budget = Budget(),
@@ -145,6 +163,7 @@ _SOURCE_WORDS = {
 }
 
 
+@judged_as_in_the_loop
 def check_policy_deterministic(policy: Policy, budget: Budget = Budget()) -> None:
     """Same seeds, same training sets; and a state saved and loaded between generations (a resume) changes nothing."""
     who = describe(policy)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from benchmark.api.components import Dataset, DataSplits, Model, RunContext
+from benchmark.run.loop import read_only
 from benchmark.run.seeding import stream
 
 
@@ -78,11 +79,15 @@ REFERENCE_DATASETS: dict[str, type[Dataset]] = {"vector": ReferenceMixture, "ima
 
 
 def reference_data(kind: str, budget: Budget = Budget(), *, n_pool: int = 0) -> tuple[Dataset, DataSplits]:
-    """The reference dataset of ``kind`` ("vector" or "image") and its splits, drawn from ``budget.seed``."""
+    """The reference dataset of ``kind`` ("vector" or "image") and its splits, drawn from ``budget.seed``, read-only
+    as the loop hands them to components."""
     if kind not in REFERENCE_DATASETS:
         raise AssertionError(f"no reference data of kind {kind!r}: the kit knows {', '.join(REFERENCE_DATASETS)}")
     dataset = REFERENCE_DATASETS[kind]()
-    return dataset, dataset.load(budget.n_train, budget.n_test, n_pool, stream(budget.seed, "conformance", "data"))
+    splits = dataset.load(budget.n_train, budget.n_test, n_pool, stream(budget.seed, "conformance", "data"))
+    return dataset, replace(
+        splits, train=read_only(splits.train), test=read_only(splits.test), pool=read_only(splits.pool)
+    )
 
 
 class NoModel(Model):

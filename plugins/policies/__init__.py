@@ -1,11 +1,12 @@
-"""Entry point ``policies``: the first-party data-mixing policies (defined in plugins/policies/mixing.py)."""
+"""Entry point ``policies``: the first-party policies (mixing.py: mix, replace, ...; curation.py: curate)."""
 
 from __future__ import annotations
 
 from benchmark import hookimpl
+from plugins.policies.curation import Curate
 from plugins.policies.mixing import Accumulate, AccumulateSubsample, Fresh, Mix, Replace
 
-POLICIES = (Mix, Replace, Accumulate, Fresh, AccumulateSubsample)
+POLICIES = (Mix, Replace, Accumulate, Fresh, AccumulateSubsample, Curate)
 
 
 @hookimpl
