@@ -351,9 +351,20 @@ class UnknownNeed(Metric):
         return 0.0
 
 
+class NeedsTheDensity(Policy):
+    """Needs what a policy cannot see."""
+
+    name = "needs-density"
+    needs = frozenset({"density"})
+
+    def build(self, step):
+        return TrainingSet(step.real, {"real": len(step.real)})
+
+
 @pytest.mark.parametrize(
     ("component", "message"),
     [
+        (NeedsTheDensity, r"needs must be a frozenset drawn from \['log_prob'\], got frozenset\(\{'density'\}\)"),
         (NoDoc, r"has no docstring; its first line is what `retrainbench list` shows"),
         (BadDefault, r"the default of parameter 'steps' violates its own declaration: must be >= 1 \(got 0\)"),
         (NoHint, r"declares requires=\('some_module',\) but no install_hint"),

@@ -77,9 +77,24 @@ class RestoresGlobalState(Metric):
         return value * 0.0
 
 
+class GlobalLikelihoodModel(GaussianModel):
+    def log_prob(self, x):
+        return super().log_prob(x) + 0.0 * np.random.random()
+
+
+class GlobalLikelihoodFamily(GaussianFamily):
+    """A Gaussian whose log_prob draws from numpy's global random state (tests only)."""
+
+    name = "global-likelihood"
+
+    def create(self, data: DataSplits, context: RunContext) -> GlobalLikelihoodModel:
+        return GlobalLikelihoodModel(data.sample_shape[0], 0, None)
+
+
 @hookimpl
 def register_model_families(register):
     register(GlobalDrawingFamily)
+    register(GlobalLikelihoodFamily)
 
 
 @hookimpl
@@ -144,3 +159,12 @@ def test_a_torch_model_seeding_torch_from_its_rng_passes(registry):
     pytest.importorskip("torch")
     run = run_of(registry, models=[{"name": "global-drawing", "params": {"at": 1, "library": "seeded-torch"}}])
     assert [result.generation for result in generations(run, registry)] == [0, 1, 2, 3]
+
+
+def test_a_models_log_prob_drawing_from_numpys_global_state_fails_when_a_policy_calls_it(registry):
+    """PolicyStep.log_prob is a call into the model like any other: checked, and blamed on the model."""
+    run = run_of(registry, models=[{"name": "global-likelihood"}], policies=[{"name": "curate"}])
+    yielded, reason = failure(run, registry)
+    assert yielded == [0]
+    assert "model 'global-likelihood' log_prob(), called by policy 'curate', at generation 1" in reason
+    assert "numpy's global random state" in reason

@@ -226,8 +226,8 @@ class PolicyStep:
     state: Mapping[str, np.ndarray]
     rng: np.random.Generator
     #: The previous generation's model's log-density of each row of ``x`` (n points shaped like the data in,
-    #: ``(n,)`` floats out, finite or -inf), for policies that declare ``needs = frozenset({"log_prob"})``; None
-    #: when the family does not provide "log_prob". The model sees a read-only copy; valid only during ``build``.
+    #: ``(n,)`` floats out, finite or -inf), for a policy that declares ``needs = frozenset({"log_prob"})``; None
+    #: for other policies, or when the family does not provide "log_prob". The model sees ``x`` read-only.
     log_prob: Callable[[np.ndarray], np.ndarray] | None = None
 
 

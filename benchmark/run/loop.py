@@ -158,7 +158,7 @@ class _Generation:
             sample=self.synthetic_sampler(),
             state=policy_state,
             rng=self.rng("policy"),
-            log_prob=self.likelihood() if "log_prob" in self.parts.family.provides else None,
+            log_prob=self.likelihood() if "log_prob" in self.parts.policy.needs & self.parts.family.provides else None,
         )
         who = f"policy {self.run.policy.label!r} build()"
         with untouched_global_random_state(f"{who} at generation {self.t}"):
