@@ -1,4 +1,9 @@
-"""Where a grid ran: machine and package versions, stored with the grid and shown in reports."""
+"""Where a grid ran: machine and package versions, stored with the grid and shown in reports.
+
+The packages are the distributions the numbers depend on, plus every distribution that registered a
+plugin, with the version run ids include (``local+DIGEST`` for a module loaded by name, which no
+distribution names: ``RETRAINBENCH_PLUGINS``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from benchmark.api.components import Executor
+from benchmark.api.registry import Registry
 
 #: Distributions whose versions matter for the numbers (reported when installed).
 PACKAGES = (
@@ -38,7 +44,14 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     return versions
 
 
-def describe_environment(executor: Executor | None = None) -> dict[str, Any]:
+def plugin_versions(registry: Registry) -> dict[str, str]:
+    """The distribution (or module loaded by name) of every loaded plugin, with the version its run ids carry."""
+    return dict(registry.plugins.values())
+
+
+def describe_environment(executor: Executor | None = None, registry: Registry | None = None) -> dict[str, Any]:
+    """The machine, the executor and the package versions; with ``registry``, its plugins' distributions too."""
+    plugins = plugin_versions(registry) if registry is not None else {}
     return {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
@@ -47,5 +60,5 @@ def describe_environment(executor: Executor | None = None) -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
         "executor": executor.name if executor is not None else None,
-        "packages": package_versions(),
+        "packages": {**plugins, **package_versions()},
     }

@@ -257,7 +257,7 @@ def run_grid(
         grid.path,
         [r.run_id for r in grid.runs],
         max(r.generations for r in grid.runs),
-        describe_environment(executor),
+        describe_environment(executor, registry),
     )
     runs = list({r.run_id: r for r in grid.runs}.values())
     threads = getattr(executor, "threads_per_run", None)
