@@ -7,6 +7,7 @@ import sys
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from benchmark import Dataset, DataSplits, Metric, Model, ModelFamily, Param, Po
 from benchmark.api.plugins import build_registry
 from benchmark.testing import (
     Budget,
+    Case,
     check_dataset_deterministic,
     check_dataset_loads,
     check_declaration,
@@ -64,7 +66,7 @@ def _first_party_cases():
     cases = conformance_cases(REGISTRY, distribution="retrainbench", params=_tiny_params(), budget=BUDGET)
     out = []
     for p in cases:
-        case = p.values[0]
+        case = cast(Case, p.values[0])
         if case.kind == "dataset" and case.name in LOCAL_COPIES and case.check != "declaration":
             p = pytest.param(case, id=p.id, marks=[*p.marks, pytest.mark.skip(reason="reads a local copy")])
         elif "torch" in case.component.requires and case.check != "declaration":

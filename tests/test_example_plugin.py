@@ -241,7 +241,7 @@ def test_the_installed_example_passes_the_conformance_suite(installed_registry, 
     cases = component_cases(
         kind, entry.component, budget=Budget(train_steps=5), registry=installed_registry, options=options
     )
-    assert len(cases) == {"model": 1 + 2 * 4, "policy": 3, "metric": 3}[kind]  # vae: two data kinds, no log_prob
+    assert len(cases) == {"model": 1 + 2 * 4, "policy": 3, "metric": 4}[kind]  # vae: two data kinds, no log_prob
     for case in cases:
         case.run()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -511,7 +512,7 @@ def test_curation_shrinks_a_gaussians_variance_faster_than_mix(loop_registry):
     quarter has |z|^2 < 2 ln(4/3), of mean 0.27: per coordinate 0.14 of the model's variance, so with as many
     real points v_t ~ (1 + 0.14 v_(t-1)) / 2, about 0.54 after 3 generations, against about 1 for mix."""
     seeds = range(20)
-    common = {
+    common: dict[str, Any] = {
         "dataset": {"name": "gaussian", "params": {"dim": 2}},
         "model": {"name": "gaussian"},
         "metric": {"name": "variance"},
