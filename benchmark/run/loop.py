@@ -7,9 +7,9 @@ The loop knows nothing about storage: it yields one GenerationResult per generat
 start from a stored one (``Resume``). It checks what it receives from plugins where it receives it
 (shapes and dtypes of samples and training sets, metric values, the previous model's log_prob that a
 policy may call; ContractViolation names the plugin) and hands them the real data read-only, so a
-plugin's bug fails at its own line. Every
-call into a plugin must leave numpy's and torch's global random states as it found them
-(``untouched_global_random_state``): a plugin drawing from them would make identical runs differ.
+plugin's bug fails at its own line. Every call into a plugin must leave numpy's and torch's global
+random states as it found them (``untouched_global_random_state``): a plugin drawing from them would
+make identical runs differ.
 """
 
 from __future__ import annotations
