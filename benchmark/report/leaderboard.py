@@ -184,12 +184,12 @@ def write_report(store_root: Path, out: Path, grid: str | None = None, registry:
     results = results_frame(store, grid)
     dirs, runs, board = summaries(results, registry)
     title = f"retrainbench leaderboard: grid {grid}" if grid else "retrainbench leaderboard"
-    out.mkdir(parents=True, exist_ok=True)
+    page = render_report(store, selected_runs(store, grid), results, runs, board, dirs, title=title, grid=grid)
+    out.mkdir(parents=True, exist_ok=True)  # only once the whole store was read: damage leaves nothing half-written
     paths = [out / name for name in ("results.csv", "runs.csv", "leaderboard.csv", "leaderboard.md", "index.html")]
     results.to_csv(paths[0], index=False)
     runs.to_csv(paths[1], index=False)
     board[BOARD_COLUMNS].to_csv(paths[2], index=False)
     paths[3].write_text(tables.markdown(board, title) + "\n", encoding="utf-8")
-    page = render_report(store, selected_runs(store, grid), results, runs, board, dirs, title=title, grid=grid)
     paths[4].write_text(page, encoding="utf-8")
     return paths
