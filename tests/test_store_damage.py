@@ -270,6 +270,17 @@ def test_a_full_disk_while_committing_a_generation_names_it(tmp_path, monkeypatc
     assert [p.name for p in store.run_dir("run").iterdir()] == ["lock"], "nothing half-written"
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux), a device that is always full")
+def test_a_full_disk_while_writing_a_report_names_the_file(capsys, tmp_path, clean):
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "results.csv").symlink_to("/dev/full")
+    code, _, err = cli(capsys, "report", "--store", clean[1], "--out", out)
+    assert code == 2
+    one_error_naming(err, out / "results.csv")
+    assert "No space left on device" in err
+
+
 def test_report_into_an_existing_file_is_one_line(capsys, tmp_path, clean):
     _, store, _ = clean
     (tmp_path / "out").write_text("")

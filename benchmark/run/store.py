@@ -46,7 +46,7 @@ import numpy as np
 
 from benchmark import SCHEMA_VERSION
 from benchmark.errors import StoreError
-from benchmark.files import fsync_dir, write_atomic
+from benchmark.files import fsync_dir, naming, write_atomic
 from benchmark.run import checkpoint, integrity
 from benchmark.run.loop import GenerationResult, Resume
 from benchmark.run.spec import run_spec_from_dict
@@ -250,31 +250,27 @@ class Store:
         tmp = directory / f".tmp-gen-{result.generation:04d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            written = [checkpoint.save(result.model_state, tmp, "model")]
-            if result.policy_state:  # most policies keep nothing
-                written.append(checkpoint.save(result.policy_state, tmp, "policy"))
-            if result.gallery is not None:
-                written.append(tmp / "samples.npy")
-                with open(written[-1], "wb") as fh:
-                    np.save(fh, result.gallery)
-            written.append(tmp / "record.json")
-            with open(written[-1], "w", encoding="utf-8") as fh:
-                json.dump(result.record, fh, indent=1, sort_keys=True)
-            written.append(tmp / integrity.MANIFEST)  # committed in the same rename as the files it lists
-            listing = integrity.manifest(written[:-1])
-            with open(written[-1], "w", encoding="utf-8") as fh:
-                json.dump(listing, fh, indent=1, sort_keys=True)
-            if self.durable:
-                for path in written:
-                    with open(path, "rb") as fh:
-                        os.fsync(fh.fileno())
-                fsync_dir(tmp)
-            os.rename(tmp, final)
-        except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if exc.filename is None:  # a failed write (a full disk) names no file: name the generation
-                raise OSError(exc.errno, exc.strerror, str(final)) from exc
-            raise
+            with naming(final):  # a full disk then says which generation it failed to write
+                written = [checkpoint.save(result.model_state, tmp, "model")]
+                if result.policy_state:  # most policies keep nothing
+                    written.append(checkpoint.save(result.policy_state, tmp, "policy"))
+                if result.gallery is not None:
+                    written.append(tmp / "samples.npy")
+                    with open(written[-1], "wb") as fh:
+                        np.save(fh, result.gallery)
+                written.append(tmp / "record.json")
+                with open(written[-1], "w", encoding="utf-8") as fh:
+                    json.dump(result.record, fh, indent=1, sort_keys=True)
+                written.append(tmp / integrity.MANIFEST)  # committed in the same rename as the files it lists
+                listing = integrity.manifest(written[:-1])
+                with open(written[-1], "w", encoding="utf-8") as fh:
+                    json.dump(listing, fh, indent=1, sort_keys=True)
+                if self.durable:
+                    for path in written:
+                        with open(path, "rb") as fh:
+                            os.fsync(fh.fileno())
+                    fsync_dir(tmp)
+                os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
