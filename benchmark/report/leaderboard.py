@@ -55,8 +55,8 @@ def selected_runs(store: Store, grid: str | None = None) -> list[str]:
     """The store's run ids (those of ``grid`` only, if given), after refusing any other result schema."""
     store.check(create=False)
     run_ids = store.run_ids()
+    grids = store.grids()  # read (and checked) before anything is computed
     if grid is not None:
-        grids = store.grids()
         if grid not in grids:
             raise StoreError(f"{store.root}: no grid {grid!r} in this store (grids: {', '.join(grids) or 'none'})")
         wanted = set(grids[grid]["runs"])
