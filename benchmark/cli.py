@@ -1,4 +1,4 @@
-"""The ``retrainbench`` command line: run, list, plugins, status, report.
+"""The ``retrainbench`` command line: run, list, plugins, status, report, verify.
 
 Heavy modules (numpy, pandas, torch) are imported inside the commands that need them, so
 ``--help``, ``list`` and ``plugins`` start instantly.
@@ -82,13 +82,27 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--store", type=Path, required=True, help="result store directory")
     report.add_argument("--out", type=Path, required=True, help="output directory")
     report.add_argument("--grid", help="only the runs of this grid (default: every run in the store)")
+
+    verify = commands.add_parser(
+        "verify", parents=[common], help="check every file of a store against its checksums; --repair sets damage aside"
+    )
+    verify.add_argument("--store", type=Path, required=True, help="result store directory")
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="move damaged files into STORE/quarantine/ so the next `run` computes them again",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _COMMANDS[args.command](args)
+        code = _COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:  # `retrainbench status | head`: the reader has what it wanted
+        return _quiet_broken_pipe()
     except RetrainbenchError as exc:
         print(f"retrainbench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -99,6 +113,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("retrainbench: interrupted; finished generations are stored, rerun to resume", file=sys.stderr)
         return 130
+
+
+def _quiet_broken_pipe() -> int:
+    """Exit like a Unix tool whose reader went away (128 + SIGPIPE), without Python's flush error at exit."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
 
 
 def _registry(args: argparse.Namespace):
@@ -125,6 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     executor = _executor(args, grid, registry)
     name = executor.name
     store = Store(args.store or DEFAULT_RESULTS / (f"{grid.name}-smoke" if args.smoke else grid.name))
+    store.check_place()
     for note in grid.skipped:
         print(f"retrainbench: note: skipped: {note}", file=sys.stderr)
     print(
@@ -266,10 +291,28 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from benchmark.report.leaderboard import write_report
 
+    if args.out.exists() and not args.out.is_dir():
+        raise RetrainbenchError(f"{args.out}: --out is a file; give a folder for the report")
     written = write_report(args.store, args.out, grid=args.grid)
     for path in written:
         print(path)
     return EXIT_OK
 
 
-_COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "status": cmd_status, "report": cmd_report}
+def cmd_verify(args: argparse.Namespace) -> int:
+    from benchmark.run.verify import verify_store
+
+    damaged, lines = verify_store(args.store, repair=args.repair)
+    for line in lines:
+        print(line)
+    return EXIT_BAD_INPUT if damaged and not args.repair else EXIT_OK
+
+
+_COMMANDS = {
+    "run": cmd_run,
+    "list": cmd_list,
+    "plugins": cmd_plugins,
+    "status": cmd_status,
+    "report": cmd_report,
+    "verify": cmd_verify,
+}

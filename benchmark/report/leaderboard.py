@@ -24,6 +24,7 @@ import pandas as pd
 from benchmark import SCHEMA_VERSION
 from benchmark.api.registry import Registry
 from benchmark.errors import StoreError
+from benchmark.files import naming
 from benchmark.hashing import digest
 from benchmark.report import stats, tables
 from benchmark.run.settings import RESULT_COLUMNS
@@ -54,8 +55,8 @@ def selected_runs(store: Store, grid: str | None = None) -> list[str]:
     """The store's run ids (those of ``grid`` only, if given), after refusing any other result schema."""
     store.check(create=False)
     run_ids = store.run_ids()
+    grids = store.grids()  # read (and checked) before anything is computed
     if grid is not None:
-        grids = store.grids()
         if grid not in grids:
             raise StoreError(f"{store.root}: no grid {grid!r} in this store (grids: {', '.join(grids) or 'none'})")
         wanted = set(grids[grid]["runs"])
@@ -184,12 +185,17 @@ def write_report(store_root: Path, out: Path, grid: str | None = None, registry:
     results = results_frame(store, grid)
     dirs, runs, board = summaries(results, registry)
     title = f"retrainbench leaderboard: grid {grid}" if grid else "retrainbench leaderboard"
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / name for name in ("results.csv", "runs.csv", "leaderboard.csv", "leaderboard.md", "index.html")]
-    results.to_csv(paths[0], index=False)
-    runs.to_csv(paths[1], index=False)
-    board[BOARD_COLUMNS].to_csv(paths[2], index=False)
-    paths[3].write_text(tables.markdown(board, title) + "\n", encoding="utf-8")
     page = render_report(store, selected_runs(store, grid), results, runs, board, dirs, title=title, grid=grid)
-    paths[4].write_text(page, encoding="utf-8")
+    out.mkdir(parents=True, exist_ok=True)  # only once the whole store was read: damage leaves nothing half-written
+    paths = [out / name for name in ("results.csv", "runs.csv", "leaderboard.csv", "leaderboard.md", "index.html")]
+    writers = [
+        lambda path: results.to_csv(path, index=False),
+        lambda path: runs.to_csv(path, index=False),
+        lambda path: board[BOARD_COLUMNS].to_csv(path, index=False),
+        lambda path: path.write_text(tables.markdown(board, title) + "\n", encoding="utf-8"),
+        lambda path: path.write_text(page, encoding="utf-8"),
+    ]
+    for path, write in zip(paths, writers, strict=True):
+        with naming(path):  # a full disk then says which file it failed to write
+            write(path)
     return paths

@@ -123,6 +123,8 @@ def execute_run(task: RunTask, registry: Registry | None = None) -> RunOutcome |
     with store.claim(run.run_id) as claimed:
         if not claimed:
             return RunBusy(run.run_id)
+        for problem in store.repair(run.run_id).problems:  # damaged files are set aside and computed again
+            print(f"retrainbench: note: {problem}; set aside in {store.root / 'quarantine'}", file=sys.stderr)
         known = stored_outcome(store, run, computed=False)
         if known is not None and not (task.retry_failed and known.status in RETRYABLE):
             return known

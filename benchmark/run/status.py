@@ -28,6 +28,8 @@ def run_states(store: Store) -> list[dict[str, Any]]:
         run = run_spec_from_dict(store.spec(run_id))
         with store.claim(run_id) as free:
             running = not free
+        if not running:  # a run being computed changes under the reader; its writer checks it
+            store.verified(run_id)
         outcome = None if running else stored_outcome(store, run)
         state: RunStatus | Unfinished = (
             Unfinished.RUNNING if running else outcome.status if outcome else Unfinished.PENDING

@@ -7,8 +7,9 @@ Layout::
     STORE/runs/RUN_ID/run.json       the run's canonical spec
     STORE/runs/RUN_ID/lock           flock-ed by the one process computing the run
     STORE/runs/RUN_ID/gen-0003/      one finished generation: record.json, model.npz|.pt, samples.npy,
-                                     and policy.npz when the policy keeps state
+                                     policy.npz when the policy keeps state, and manifest.json (their sha256)
     STORE/runs/RUN_ID/status.json    how the run ended: done, failed, diverged or timed-out, with the reason
+    STORE/quarantine/                damaged files set aside (never deleted), at their paths in the store
 
 A generation directory is written under a temporary name and renamed into place, so it either
 exists whole or not at all: a process killed at any instant leaves the run resumable from its
@@ -17,6 +18,12 @@ Surviving a power cut or a kernel crash also needs the data on disk before the r
 ``durable`` store (``RETRAINBENCH_DURABLE=1``) fsyncs every file and directory, at a cost of
 tens of milliseconds per generation. Only the holder of a run's lock writes it, so two
 processes on one store never compute a run twice.
+
+Every read validates what it reads (``benchmark.run.integrity``): readers (``status``, ``report``)
+refuse a damaged file with one line naming it; ``repair`` (a worker before it computes a run, and
+``retrainbench verify --repair``) moves a damaged generation and every generation after it, a damaged
+run.json or status.json, into ``STORE/quarantine/``, so the run is computed again from its last sound
+generation to the same numbers.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import shutil
 import uuid
 import zipfile
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -38,9 +46,10 @@ import numpy as np
 
 from benchmark import SCHEMA_VERSION
 from benchmark.errors import StoreError
-from benchmark.files import fsync_dir, write_atomic
-from benchmark.run import checkpoint
+from benchmark.files import fsync_dir, naming, write_atomic
+from benchmark.run import checkpoint, integrity
 from benchmark.run.loop import GenerationResult, Resume
+from benchmark.run.spec import run_spec_from_dict
 
 #: What a torn or truncated file raises when read (JSON, numpy archives, torch files).
 _UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, RuntimeError)
@@ -78,6 +87,23 @@ def read_json(path: Path) -> Any:
         return json.load(fh)
 
 
+def repair_hint(root: Path) -> str:
+    """What to do about damage, appended to the one line that names it."""
+    return f"`retrainbench verify --store {root} --repair` sets it aside for the next run to recompute"
+
+
+@dataclass
+class RunCheck:
+    """What ``Store.check_run`` found in one run's folder."""
+
+    #: One line per damaged file, naming it (the first damaged generation only: the ones after it depend on it).
+    problems: list[str] = field(default_factory=list)
+    #: What a repair sets aside: damaged files and generations, the generations after them, and the run's status.
+    damaged: list[Path] = field(default_factory=list)
+    #: Sound generations stored without checksums (by a retrainbench before manifests).
+    unverified: list[Path] = field(default_factory=list)
+
+
 class Store:
     """A result store rooted at one directory."""
 
@@ -95,8 +121,8 @@ class Store:
         """What runs share and may recompute: real-data features, trained feature extractors."""
         return self.root / "cache"
 
-    def check(self, *, create: bool) -> None:
-        """Make sure the store exists (creating it if asked) and has this code's schema."""
+    def check_place(self) -> None:
+        """Refuse a store path that is a file, or a store of another schema; creates nothing."""
         marker = self.root / "store.json"
         if self.root.exists() and not self.root.is_dir():
             raise StoreError(f"{self.root}: is a file, not a store directory")
@@ -110,7 +136,14 @@ class Store:
                     f"{marker}: store has result schema {schema}, this retrainbench writes schema {SCHEMA_VERSION}; "
                     "use another --store"
                 )
-        elif create:
+
+    def check(self, *, create: bool) -> None:
+        """Make sure the store exists (creating it if asked) and has this code's schema."""
+        self.check_place()
+        marker = self.root / "store.json"
+        if marker.exists():
+            return
+        if create:
             try:
                 write_json_atomic(marker, {"schema": SCHEMA_VERSION}, durable=self.durable)
             except OSError as exc:
@@ -136,13 +169,35 @@ class Store:
             durable=self.durable,
         )
 
-    def grids(self) -> dict[str, dict[str, Any]]:
+    def _grid(self, path: Path) -> tuple[Any, str | None]:
+        data, problem = integrity.json_problem(path, integrity.GRID_SHAPE)
+        if problem is None and not all(isinstance(r, str) for r in data["runs"]):
+            problem = f"{path}: key 'runs' must be a list of run ids"
+        return data, problem
+
+    def grid_problems(self) -> list[tuple[Path, str]]:
+        """(file, problem) for each damaged grids/NAME.json."""
         folder = self.root / "grids"
-        return {p.stem: read_json(p) for p in sorted(folder.glob("*.json"))} if folder.exists() else {}
+        checked = [(path, self._grid(path)[1]) for path in sorted(folder.glob("*.json"))] if folder.exists() else []
+        return [(path, problem) for path, problem in checked if problem is not None]
+
+    def grids(self) -> dict[str, dict[str, Any]]:
+        """Every grid run on the store, by name; a damaged grid file is a StoreError naming it."""
+        folder = self.root / "grids"
+        grids = {}
+        for path in sorted(folder.glob("*.json")) if folder.exists() else []:
+            data, problem = self._grid(path)
+            if problem is not None:
+                raise StoreError(f"{problem}; {repair_hint(self.root)}")
+            grids[path.stem] = data
+        return grids
 
     def run_ids(self) -> list[str]:
+        """The runs that were begun: a run.json, or generations stored (a damaged store may have lost its run.json)."""
         folder = self.root / "runs"
-        return sorted(p.name for p in folder.iterdir() if (p / "run.json").exists()) if folder.exists() else []
+        if not folder.exists():
+            return []
+        return sorted(p.name for p in folder.iterdir() if (p / "run.json").exists() or any(p.glob("gen-*")))
 
     # ------------------------------------------------------------ one run
 
@@ -195,83 +250,167 @@ class Store:
         tmp = directory / f".tmp-gen-{result.generation:04d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            written = [checkpoint.save(result.model_state, tmp, "model")]
-            if result.policy_state:  # most policies keep nothing
-                written.append(checkpoint.save(result.policy_state, tmp, "policy"))
-            if result.gallery is not None:
-                written.append(tmp / "samples.npy")
-                with open(written[-1], "wb") as fh:
-                    np.save(fh, result.gallery)
-            written.append(tmp / "record.json")
-            with open(written[-1], "w", encoding="utf-8") as fh:
-                json.dump(result.record, fh, indent=1, sort_keys=True)
-            if self.durable:
-                for path in written:
-                    with open(path, "rb") as fh:
-                        os.fsync(fh.fileno())
-                fsync_dir(tmp)
-            os.rename(tmp, final)
+            with naming(final):  # a full disk then says which generation it failed to write
+                written = [checkpoint.save(result.model_state, tmp, "model")]
+                if result.policy_state:  # most policies keep nothing
+                    written.append(checkpoint.save(result.policy_state, tmp, "policy"))
+                if result.gallery is not None:
+                    written.append(tmp / "samples.npy")
+                    with open(written[-1], "wb") as fh:
+                        np.save(fh, result.gallery)
+                written.append(tmp / "record.json")
+                with open(written[-1], "w", encoding="utf-8") as fh:
+                    json.dump(result.record, fh, indent=1, sort_keys=True)
+                written.append(tmp / integrity.MANIFEST)  # committed in the same rename as the files it lists
+                listing = integrity.manifest(written[:-1])
+                with open(written[-1], "w", encoding="utf-8") as fh:
+                    json.dump(listing, fh, indent=1, sort_keys=True)
+                if self.durable:
+                    for path in written:
+                        with open(path, "rb") as fh:
+                            os.fsync(fh.fileno())
+                    fsync_dir(tmp)
+                os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         if self.durable:
             fsync_dir(directory)
 
-    def resume_point(self, run_id: str) -> Resume | None:
-        """State after the last readable finished generation, or None when nothing has finished.
+    def set_aside(self, path: Path) -> Path:
+        """Move ``path`` into STORE/quarantine/ at its place in the store (nothing is deleted); return where."""
+        target = self.root / "quarantine" / path.relative_to(self.root)
+        target = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(path, target)
+        return target
 
-        A last generation whose files cannot be read (a power cut on a store that is not durable can
-        leave empty files behind a completed rename) is set aside as ``.corrupt-gen-*`` (kept for
-        inspection) and computed again. Only one is set aside: if the one before cannot be read
-        either, the cause is not a torn write, and the error is raised. Call while holding the claim.
-        """
-        for attempt in range(2):
-            finished = self.finished_generations(run_id)
-            if not finished:
-                return None
-            last = self.run_dir(run_id) / f"gen-{finished[-1]:04d}"
+    def _spec_problem(self, run_id: str) -> tuple[dict[str, Any] | None, str | None]:
+        path = self.run_dir(run_id) / "run.json"
+        data, problem = integrity.json_problem(path, integrity.RUN_SHAPE)
+        if problem is None and data["run_id"] != run_id:
+            problem = f"{path}: holds the spec of run {data['run_id']!r}, not of {run_id!r}"
+        if problem is None:
             try:
-                read_json(last / "record.json")
-                policy = checkpoint.load(last, "policy") if any(last.glob("policy.*")) else {}
-                return Resume(finished[-1], checkpoint.load(last, "model"), policy)
-            except _UNREADABLE:
-                if attempt:
-                    raise
-                os.rename(last, last.with_name(f".corrupt-{last.name}-{uuid.uuid4().hex[:8]}"))
-        return None
+                run_spec_from_dict(data)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                problem = f"{path}: not a run spec ({type(exc).__name__}: {exc})"
+        return data, problem
+
+    def _status_problem(self, run_id: str) -> tuple[dict[str, Any] | None, str | None]:
+        path = self.run_dir(run_id) / "status.json"
+        if not path.exists():
+            return None, None
+        data, problem = integrity.json_problem(path, integrity.STATUS_SHAPE)
+        if problem is None and data["status"] not in {s.value for s in RunStatus}:
+            known = ", ".join(s.value for s in RunStatus)
+            problem = f"{path}: unknown status {data['status']!r} (known: {known})"
+        return data, problem
+
+    def check_run(self, run_id: str) -> RunCheck:
+        """Check every file of a run: run.json, status.json, and each generation against its checksums.
+
+        Generations must run 0, 1, 2, ... without a gap; the first missing or damaged one is damage,
+        and so is every generation after it (computed from it). Read-only."""
+        directory = self.run_dir(run_id)
+        spec, status = directory / "run.json", directory / "status.json"
+        stored = sorted((int(p.name[4:]), p) for p in directory.glob("gen-*") if p.name[4:].isdigit())
+        check = RunCheck()
+        if not spec.exists() and not stored and not status.exists():
+            return check  # claimed, not yet begun
+        spec_problem, status_problem = self._spec_problem(run_id)[1], self._status_problem(run_id)[1]
+        if spec_problem is not None:  # generations of an unknown spec cannot be trusted: the run starts over
+            check.problems.append(spec_problem)
+            check.damaged += [p for p in (spec, status) if p.exists()] + [p for _, p in stored]
+            return check
+        if status_problem is not None:
+            check.problems.append(status_problem)
+            check.damaged.append(status)
+        for position, (t, path) in enumerate(stored):
+            problem: str | None
+            if t != position:
+                problem = f"{directory / f'gen-{position:04d}'}: missing, but {path.name} is stored"
+            else:
+                problem, verified = integrity.generation_problem(path, t)
+                if problem is None and not verified:
+                    check.unverified.append(path)
+            if problem is not None:
+                check.problems.append(problem)
+                check.damaged += [p for _, p in stored[position:]]
+                if status.exists() and status not in check.damaged:
+                    check.damaged.append(status)  # the run is no longer finished
+                break
+        return check
+
+    def repair(self, run_id: str) -> RunCheck:
+        """Set aside what ``check_run`` finds damaged, and record checksums of sound unverified generations.
+
+        The run is then pending and resumes from its last sound generation. Call while holding the claim."""
+        check = self.check_run(run_id)
+        for path in check.damaged:
+            self.set_aside(path)
+        for path in check.unverified:
+            write_json_atomic(
+                path / integrity.MANIFEST,
+                integrity.manifest(p for p in path.iterdir() if p.name != integrity.MANIFEST),
+                durable=self.durable,
+            )
+        return check
+
+    def verified(self, run_id: str) -> None:
+        """Raise a StoreError naming the first damaged file of the run, if any (for readers of the store)."""
+        problems = self.check_run(run_id).problems
+        if problems:
+            raise StoreError(f"{problems[0]}; {repair_hint(self.root)}")
+
+    def resume_point(self, run_id: str) -> Resume | None:
+        """State after the last finished generation, or None when nothing has finished.
+
+        Call while holding the claim, after ``repair``: the generations left are sound (their checksums
+        match), so a file that still cannot be read is set aside as damage and the error raised.
+        """
+        finished = self.finished_generations(run_id)
+        if not finished:
+            return None
+        last = self.run_dir(run_id) / f"gen-{finished[-1]:04d}"
+        try:
+            policy = checkpoint.load(last, "policy") if any(last.glob("policy.*")) else {}
+            return Resume(finished[-1], checkpoint.load(last, "model"), policy)
+        except _UNREADABLE as exc:
+            self.set_aside(last)
+            raise StoreError(f"{last}: unreadable model or policy state ({exc}); set aside") from None
 
     def records(self, run_id: str) -> list[dict[str, Any]]:
+        """The records of the run's generations, in order, after checking every file of the run."""
+        self.verified(run_id)
         directory = self.run_dir(run_id)
-        records = []
-        for t in self.finished_generations(run_id):
-            path = directory / f"gen-{t:04d}" / "record.json"
-            try:
-                records.append(read_json(path))
-            except (OSError, ValueError) as exc:
-                raise StoreError(f"{path}: unreadable generation record ({exc})") from None
-        return records
+        return [read_json(directory / f"gen-{t:04d}" / "record.json") for t in self.finished_generations(run_id)]
 
     def gallery(self, run_id: str, generation: int) -> np.ndarray | None:
         """The evaluation samples kept for generation ``generation`` (None when none were kept)."""
         path = self.run_dir(run_id) / f"gen-{generation:04d}" / "samples.npy"
-        return np.load(path, allow_pickle=False) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise StoreError(f"{path}: unreadable samples ({exc}); {repair_hint(self.root)}") from None
 
     def spec(self, run_id: str) -> dict[str, Any]:
-        path = self.run_dir(run_id) / "run.json"
-        try:
-            return read_json(path)
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"{path}: unreadable run spec ({exc})") from None
+        """The run's stored spec (``RunSpec.describe()``); a damaged run.json is a StoreError naming it."""
+        data, problem = self._spec_problem(run_id)
+        if problem is not None:
+            raise StoreError(f"{problem}; {repair_hint(self.root)}")
+        assert data is not None
+        return data
 
     def status(self, run_id: str) -> dict[str, Any] | None:
         """How the run ended (``status`` a RunStatus, with ``generations``, ``reason``, ``traceback``), or None
-        while it has not (an unreadable or unknown status counts as not ended: the run is computed again)."""
-        path = self.run_dir(run_id) / "status.json"
-        try:
-            stored = read_json(path)
-            return {**stored, "status": RunStatus(stored["status"])}
-        except (OSError, ValueError, TypeError, KeyError):
-            return None
+        while it has not. A damaged status.json is a StoreError naming it (``repair`` sets it aside)."""
+        data, problem = self._status_problem(run_id)
+        if problem is not None:
+            raise StoreError(f"{problem}; {repair_hint(self.root)}")
+        return None if data is None else {**data, "status": RunStatus(data["status"])}
 
     def finish(
         self, run_id: str, status: RunStatus, *, generations: int, reason: str = "", traceback: str = ""
