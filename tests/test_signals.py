@@ -110,19 +110,22 @@ def test_a_signal_to_the_runner_alone_leaves_no_process_and_the_run_resumes(
     store = tmp_path / "store"
     command = [sys.executable, "-m", "benchmark", "run", str(grid), "--store", str(store)]
     command += ["--executor", "local", "--workers", "2", "--no-progress"]
-    runner = subprocess.Popen(
-        command, cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,  # its own session: the workers are found by it, and a signal reaches only the runner
-    )  # fmt: skip
+    log = tmp_path / "runner.log"  # not a pipe: workers left behind would hold it open
+    with open(log, "w") as out:
+        runner = subprocess.Popen(
+            command, cwd=tmp_path, env=clean_env(), stdout=out, stderr=out,
+            start_new_session=True,  # its own session: its workers are found by it; a signal reaches the runner only
+        )  # fmt: skip
     try:
         assert wait_until(lambda: committed_generations(store) > 0 or runner.poll() is not None, 120)
         os.kill(runner.pid, signum)
-        _, err = runner.communicate(timeout=60)
+        runner.wait(timeout=60)
+        err = log.read_text()
         assert wait_until(lambda: not session_processes(runner.pid), GONE_WITHIN_SECONDS), session_processes(runner.pid)
     finally:
         if session_processes(runner.pid):  # the code under test failed: do not leave its workers to the machine
             os.killpg(runner.pid, signal.SIGKILL)
-            runner.communicate()
+            runner.wait()
     assert runner.returncode == exit_code, err
     runs = clean["run_id"].nunique()
     finished = len(list(store.glob("runs/*/status.json")))
