@@ -44,7 +44,8 @@ _PARENT_POLL_SECONDS = 0.5
 
 
 def _start_worker(threads: int, parent: int) -> None:
-    """Runs first in each worker, before numpy or torch load, so their thread pools size from these."""
+    """Runs first in each worker: sizes the math libraries' thread pools (before numpy or torch load, so
+    they read it), leaves SIGINT to the runner, and ties the worker's life to the runner's."""
     for name in _THREAD_VARIABLES:
         os.environ[name] = str(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole terminal group: the runner decides
