@@ -7,14 +7,17 @@ Heavy modules (numpy, pandas, torch) are imported inside the commands that need 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from benchmark import __version__
 from benchmark.api.kinds import KINDS
-from benchmark.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNS_FAILED, RetrainbenchError
+from benchmark.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNS_FAILED, Interrupted, RetrainbenchError
 
 DEFAULT_RESULTS = Path("results")
 
@@ -98,9 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        code = _COMMANDS[args.command](args)
-        sys.stdout.flush()  # a closed pipe shows here, not at exit
-        return code
+        with _stop_on_signals():
+            code = _COMMANDS[args.command](args)
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
+            return code
     except BrokenPipeError:  # `retrainbench status | head`: the reader has what it wanted
         return _quiet_broken_pipe()
     except RetrainbenchError as exc:
@@ -110,9 +114,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"retrainbench: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("retrainbench: interrupted; finished generations are stored, rerun to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        interrupted = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+        print(f"retrainbench: {interrupted}", file=sys.stderr)
+        return interrupted.exit_code
+
+
+#: Signals that stop a command cleanly, as Ctrl-C does: a scheduler's or ``timeout``'s SIGTERM, a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Turn the first of STOP_SIGNALS into ``Interrupted`` (so cleanup runs and the exit code names it);
+    later ones are ignored while that cleanup runs (SIGKILL still ends the process, and the store survives it)."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        for stop in STOP_SIGNALS:
+            signal.signal(stop, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    previous = {stop: signal.signal(stop, interrupt) for stop in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
 
 
 def _quiet_broken_pipe() -> int:

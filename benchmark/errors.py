@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import signal
 from collections.abc import Iterable
 
-#: Process exit codes of the CLI.
+#: Process exit codes of the CLI. A command stopped by a signal exits with 128 + the signal's number,
+#: as shells report it: 130 for SIGINT (Ctrl-C), 143 for SIGTERM, 129 for SIGHUP (see ``Interrupted``).
 EXIT_OK = 0
 EXIT_RUNS_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -37,6 +39,26 @@ class PluginLoadError(RetrainbenchError):
 
 class StoreError(RetrainbenchError):
     """The result store is unreadable or was written by an incompatible schema."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal (SIGINT, SIGTERM, SIGHUP) asked the command to stop; ``detail`` says what was left unfinished.
+
+    A KeyboardInterrupt, so that whatever cleans up after Ctrl-C cleans up after the other signals too.
+    """
+
+    def __init__(self, signum: int, detail: str = "") -> None:
+        self.signum, self.detail = signum, detail
+        super().__init__(signum, detail)
+
+    def __str__(self) -> str:
+        name = signal.Signals(self.signum).name
+        return f"interrupted by {name}: {self.detail}" if self.detail else f"interrupted by {name}"
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, the shell's convention for a process a signal ended."""
+        return 128 + self.signum
 
 
 class Diverged(Exception):

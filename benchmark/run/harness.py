@@ -2,7 +2,8 @@
 
 The unit of work is one run. A worker claims the run's lock, skips it when the store already
 holds its outcome, resumes from its last finished generation otherwise, and records how it ended.
-A run that raises is recorded as failed (with its traceback) and the grid goes on.
+A run that raises is recorded as failed (with its traceback) and the grid goes on. An interrupted
+grid (KeyboardInterrupt) stops its executor and raises ``Interrupted`` saying how much is left.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from benchmark.api.components import Executor, TaskLost
 from benchmark.api.plugins import default_registry
 from benchmark.api.registry import Registry
-from benchmark.errors import Diverged
+from benchmark.errors import Diverged, Interrupted
 from benchmark.run.environment import describe_environment
 from benchmark.run.loop import generations
 from benchmark.run.spec import GridSpec, RunSpec, run_spec_from_dict
@@ -276,6 +277,7 @@ def run_grid(
         if on_outcome is not None:
             on_outcome(outcome)
 
+    outcomes: Iterator[RunOutcome | RunBusy | TaskLost] = iter(())
     try:
         todo = tasks
         while todo:
@@ -289,18 +291,29 @@ def run_grid(
                 else:
                     finished(outcome)
                 if fail_fast and summary.failed:
-                    close = getattr(outcomes, "close", None)
-                    if callable(close):
-                        close()  # executors cancel what has not started
+                    _stop(outcomes)
                     summary.not_run = len(tasks) - len(summary.outcomes)
                     return summary
             for run in busy:  # wait until the other process lets go, then hand the run to the executor again
                 with store.claim(run.run_id, wait=True):
                     pass
             todo = [task for task in tasks if task.run["run_id"] in {r.run_id for r in busy}]
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM / SIGHUP where the CLI turned them into Interrupted
+        _stop(outcomes)
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        unfinished = len(tasks) - len(summary.outcomes)
+        detail = f"{len(summary.outcomes)} runs finished, {unfinished} unfinished; rerun the same command to resume"
+        raise Interrupted(signum, detail) from None
     finally:
         bar.close()
     return summary
+
+
+def _stop(outcomes: Iterator[Any]) -> None:
+    """Stop an executor's map now: it cancels what has not started (``local`` also ends what is running)."""
+    close = getattr(outcomes, "close", None)
+    if callable(close):
+        close()
 
 
 def _record_lost(store: Store, run: RunSpec, reason: str) -> RunOutcome:
