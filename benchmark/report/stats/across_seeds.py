@@ -111,16 +111,26 @@ def _onset(chains: list[tuple[np.ndarray, np.ndarray, Chain]], tol: float, known
     return worse_from(frame.index.to_numpy(), low, tol)
 
 
-def _settle_note(ev: Mapping[str, float], tol: float, claims: Claims, seeds: int) -> str:
-    """What would settle an inconclusive verdict."""
+def _settle_note(found: Mapping[str, Any], claims: Claims, seeds: int) -> str:
+    """What would settle an undecided level or trend: more seeds (about how many, for the level), or more
+    generations; and whether the interval alone decides it, the adjustment for the report's tests not."""
+    ev, tol, raw = found["evidence"], found["tolerance"], found["p"]
     parts = []
     if not (claims.worse or claims.within):
         low, high = interval(ev["level"], ev["level_se"], ev["df"])
-        need = seeds_needed(ev["level"], ev["level_sd"], tol) if seeds > 1 else None
-        more = f"about {need} seeds" if need is not None and need > seeds else "more seeds"
-        parts.append(f"{more}: level {float(low):.3g}..{float(high):.3g} spans the tolerance {tol:.3g}")
+        span = f"level {float(low):.3g}..{float(high):.3g}"
+        if min(raw[0], raw[1]) <= ALPHA:
+            parts.append(f"more seeds: {span} clears the tolerance {tol:.3g} alone, not after the adjustment")
+        else:
+            need = seeds_needed(ev["level"], ev["level_sd"], tol) if seeds > 1 else None
+            more = f"about {need} seeds" if need is not None and need > seeds else "more seeds"
+            parts.append(f"{more}: {span} spans the tolerance {tol:.3g}")
     if not (claims.moving or claims.settled):
-        parts.append("more generations or seeds: the late drift's interval spans the tolerance")
+        low, high = interval(ev["drift"], ev["drift_se"], ev["df"])
+        span = f"late drift {float(low):.3g}..{float(high):.3g}"
+        alone = " alone, not after the adjustment" if min(raw[2], raw[3]) <= ALPHA else ""
+        verb = "clears" if alone else "spans"
+        parts.append(f"more generations or seeds: {span} {verb} the tolerance{alone}")
     return "; ".join(parts)
 
 
@@ -169,7 +179,7 @@ def _decide(found: dict[str, Any], q: np.ndarray, direction: Direction) -> dict[
         status = "inconclusive"
         notes.append(f"{found['worse_runs']} of {n} runs worse alone")
     if status in ("inconclusive", "worse", "worsening"):
-        note = _settle_note(found["evidence"], found["tolerance"], claims, n)
+        note = _settle_note(found, claims, n)
         notes += [note] if note else []
     start = _onset(found["chains"], found["tolerance"], direction.known) if status in WORSE else None
     return {"status": status, "note": "; ".join(notes), "collapse_start": start}
