@@ -22,7 +22,8 @@ _CONTROL = f"{CONTROL_POLICY}[{', '.join(f'{k}={v:g}' for k, v in CONTROL_PARAMS
 DEFINITIONS: tuple[tuple[str, str], ...] = (
     (
         "status",
-        "per configuration, the first that applies. failed or diverged: at least half of its seeds ended so. "
+        "per configuration, the first that applies. failed or diverged: at least half of its seeds ended so "
+        "(failed when at least half failed); otherwise the seeds that did not fail or diverge decide. "
         "stable: its level is shown within the tolerance and its late drift too (the chain stays close to its "
         "reference and has stopped moving). collapsed: level shown beyond the tolerance and late drift too (worse, "
         "and still getting worse). settled-worse: level beyond, drift shown within (it converged to a worse "
@@ -76,7 +77,8 @@ DEFINITIONS: tuple[tuple[str, str], ...] = (
         "worse from",
         f"for a verdict beyond the tolerance, the first generation t >= 1 at which the lower end of the "
         f"{CLAIM_CONFIDENCE:.0%} interval of e_t across seeds exceeds the tolerance at {CONSECUTIVE} consecutive "
-        "generations (with one seed its own e_t). Descriptive: not a separate claim.",
+        "generations (with one seed, and per run, its own e_t; for a run also when it failed or diverged). "
+        "Descriptive: not a separate claim.",
     ),
     (
         "run status",
