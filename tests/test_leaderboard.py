@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import write_grid
+from numpy.typing import ArrayLike
 
 from benchmark import SCHEMA_VERSION
 from benchmark.errors import StoreError
@@ -76,43 +77,23 @@ def test_late_worsening_averages_the_last_quarter_of_the_generations():
     assert math.isnan(stats.late_worsening(np.array([0.0])))  # generation 0 alone: no worsening to average
 
 
-def test_threshold_is_ten_percent_of_generation_zero_or_of_the_spread():
-    assert stats.threshold(-2.0, np.array([-2.0, -1.0])) == pytest.approx(0.2)
-    # v_0 = 0: 10% of the standard deviation of the values instead
-    assert stats.threshold(0.0, np.array([0.0, 1.0, 2.0])) == pytest.approx(0.1 * 1.0)
-    assert stats.threshold(np.nan, np.array([np.nan, 1.0, 3.0])) == pytest.approx(0.1 * np.std([1.0, 3.0], ddof=1))
-    assert math.isnan(stats.threshold(0.0, np.array([0.0])))
-
-
-def test_run_status_and_collapse_start_of_a_single_run():
-    # d = 0, .05, .2, .3, .08 against tau = 0.1; T = 4: L is the last generation
-    s = series([1.0, 1.05, 1.2, 1.3, 1.08])
-    assert (s["collapse_start"], s["status"]) == (2, "degraded")  # collapsed at 2, L = 0.08 within 10% at the end
-    assert s["late_worsening"] == pytest.approx(0.08) and s["threshold"] == pytest.approx(0.1)
-    assert s["auc"] == pytest.approx((0.05 + 0.2 + 0.3 + 0.08) / 4)
-    assert s["max_worsening"] == pytest.approx(0.3)
-    assert s["relative_change"] == pytest.approx(0.08)
-
-    s = series([1.0, 1.2, 1.05, 1.3, 1.4])
-    assert (s["collapse_start"], s["status"]) == (3, "collapsed")  # generation 1 alone is no start
-
-    # T = 8: a last-generation jump of 15% averages with generation 7 to L = 0.075: no start, degraded
-    s = series([1.0] * 8 + [1.15])
-    assert (s["collapse_start"], s["status"]) == (None, "degraded")
-    assert s["late_worsening"] == pytest.approx(0.075)
-
-    s = series([1.0, 1.05, 0.95, 0.98])
-    assert (s["collapse_start"], s["status"]) == (None, "stable")  # L = -0.02: not worse
-
-
-def test_run_status_in_every_direction():
-    assert series([0.8, 0.7, 0.6], HIGHER)["status"] == "collapsed"  # L = 0.2 > tau = 0.08
-    assert series([0.8, 0.9, 1.0], HIGHER)["status"] == "stable"
-    assert series([1.0, 0.8, 1.25], TO_ONE)["collapse_start"] == 1
-    s = series([2.0, 2.4, 1.6], UNKNOWN)  # d = 0, .4, -.4: |d| > tau = 0.2 either way
-    assert (s["collapse_start"], s["status"]) == (1, "collapsed")
-    assert series([2.0, 0.5, 0.1], LOWER)["status"] == "stable"  # getting better is never degradation
-    assert series([0.0, 0.0, 0.0])["status"] == "stable"  # nothing moves: no threshold needed
+def test_run_status_of_a_single_run_from_its_own_noise():
+    t = np.arange(21)
+    wiggle = 0.01 * np.where(t % 2 == 0, 1.0, -1.0)  # evaluation noise of 0.01 around a line
+    s = series(1.0 + 0.03 * t + wiggle)  # 0.3 worse by generation 10, still rising: level and drift beyond 0.1
+    assert s["status"] == "collapsed" and s["tolerance"] == pytest.approx(0.101)  # 10% of v_0 = 1.01
+    assert s["collapse_start"] == 4  # d_t = 0.03 t + wiggle - 0.01: 0.07 at 3, 0.12 at 4, 0.13 at 5
+    # 11 residuals of +-0.01 on 9 degrees of freedom (the line absorbs almost none of an alternating wiggle)
+    assert s["noise"] == pytest.approx(0.01 * math.sqrt(11 / 9), rel=0.01) and s["late_drift"] == pytest.approx(
+        0.3, abs=0.01
+    )
+    s = series(1.0 + 0.3 * (t > 0) + wiggle)  # 0.3 worse at generation 1, then no trend: settled, not collapsed
+    assert s["status"] == "settled-worse" and s["collapse_start"] == 1
+    s = series(1.0 + wiggle)
+    assert s["status"] == "stable" and pd.isna(s["collapse_start"])
+    assert series(1.0 - 0.03 * t + wiggle)["status"] == "stable"  # getting better is never a worsening
+    assert series(np.zeros(21))["status"] == "stable"  # nothing moves at all: no noise, no tolerance needed
+    assert series(1.0 - 0.03 * t + wiggle, UNKNOWN)["status"] == "collapsed"  # a change either way counts
 
 
 def test_failed_and_diverged_runs_keep_their_status_and_values():
@@ -124,7 +105,7 @@ def test_failed_and_diverged_runs_keep_their_status_and_values():
 
 def test_a_run_of_one_generation_has_no_trend():
     s = series([1.0])
-    assert s["status"] == "stable" and s["generations"] == 0
+    assert s["status"] == "inconclusive" and s["generations"] == 0
     assert math.isnan(s["slope"]) and math.isnan(s["auc"]) and s["relative_change"] == 0
     assert math.isnan(s["late_worsening"])
 
@@ -140,18 +121,6 @@ def test_student_t_interval():
     # one seed: no interval
     low, high = stats.t_interval(np.array([2.0]), np.array([np.nan]), np.array([1]))
     assert np.isnan(low[0]) and np.isnan(high[0])
-
-
-def test_seed_evidence_is_the_interval_bound_on_the_worse_side():
-    half = 4.302653 / math.sqrt(3)
-    assert stats.seed_evidence(np.array([1.0, 2.0, 3.0]), LOWER) == pytest.approx(2 - half, rel=1e-6)
-    # unknown direction: the distance of the interval from zero, on either side
-    assert stats.seed_evidence(np.array([-1.0, -2.0, -3.0]), UNKNOWN) == pytest.approx(2 - half, rel=1e-6)
-    assert stats.seed_evidence(np.array([-10.0, -10.5, -11.0]), UNKNOWN) > 0
-    assert stats.seed_evidence(np.array([-1.0, 1.0]), UNKNOWN) < 0  # covers zero
-    assert stats.seed_evidence(np.array([0.3, np.nan]), LOWER) == pytest.approx(0.3)  # one finite seed: itself
-    assert stats.seed_evidence(np.array([-0.3]), UNKNOWN) == pytest.approx(0.3)
-    assert math.isnan(stats.seed_evidence(np.array([np.nan]), LOWER))
 
 
 def results(rows: list[tuple[str, str, int, list[float], str]], metric: str = "loss") -> pd.DataFrame:
@@ -186,76 +155,65 @@ T = 20
 SEEDS = (0, 1, 2)
 
 
-def noisy(level: np.ndarray, sd: float, seed: int) -> list[float]:
+def noisy(level: ArrayLike, sd: float, seed: int) -> list[float]:
     """``level`` per generation plus independent Gaussian noise of standard deviation ``sd``."""
-    return list(np.asarray(level, dtype=float) + sd * np.random.default_rng(seed).standard_normal(len(level)))
+    values = np.asarray(level, dtype=float)
+    return list(values + sd * np.random.default_rng(seed).standard_normal(len(values)))
 
 
-def test_a_control_of_pure_evaluation_noise_is_stable():
-    """Values i.i.d. around 0.02 with ~50% noise (a distance like frechet): nothing degrades, whatever single
-    generations and ratios by a noisy v_0 say."""
-    frame = results([("m", "control", s, noisy(np.full(T + 1, 0.02), 0.01, 100 + s), "done") for s in SEEDS])
-    runs = stats.run_summary(frame, {"loss": LOWER})
-    assert (runs["max_worsening"] > 0.1).all()  # every run has single generations more than 10% worse
-    row = board_of(frame, {"loss": LOWER}).loc["control"]
-    assert row["status"] == "stable" and pd.isna(row["collapse_start"]) and row["note"] == ""
-    assert row["late_worsening_ci_low"] <= 0 < row["late_worsening_ci_high"]
-    assert row["threshold"] == pytest.approx(0.1 * abs(row["first_mean"]))
-
-
-def test_a_fifty_percent_rise_collapses_where_it_is_sustained():
+def test_a_fifty_percent_rise_settles_worse_from_where_it_is_sustained():
     # badness 1.0 until generation 5, 1.5 from generation 6 on; a lone spike at generation 3 in every seed
     level = np.where(np.arange(T + 1) >= 6, 1.5, 1.0)
     level[3] = 1.5
     frame = results([("m", "rise", s, noisy(level, 0.01, 200 + s), "done") for s in SEEDS])
     row = board_of(frame, {"loss": LOWER}).loc["rise"]
-    assert row["status"] == "collapsed" and row["collapse_start"] == 6
-    assert row["late_worsening_mean"] == pytest.approx(0.5, abs=0.03)
-    assert row["late_worsening_ci_low"] > row["threshold"] == pytest.approx(0.1, rel=0.05)
+    assert row["status"] == "settled-worse" and row["collapse_start"] == 6
+    assert row["level_mean"] == pytest.approx(0.5, abs=0.03)
+    assert row["level_ci_low"] > row["tolerance"] == pytest.approx(0.1, rel=0.05)
     # the same in a higher-is-better metric: the value falls by half of generation 0
     frame = results([("m", "fall", s, noisy(-level, 0.01, 200 + s), "done") for s in SEEDS], metric="acc")
     row = board_of(frame, {"acc": HIGHER}).loc["fall"]
-    assert (row["status"], row["collapse_start"]) == ("collapsed", 6)
+    assert (row["status"], row["collapse_start"]) == ("settled-worse", 6)
 
 
-def test_a_consistent_five_percent_worsening_is_degraded():
+def test_a_consistent_five_percent_worsening_is_within_the_tolerance():
     level = np.where(np.arange(T + 1) >= 1, 1.05, 1.0)
     frame = results([("m", "drift", s, noisy(level, 0.001, 300 + s), "done") for s in SEEDS])
     row = board_of(frame, {"loss": LOWER}).loc["drift"]
-    assert row["status"] == "degraded" and pd.isna(row["collapse_start"])
-    assert 0 < row["late_worsening_ci_low"] < row["threshold"]
-    # unknown direction: a consistent 5% fall counts as much as a rise
+    assert row["status"] == "stable" and pd.isna(row["collapse_start"])
+    assert 0 < row["level_ci_low"] < row["level_ci_high"] < row["tolerance"]
+    # unknown direction: a consistent 5% fall is as much within as a rise
     frame = results([("m", "drift", s, noisy(2 - level, 0.001, 300 + s), "done") for s in SEEDS])
-    assert board_of(frame, {"loss": UNKNOWN}).loc["drift", "status"] == "degraded"
+    assert board_of(frame, {"loss": UNKNOWN}).loc["drift", "status"] == "stable"
 
 
-def test_seeds_that_disagree_are_not_evidence():
-    # one seed collapses, two stay put: the mean is 10% worse, but the interval covers 0
+def test_seeds_that_disagree_are_not_evidence_either_way():
+    # one seed is 30% worse, two stay put: the mean is 10% worse and the interval spans the tolerance
     frame = results(
         [
-            ("m", "p", 0, [1.0] + [1.3] * T, "done"),
+            ("m", "p", 0, noisy([1.0] + [1.3] * T, 0.01, 0), "done"),
             ("m", "p", 1, noisy(np.ones(T + 1), 0.01, 1), "done"),
             ("m", "p", 2, noisy(np.ones(T + 1), 0.01, 2), "done"),
         ]
     )
     row = board_of(frame, {"loss": LOWER}).loc["p"]
-    assert row["status"] == "stable" and pd.isna(row["collapse_start"])
-    assert row["status_counts"] == "2 stable, 1 collapsed"  # what each seed alone would say
+    assert row["status"] == "inconclusive" and pd.isna(row["collapse_start"])
+    assert row["level_ci_low"] < row["tolerance"] < row["level_ci_high"]
+    assert row["status_counts"] == "2 stable, 1 settled-worse"  # what each seed alone would say
 
 
-def test_a_single_seed_decides_without_an_interval():
+def test_a_single_seed_decides_from_its_own_noise():
     level = np.where(np.arange(T + 1) >= 6, 1.5, 1.0)
     frame = results([("m", "one", 0, noisy(level, 0.01, 400), "done"), ("m", "calm", 0, [1.0] * (T + 1), "done")])
     board = board_of(frame, {"loss": LOWER})
     one = board.loc["one"]
-    assert (one["status"], one["collapse_start"], one["note"]) == ("collapsed", 6, stats.ONE_SEED)
-    assert one["seeds"] == 1 and pd.isna(one["late_worsening_ci_low"])
+    assert (one["status"], one["collapse_start"], one["note"]) == ("settled-worse", 6, stats.ONE_SEED)
+    assert one["seeds"] == 1 and pd.isna(one["late_worsening_ci_low"])  # no interval across seeds
     assert board.loc["calm", "status"] == "stable" and board.loc["calm", "note"] == stats.ONE_SEED
-    # the run's own status (runs.csv) follows the same single-seed rules
+    # the run's own status (runs.csv) follows the same rules
     runs = stats.run_summary(frame, {"loss": LOWER}).set_index("policy")
-    assert runs.loc["one", "status"] == "collapsed" and runs.loc["one", "collapse_start"] == 6
-    # the note is in the displayed status
-    assert status_text(one.to_dict()) == f"collapsed (1 collapsed; {stats.ONE_SEED})"
+    assert runs.loc["one", "status"] == "settled-worse" and runs.loc["one", "collapse_start"] == 6
+    assert status_text(one.to_dict()) == "settled-worse (1 settled-worse)"
 
 
 def test_failed_and_diverged_configurations():
@@ -283,8 +241,8 @@ def test_failed_and_diverged_configurations():
     assert board.loc["mixed", "status"] == "failed"
     assert board.loc["split", "status"] == "diverged"
     one = board.loc["one-failed"]
-    assert (one["status"], one["collapse_start"], one["note"]) == ("collapsed", 1, "")
-    assert one["status_counts"] == "2 collapsed, 1 failed"
+    assert (one["status"], one["collapse_start"], one["note"]) == ("settled-worse", 1, "")
+    assert one["status_counts"] == "2 settled-worse, 1 failed"
     assert one["late_worsening_mean"] == pytest.approx(0.5, abs=0.01)  # the failed run's L (2.0) is left out
     assert board.loc["lone-survivor", "status"] == "failed"  # half of the seeds failed
     assert board.loc["two-failed", "note"] == ""
@@ -310,46 +268,29 @@ def test_seed_summary_statistics():
     # T = 3: L is d_3 = 0.3, 0, 0.3; its interval covers 0, so not significantly worse
     assert p["late_worsening_mean"] == pytest.approx(0.2)
     assert p["late_worsening_ci_low"] == pytest.approx(0.2 - half, rel=1e-6)
-    assert p["status"] == "stable" and p["status_counts"] == "1 stable, 2 collapsed"
     q = board.loc["q"]
     assert q["slope_mean"] == pytest.approx((0.5 + 0.0) / 2)
-    assert q["threshold"] == pytest.approx(0.2)
+    assert q["tolerance"] == pytest.approx(0.2)  # T = 2: no residual to measure noise on, so 10% of v_0
 
 
-def test_ranking_rewards_ending_good_not_staying_bad():
+def test_ranking_is_by_stability_and_broken_configurations_come_last():
     frame = results(
         [
-            ("good", "drifts", 0, [1.0, 1.2, 1.5], "done"),  # good start, degrades: ends at 1.5
-            ("good", "drifts", 1, [1.0, 1.2, 1.5], "done"),
-            ("bad", "stays", 0, [3.0, 3.0, 3.0], "done"),  # perfectly stable, but bad
-            ("bad", "stays", 1, [3.0, 3.0, 3.0], "done"),
-            ("good", "holds", 0, [1.0, 1.1, 1.2], "done"),  # ends at 1.2: best
-            ("good", "holds", 1, [1.0, 1.1, 1.2], "done"),
+            *(("good", "drifts", s, noisy(1.0 + 0.05 * np.arange(T + 1), 0.01, s), "done") for s in SEEDS),
+            *(("bad", "stays", s, noisy(np.full(T + 1, 3.0), 0.01, 10 + s), "done") for s in SEEDS),
+            *(("good", "holds", s, noisy(np.full(T + 1, 1.0), 0.01, 20 + s), "done") for s in SEEDS),
             ("best", "diverges", 0, [0.1, 0.1], "diverged"),  # lowest values, but diverged: last
             ("best", "diverges", 1, [0.1, 0.1], "diverged"),
         ]
     )
-    board = leaderboard_frame(frame)  # no registry: direction from the fallback below
-    assert board["rank"].isna().all()  # the metric "loss" is unknown without a registry: not ranked
     dirs = {"loss": LOWER}
     board = stats.rank(stats.seed_summary(stats.run_summary(frame, dirs), frame, dirs), dirs)
-    order = list(zip(board["model"], board["policy"], board["rank"], strict=True))
-    assert order == [("good", "holds", 1), ("good", "drifts", 2), ("bad", "stays", 3), ("best", "diverges", 4)]
     statuses = dict(zip(board["policy"], board["status"], strict=True))
-    # identical seeds: a zero-width interval; holds ends 20% worse, drifts 50% worse
-    assert statuses == {"holds": "collapsed", "drifts": "collapsed", "stays": "stable", "diverges": "diverged"}
-
-
-def test_ranking_of_higher_is_better_and_optimum_metrics():
-    frame = results([("a", "x", 0, [0.9, 0.8], "done"), ("b", "y", 0, [0.5, 0.7], "done")], metric="acc")
-    frame = pd.concat(
-        [frame, results([("a", "x", 0, [1.0, 1.3], "done"), ("b", "y", 0, [1.0, 0.8], "done")], metric="ratio")]
-    )
-    dirs = {"acc": HIGHER, "ratio": TO_ONE}
-    board = stats.rank(stats.seed_summary(stats.run_summary(frame, dirs), frame, dirs), dirs)
-    ranks = {(m, p): r for m, p, r in zip(board["metric"], board["policy"], board["rank"], strict=True)}
-    assert ranks == {("acc", "x"): 1, ("acc", "y"): 2, ("ratio", "y"): 1, ("ratio", "x"): 2}  # |0.8-1| < |1.3-1|
-    assert set(board["direction"]) == {"higher is better", "closer to 1 is better"}
+    assert statuses == {"holds": "stable", "stays": "stable", "drifts": "collapsed", "diverges": "diverged"}
+    # both stable ones first, by the upper end of their level in tolerances (0.1 for holds, 0.3 for stays)
+    order = list(board["policy"])
+    assert set(order[:2]) == {"holds", "stays"} and order[2:] == ["drifts", "diverges"]
+    assert list(board["rank"]) == [1, 2, 3, 4]
 
 
 def test_directions_come_from_the_registry_with_parameters_in_labels(registry):
@@ -435,10 +376,13 @@ def test_write_report_outputs(store, tmp_path, registry):
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert len(runs) == 8 * 2 and set(runs["status"]) <= set(stats.SEVERITY)
     text = (tmp_path / "out" / "leaderboard.md").read_text()
-    assert "**collapse start**" in text and "## eight-gaussians: variance-ratio (closer to 1 is better)" in text
+    assert "**worse from**" in text and "## eight-gaussians: variance-ratio (closer to 1 is better)" in text
+    # findings and tables first, the definitions at the end; plain Markdown, no HTML entities
+    assert text.index("## Findings") < text.index("## eight-gaussians") < text.index("## Definitions")
+    assert "&gt;" not in text and "&lt;" not in text and "&amp;" not in text
     for term, definition in stats.DEFINITIONS:  # verbatim, so what a reader sees is what the code does
         assert f"- **{term}**: {md_text(definition)}" in text
-    assert "| late worsening " in text and "| threshold " in text
+    assert "| level " in text and "| tolerance " in text and "| status " in text
     assert sum(line.startswith("| rank ") for line in text.splitlines()) == 2
     again = pd.read_csv(tmp_path / "out" / "results.csv")
     assert len(again) == len(results_frame(Store(store)))
@@ -464,7 +408,7 @@ def test_reports_refuse_to_mix_schema_versions(store, tmp_path):
 def test_markdown_escapes_names():
     frame = results([("a|b", "<b>x</b>", 0, [1.0, 1.0], "done")])
     md = markdown(leaderboard_frame(frame), "t")
-    assert "a\\|b" in md and "&lt;b&gt;x&lt;/b&gt;" in md and "<b>" not in md
+    assert "a\\|b" in md and "\\<b\\>x\\</b\\>" in md and "<b>" not in md and "&lt;" not in md
 
 
 def test_empty_store_gives_empty_outputs(tmp_path, registry):

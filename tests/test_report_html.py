@@ -340,7 +340,8 @@ def test_a_failed_run_is_reported_with_what_it_stored(built):
     assert set(mix["status_counts"].str.contains("1 failed")) == {True}
     assert set(mix["generations"]) == {3} and set(mix["seeds"]) == {3}
     # one failed seed of three: the two others decide the status, with an interval
-    assert not mix["status"].isin(["failed", "diverged"]).any() and set(mix["note"]) == {""}
+    assert not mix["status"].isin(["failed", "diverged"]).any()
+    assert not mix["note"].str.contains(stats.ONE_SEED, regex=False).any()
 
 
 def test_the_page_states_the_rules_it_applies(page):
@@ -349,8 +350,8 @@ def test_the_page_states_the_rules_it_applies(page):
     shown = "".join(parsed.text)
     for term, definition in stats.DEFINITIONS:
         assert term in shown and definition in shown
-    headers = [t for t in parsed.text if t in ("late worsening", "threshold", "status", "collapse start")]
-    assert set(headers) == {"late worsening", "threshold", "status", "collapse start"}
+    headers = [t for t in parsed.text if t in ("level", "tolerance", "status", "worse from")]
+    assert set(headers) == {"level", "tolerance", "status", "worse from"}
 
 
 def test_tables_plots_and_galleries_are_present(page):
@@ -388,14 +389,15 @@ def decode(uri: str) -> np.ndarray:
 
 
 def test_directions_fall_back_when_the_plugin_is_gone(built, registry):
-    """The store alone rebuilds the report; without the plugin its metric's direction is unknown and unranked."""
+    """The store alone rebuilds the report; without the plugin its metric's direction is unknown (and a change
+    either way counts: it is still ranked by stability)."""
     store, with_plugin = built
     results = results_frame(Store(store))
     for plugin, direction in ((with_plugin, "higher is better"), (registry, "direction unknown")):
         board = leaderboard_frame(results, plugin)
         hostile = board[board["metric"] == XSS]
         assert set(hostile["direction"]) == {direction}
-        assert hostile["rank"].notna().all() == (plugin is with_plugin)
+        assert hostile["rank"].notna().all()
         assert board.loc[board["metric"] == "mean-distance", "rank"].notna().all()
 
 

@@ -1,8 +1,8 @@
-"""The human-readable leaderboard table: the same columns in leaderboard.md and index.html."""
+"""The human-readable leaderboard: the same columns in leaderboard.md and index.html, and leaderboard.md."""
 
 from __future__ import annotations
 
-import html
+import re
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +23,7 @@ class Column:
     numeric: bool | None = None
 
 
-def fmt(value: Any, digits: int = 4) -> str:
+def fmt(value: Any, digits: int = 3) -> str:
     """A number in ``digits`` significant digits; '' for a missing value."""
     if value is None or value is pd.NA or (isinstance(value, float) and value != value):
         return ""
@@ -32,8 +32,8 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def with_ci(mean: float, low: float, high: float, digits: int = 4) -> str:
-    """``mean ± half-width`` of a seed statistic (the mean alone when there is no interval)."""
+def with_ci(mean: float, low: float, high: float, digits: int = 3) -> str:
+    """``mean ± half-width`` of an interval around a mean (the mean alone when there is no interval)."""
     if pd.isna(mean):
         return ""
     if pd.isna(low) or pd.isna(high):
@@ -48,17 +48,21 @@ def _key(value: Any) -> float | str | None:
 
 
 def status_text(row: Mapping[Hashable, Any]) -> str:
-    """The status cell, ``verdict (per-run counts; note)``: the note says when no confidence interval backs it."""
-    extra = "; ".join(t for t in (row["status_counts"], row.get("note")) if isinstance(t, str) and t)
-    return f"{row['status']} ({extra})" if extra else row["status"]
+    """The status cell, ``verdict (per-run counts)``."""
+    counts = row["status_counts"]
+    return f"{row['status']} ({counts})" if isinstance(counts, str) and counts else str(row["status"])
+
+
+#: Short names of the references in the tables.
+_REFERENCE = {"control": "control", "generation 0": "gen 0"}
 
 
 def board_columns(board: pd.DataFrame) -> list[Column]:
-    """Columns of the leaderboard of one dataset and metric (rows as ranked in ``board``)."""
+    """Columns of the leaderboard of one dataset and metric (rows as ranked in ``board``); the last is the note."""
     rows = board.to_dict("records")
 
-    def stat(header: str, name: str, digits: int) -> Column:
-        texts = [with_ci(r[f"{name}_mean"], r[f"{name}_ci_low"], r[f"{name}_ci_high"], digits) for r in rows]
+    def interval(header: str, name: str) -> Column:
+        texts = [with_ci(r[f"{name}_mean"], r[f"{name}_ci_low"], r[f"{name}_ci_high"]) for r in rows]
         return Column(header, texts, [_key(r[f"{name}_mean"]) for r in rows])
 
     def plain(header: str, values: list[Any]) -> Column:
@@ -66,47 +70,80 @@ def board_columns(board: pd.DataFrame) -> list[Column]:
 
     columns = [
         plain("rank", [r["rank"] for r in rows]),
-        plain("model", [r["model"] for r in rows]),
-        plain("policy", [r["policy"] for r in rows]),
-    ]
-    if board.duplicated(["model", "policy"]).any():  # same labels, different settings: tell them apart
-        columns.append(plain("config", [r["config"] for r in rows]))
-    columns += [
-        stat("generation 0", "first", 4),
-        stat("last generation", "last", 4),
-        plain("score", [r["score"] for r in rows]),
-        stat("relative change", "relative_change", 3),
-        stat("slope", "slope", 3),
-        stat("AUC", "auc", 3),
-        stat("late worsening", "late_worsening", 3),
-        plain("threshold", [r["threshold"] for r in rows]),
-        plain("collapse start", [r["collapse_start"] for r in rows]),
         Column(
             "status",
             [status_text(r) for r in rows],
             [float(stats.SEVERITY.index(r["status"])) for r in rows],
             numeric=False,
         ),
+        plain("model", [r["model"] for r in rows]),
+        plain("policy", [r["policy"] for r in rows]),
+    ]
+    if board.duplicated(["model", "policy"]).any():  # same labels, different settings: tell them apart
+        columns.append(plain("config", [r["config"] for r in rows]))
+    columns += [
+        interval("level", "level"),
+        interval("late drift", "drift"),
+        plain("tolerance", [r["tolerance"] for r in rows]),
+        plain("vs", [_REFERENCE.get(r["reference"], r["reference"]) for r in rows]),
+        interval("generation 0", "first"),
+        plain("worse from", [r["collapse_start"] for r in rows]),
         plain("seeds", [int(r["seeds"]) for r in rows]),
+        plain("note", [r["note"] for r in rows]),
     ]
     return columns
 
 
 def md_text(text: str) -> str:
-    """Markdown-safe text: HTML special characters escaped (Markdown renders raw HTML), pipes too (tables)."""
-    return html.escape(str(text), quote=False).replace("|", "\\|")
+    """Markdown-safe text: characters Markdown would read as markup (HTML tags, emphasis, table pipes)
+    backslash-escaped, so names show as they are and the file holds no HTML entities."""
+    return re.sub(r"([\\`*_<>&|])", r"\\\1", str(text))
+
+
+def _findings(board: pd.DataFrame) -> list[str]:
+    """A few sentences with the report's answers: verdict counts overall and per dataset, and the tests made."""
+    counts = board["status"].value_counts()
+    overall = ", ".join(f"{counts[s]} {s}" for s in stats.SEVERITY if s in counts)
+    lines = [
+        f"{len(board)} cells (configuration x metric): {overall}.",
+        f"The verdicts rest on {stats.tests_made(board)} tests, adjusted together (Benjamini-Hochberg): "
+        f"at most {stats.ALPHA:.0%} of the claims are expected to be false.",
+    ]
+    for dataset, group in board.groupby("dataset", sort=True):
+        bad = group[group["status"].isin(stats.WORSE | stats.BROKEN | {"worsening"})]
+        per_policy = bad["policy"].value_counts()
+        stable = group.loc[group["status"] == "stable", "policy"].value_counts()
+        worst = ", ".join(f"{p} {n}" for p, n in per_policy.head(3).items())
+        best = ", ".join(f"{p} {n}" for p, n in stable.head(3).items())
+        lines.append(
+            f"{dataset}: {(group['status'] == 'stable').sum()} of {len(group)} cells stable"
+            + (f" (most: {best})" if best else "")
+            + f"; {len(bad)} worse or worsening"
+            + (f" (most: {worst})" if worst else "")
+            + "."
+        )
+    return [f"- {md_text(line)}" for line in lines]
 
 
 def markdown(board: pd.DataFrame, title: str) -> str:
-    """leaderboard.md: the definitions, then one table per dataset and metric."""
+    """leaderboard.md: findings, one table per dataset and metric with its notes, then the definitions."""
     lines = [f"# {md_text(title)}", ""]
-    lines += [f"- **{term}**: {md_text(text)}" for term, text in stats.DEFINITIONS]
-    lines.append("")
     if board.empty:
-        return "\n".join([*lines, "No results in the store yet."])
-    for (dataset, metric), group in board.groupby(["dataset", "metric"], sort=True):
-        columns = board_columns(group)
-        table = pd.DataFrame({c.header: [md_text(t) for t in c.texts] for c in columns})
-        heading = f"{dataset}: {metric} ({group['direction'].iloc[0]})"
-        lines += [f"## {md_text(heading)}", "", table.to_markdown(index=False, disable_numparse=True), ""]
+        lines += ["No results in the store yet.", ""]
+    else:
+        lines += ["## Findings", "", *_findings(board), ""]
+        for (dataset, metric), group in board.groupby(["dataset", "metric"], sort=True):
+            columns = board_columns(group)
+            shown = [c for c in columns if c.header != "note"]
+            table = pd.DataFrame({c.header: [md_text(t) for t in c.texts] for c in shown})
+            heading = f"{dataset}: {metric} ({group['direction'].iloc[0]})"
+            lines += [f"## {md_text(heading)}", "", table.to_markdown(index=False, disable_numparse=True), ""]
+            notes = [
+                f"- rank {r['rank']}, {md_text(r['model'])} / {md_text(r['policy'])}: {md_text(r['note'])}"
+                for r in group.to_dict("records")
+                if isinstance(r["note"], str) and r["note"]
+            ]
+            lines += [*notes, ""] if notes else []
+    lines += ["## Definitions", ""]
+    lines += [f"- **{term}**: {md_text(text)}" for term, text in stats.DEFINITIONS]
     return "\n".join(lines)

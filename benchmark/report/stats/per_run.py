@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from benchmark.report.stats.chains import Chain, chain
 from benchmark.report.stats.directions import Direction
-from benchmark.report.stats.verdicts import BROKEN, bound, collapse_start, threshold, verdict
+from benchmark.report.stats.hypotheses import ALPHA, claim_pvalues
+from benchmark.report.stats.verdicts import BROKEN, WORSE, Claims, tolerance, verdict, worse_from
 
-#: Share of the generations 1..T averaged into the late worsening L: the last ceil(TAIL * T).
-TAIL = 0.25
 #: What identifies a configuration and metric: the runs sharing these are its seeds.
 RUN_KEYS = ["dataset", "metric", "config", "model", "policy"]
 
@@ -42,17 +41,11 @@ def differences(values: np.ndarray, direction: Direction) -> np.ndarray:
     return base - base[0] if len(base) else base
 
 
-def tail_size(last_generation: int) -> int:
-    """How many of the generations 1..T the late worsening averages: ceil(TAIL * T)."""
-    return math.ceil(TAIL * last_generation) if last_generation > 0 else 0
-
-
-def late_worsening(worse: np.ndarray) -> float:
-    """L: the mean of d_t over the last tail_size(T) generations (NaN without a finite one)."""
-    worse = np.asarray(worse, dtype=float)
-    tail = worse[len(worse) - tail_size(len(worse) - 1) :] if len(worse) > 1 else worse[:0]
-    tail = tail[np.isfinite(tail)]
-    return float(tail.mean()) if len(tail) else float("nan")
+def chain_verdict(found: Chain, tol: float, known: bool) -> str:
+    """The verdict of one chain from its own noise: each claim a one-sided t-test at ALPHA on the residual
+    degrees of freedom of its late line (no adjustment for multiplicity: a run's verdict is a description)."""
+    p = claim_pvalues(found.level, found.level_se, found.drift, found.drift_se, found.df, tol, known)
+    return verdict(Claims(*(bool(q <= ALPHA) for q in p)))
 
 
 def slope(generations: np.ndarray, values: np.ndarray) -> float:
@@ -71,9 +64,9 @@ def series_stats(
 ) -> dict[str, Any]:
     """Every per-run statistic of one metric's values over generations 0..T (sorted by generation).
 
-    The run's verdict and collapse start follow the single-seed rules: its own L and d_t against its own tau;
-    a run that ended failed or diverged (``run_status``) has that as its verdict. The verdict goes into the
-    ``status`` column of runs.csv.
+    The run's verdict comes from its own chain (level and drift against generation 0, intervals from its own
+    evaluation noise, tolerance from its own v_0 and noise); a run that ended failed or diverged
+    (``run_status``) has that as its verdict. The verdict goes into the ``status`` column of runs.csv.
     """
     generations = np.asarray(generations, dtype=int)
     values = np.asarray(values, dtype=float)
@@ -81,10 +74,11 @@ def series_stats(
     d = differences(values, direction)
     first, last = values[0], values[-1]
     later = w[1:]
-    tau = threshold(first, values)
-    late = late_worsening(d)
-    run_verdict = run_status if run_status in BROKEN else verdict(float(bound(late, late, direction)), tau)
+    found = chain(generations, d)
+    tol = tolerance(first, found.noise)
+    run_verdict = run_status if run_status in BROKEN else chain_verdict(found, tol, direction.known)
     bad = direction.badness(np.array([last]))
+    lower = d if direction.known else np.abs(d)
     return {
         "generations": int(generations[-1]),
         "first": first,
@@ -93,9 +87,11 @@ def series_stats(
         "slope": slope(generations, values),
         "auc": float(np.nanmean(later)) if np.isfinite(later).any() else np.nan,
         "max_worsening": float(np.nanmax(later)) if np.isfinite(later).any() else np.nan,
-        "late_worsening": late,
-        "threshold": tau,
-        "collapse_start": collapse_start(generations, bound(d, d, direction), tau),
+        "late_worsening": found.level,
+        "late_drift": found.drift,
+        "noise": found.noise,
+        "tolerance": tol,
+        "collapse_start": worse_from(generations, lower, tol) if run_verdict in WORSE | BROKEN else None,
         "status": run_verdict,
         "score": float(bad[0]) if bad is not None else np.nan,
     }
@@ -116,7 +112,9 @@ def run_summary(results: pd.DataFrame, dirs: Mapping[str, Direction]) -> pd.Data
         "auc",
         "max_worsening",
         "late_worsening",
-        "threshold",
+        "late_drift",
+        "noise",
+        "tolerance",
         "collapse_start",
         "status",
         "score",

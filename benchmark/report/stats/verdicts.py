@@ -1,59 +1,59 @@
-"""The stability verdict: the threshold tau, the evidence of worsening B, the verdict and the collapse start.
+"""The stability verdict: the tolerance, the claims about a chain's level and trend, and the verdict they make.
 
-The rules are those of ``DEFINITIONS`` ("threshold", "status", "collapse start"); a single run and a
-configuration across seeds apply the same functions, only the evidence they pass differs.
+The rules are those of ``DEFINITIONS`` ("tolerance", "status", "worse from"); a single run and a
+configuration across seeds apply the same functions, only the intervals they pass differ.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from numpy.typing import ArrayLike
 
-from benchmark.report.stats.directions import Direction
-
-#: Worsening beyond which a configuration counts as collapsed: this share of its generation-0 quality.
+#: Worsening that matters at least: this share of the configuration's generation-0 quality ...
 THRESHOLD = 0.10
-#: Consecutive generations beyond the threshold that make a collapse start.
+#: ... and never less than this many noise floors (the evaluation noise of one generation).
+FLOOR = 2.0
+#: Consecutive generations beyond the tolerance that make the generation the chain is "worse from".
 CONSECUTIVE = 2
-#: Evidence below this share of the scale (tau / THRESHOLD) is floating-point rounding, not worsening.
-ROUNDING = 1e-9
 #: Verdicts from mild to severe (a run that failed or diverged gets that as its verdict).
-SEVERITY = ("stable", "degraded", "collapsed", "diverged", "failed")
+SEVERITY = ("stable", "inconclusive", "worsening", "settled-worse", "worse", "collapsed", "diverged", "failed")
 #: Verdicts that send a configuration to the bottom of the ranking.
 BROKEN = frozenset({"diverged", "failed"})
+#: Verdicts that claim the level ended beyond the tolerance.
+WORSE = frozenset({"settled-worse", "worse", "collapsed"})
 
 
-def threshold(first: float, values: np.ndarray) -> float:
-    """tau: THRESHOLD x |generation-0 value|, or x the spread of ``values`` when that is 0 or not finite."""
-    if np.isfinite(first) and first != 0:
-        return THRESHOLD * abs(first)
-    finite = np.asarray(values, dtype=float)
-    finite = finite[np.isfinite(finite)]
-    spread = float(np.std(finite, ddof=1)) if len(finite) >= 2 else float("nan")
-    return THRESHOLD * spread if np.isfinite(spread) else float("nan")
+def tolerance(first: float, noise: float) -> float:
+    """THRESHOLD x |generation-0 value|, at least FLOOR x the noise floor; NaN when neither is known."""
+    parts = [p for p in (THRESHOLD * abs(first), FLOOR * noise) if np.isfinite(p)]
+    return max(parts) if parts else float("nan")
 
 
-def bound(low: ArrayLike, high: ArrayLike, direction: Direction) -> np.ndarray:
-    """B, the evidence of worsening from an interval [low, high] of d: its lower bound when worse is up,
-    its distance from zero (negative when it covers zero) when any change counts. Pass low = high = L
-    for a single run."""
-    lows, highs = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
-    return lows if direction.known else np.maximum(lows, -highs)
+@dataclass(frozen=True)
+class Claims:
+    """What the tests showed about a chain: its level beyond or within the tolerance, its drift beyond it
+    (still moving) or within it (settled). Neither of a pair: the data cannot tell."""
+
+    worse: bool
+    within: bool
+    moving: bool
+    settled: bool
 
 
-def verdict(evidence: float, tau: float) -> str:
-    """The verdict from the evidence B: collapsed beyond tau, degraded beyond zero (rounding aside), else stable."""
-    scale = tau / THRESHOLD if np.isfinite(tau) else 0.0
-    if evidence > tau:  # NaN compares False: no threshold, no collapse
-        return "collapsed"
-    if evidence > ROUNDING * scale:
-        return "degraded"
-    return "stable"
+def verdict(claims: Claims) -> str:
+    """stable: within and settled; collapsed: worse and moving; settled-worse: worse and settled; worse: worse,
+    trend unclear; worsening: moving but not shown worse; inconclusive: anything else."""
+    if claims.worse:
+        return "collapsed" if claims.moving else "settled-worse" if claims.settled else "worse"
+    if claims.moving:
+        return "worsening"
+    return "stable" if claims.within and claims.settled else "inconclusive"
 
 
-def collapse_start(generations: np.ndarray, evidence: np.ndarray, tau: float) -> int | None:
-    """First generation t >= 1 starting CONSECUTIVE generations with evidence of worsening above tau."""
-    above = np.asarray(evidence, dtype=float) > tau  # NaN compares False: unknown is not worse
+def worse_from(generations: np.ndarray, lower_bounds: np.ndarray, tol: float) -> int | None:
+    """First generation t >= 1 starting CONSECUTIVE generations whose worsening's lower bound exceeds ``tol``."""
+    above = np.asarray(lower_bounds, dtype=float) > tol  # NaN compares False: unknown is not worse
     for i in range(1, len(above) - CONSECUTIVE + 1):
         if above[i : i + CONSECUTIVE].all():
             return int(generations[i])
