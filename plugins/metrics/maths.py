@@ -39,6 +39,20 @@ def samples_and_test(evaluation: Evaluation) -> tuple[np.ndarray, np.ndarray]:
     return flatten(evaluation.samples), flatten(evaluation.test)
 
 
+def require_points(what: str, minimum: int, *sets: np.ndarray) -> None:
+    """Raise ValueError when a set has fewer than ``minimum`` points.
+
+    Every estimate that needs several points (a covariance, a pairwise mean) says so in one clear
+    error instead of returning NaN from an empty or single-point average."""
+    sizes = [len(x) for x in sets]
+    if min(sizes) < minimum:
+        per_side = " per side" if len(sets) > 1 else ""
+        plural = "s" if minimum > 1 else ""
+        raise ValueError(
+            f"{what} needs at least {minimum} point{plural}{per_side}, got {' and '.join(map(str, sizes))}"
+        )
+
+
 # ---------------------------------------------------------------- shared work, computed once
 
 
@@ -144,8 +158,7 @@ def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
     dimensions (FID on a few hundred samples) a small matrix instead of the square root of a
     2048 x 2048 one (minutes of CPU with scipy's sqrtm).
     """
-    if len(x) < 2 or len(y) < 2:
-        raise ValueError(f"the Fréchet distance needs at least 2 points per side, got {len(x)} and {len(y)}")
+    require_points("the Fréchet distance", 2, x, y)
     f1, f2 = _covariance_factor(x), _covariance_factor(y)
     cross = np.linalg.svd(f1.T @ f2, compute_uv=False).sum()
     value = np.sum((x.mean(axis=0) - y.mean(axis=0)) ** 2) + np.sum(f1**2) + np.sum(f2**2) - 2 * cross
