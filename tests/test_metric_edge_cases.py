@@ -213,3 +213,52 @@ def test_fid_with_clean_fid_works_on_one_dimensional_features(registry):
     result = measure(registry, "fid", evaluation, {"extractor": "raw", "method": "clean-fid"})
     closed = (fake.mean() - real.mean()) ** 2 + (fake.std(ddof=1) - real.std(ddof=1)) ** 2
     assert result.value == pytest.approx(closed, rel=1e-12)
+
+
+# ---------------------------------------------------------------- huge points: the number, not an overflow
+
+
+@pytest.mark.parametrize(
+    "name, degree",  # f(c x, c y) = c^degree f(x, y)
+    [
+        ("energy", 0.5),
+        ("mmd", 0.0),  # the median bandwidth scales with the points
+        ("pairwise-distance", 1.0),
+        ("mean-distance", 1.0),
+        ("variance-ratio", 0.0),
+    ],
+)
+def test_distances_of_huge_points_are_the_rescaled_numbers_not_inf_or_nan(registry, name, degree):
+    """Points near 1e306 (their squares, and sums of them, overflow float64): each metric is homogeneous
+    in the points, and a power of two c scales floating-point arithmetic exactly, so f(c x, c y) =
+    c^degree f(x, y) to rounding. Before: NaN (energy, mmd, variance-ratio) or inf."""
+    rng = stream(43, "huge")
+    x, y = rng.normal(size=(60, 3)), rng.normal(0.5, 1.5, size=(50, 3))
+    c = 2.0**1015
+    ordinary = measure(registry, name, make_evaluation(registry, x, y)).value
+    huge = measure(registry, name, make_evaluation(registry, c * x, c * y)).value
+    assert huge == pytest.approx(ordinary * c**degree, rel=1e-12)
+
+
+def test_frechet_of_huge_points_is_the_rescaled_number_or_inf_when_that_exceeds_float64(registry):
+    """Fréchet is homogeneous of degree 2: 2^509 x gives 2^1018 times the value (finite); 2^515 x would give
+    2^1030 times it, beyond float64: inf, where an SVD of overflowed covariances used to fail."""
+    rng = stream(45, "huge")
+    x, y = rng.normal(size=(60, 3)), rng.normal(0.5, 1.5, size=(50, 3))
+    ordinary = measure(registry, "frechet", make_evaluation(registry, x, y)).value
+    c = 2.0**509
+    assert measure(registry, "frechet", make_evaluation(registry, c * x, c * y)).value == pytest.approx(
+        ordinary * c * c, rel=1e-12
+    )
+    c = 2.0**515
+    assert measure(registry, "frechet", make_evaluation(registry, c * x, c * y)).value == math.inf
+
+
+def test_variance_ratio_of_huge_samples_against_ordinary_data_is_their_ratio(registry):
+    """Samples 2^520 times the test set: the ratio 2^1040 exceeds float64, so inf; the other way round it is
+    2^-1040, a subnormal number with 34 bits left, not an error about a test set without spread."""
+    x = stream(44, "huge").normal(size=(40, 2))
+    c = 2.0**520
+    assert measure(registry, "variance-ratio", make_evaluation(registry, c * x, x)).value == math.inf
+    small = measure(registry, "variance-ratio", make_evaluation(registry, x, c * x)).value
+    assert small == pytest.approx(2.0**-1040, rel=1e-9)

@@ -17,6 +17,7 @@ from benchmark import Evaluation, Measured, Metric, Param
 from plugins.metrics.maths import (
     distance_sum,
     require_points,
+    rescaling,
     samples_and_test,
     squared_distance_batches,
     squared_distances,
@@ -30,17 +31,22 @@ def median_bandwidth(x: np.ndarray, y: np.ndarray, max_points: int = 1000) -> fl
     from scipy.spatial.distance import pdist
 
     half = max(max_points // 2, 1)
-    distances = pdist(np.concatenate([x[:half], y[:half]]))
+    pooled = np.concatenate([x[:half], y[:half]])
+    c = rescaling(pooled)  # the median scales with the points
+    distances = pdist(pooled / c)
     positive = distances[distances > 0]
     if len(positive) == 0:
         raise ValueError("median heuristic: all points coincide, set the MMD bandwidth explicitly")
-    return float(np.median(positive))
+    return c * float(np.median(positive))
 
 
 def rbf_mmd2(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
     """Unbiased MMD^2 (Gretton et al. 2012, eq. 3) with k(a, b) = exp(-|a - b|^2 / (2 h^2)); may dip below 0."""
     require_points("unbiased MMD", 2, x, y)
     n, m = len(x), len(y)
+    c = rescaling(x, y)  # the kernel sees |a - b| / h only: huge points and bandwidth scale together
+    if c != 1:
+        x, y, bandwidth = x / c, y / c, bandwidth / c
 
     def kernel_sum(a: np.ndarray, b: np.ndarray | None = None) -> float:
         total = 0.0
@@ -236,8 +242,13 @@ class SlicedW2(_SlicedWasserstein):
 
 
 def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
-    """sqrt(2 E|X-Y| - E|X-X'| - E|Y-Y'|) between the empirical measures (V-statistics: 0 for equal sets)."""
+    """sqrt(2 E|X-Y| - E|X-X'| - E|Y-Y'|) between the empirical measures (V-statistics: 0 for equal sets).
+
+    Homogeneous of degree 1/2: points beyond ``HUGE`` are rescaled first."""
     require_points("the energy distance", 1, x, y)
+    c = rescaling(x, y)  # huge points: their squared distances and distance sums would overflow
+    if c != 1:
+        return math.sqrt(c) * energy_distance(x / c, y / c)
     n, m = len(x), len(y)
     value = 2 * distance_sum(x, y) / (n * m) - distance_sum(x) / n**2 - distance_sum(y) / m**2
     return math.sqrt(max(value, 0.0))

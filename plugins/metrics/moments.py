@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from benchmark import Evaluation, Measured, Metric
-from plugins.metrics.maths import distance_sum, flatten, frechet_distance, require_points
+from plugins.metrics.maths import distance_sum, flatten, frechet_distance, require_points, rescaling
 
 
 def _total_variance(x: np.ndarray, what: str) -> float:
@@ -22,9 +22,10 @@ def _total_variance(x: np.ndarray, what: str) -> float:
 
 
 def mean_pairwise_distance(x: np.ndarray) -> float:
-    """Mean Euclidean distance between distinct samples."""
+    """Mean Euclidean distance between distinct samples (points beyond ``HUGE`` rescaled first)."""
     require_points("mean pairwise distance", 2, x)
-    return distance_sum(x) / (len(x) * (len(x) - 1))
+    c = rescaling(x)
+    return c * (distance_sum(x / c if c != 1 else x) / (len(x) * (len(x) - 1)))
 
 
 def covariance_log_determinant(x: np.ndarray) -> tuple[float, int]:
@@ -89,31 +90,42 @@ class VarianceRatio(Metric):
     optimum = 1.0
 
     def compute(self, evaluation: Evaluation) -> float:
-        samples = _total_variance(evaluation.samples, "the variance of the samples")
-        test = _total_variance(evaluation.test, "the variance of the test set")
-        if test == 0:
-            raise ValueError(f"variance-ratio: the {len(evaluation.test)} test points all coincide (variance 0)")
-        return samples / test
+        samples, test = flatten(evaluation.samples), flatten(evaluation.test)
+        # each side rescaled on its own (huge points' squares overflow, and a common scale could
+        # underflow the other side's variance); the exact powers of two multiply back at the end
+        cs, ct = rescaling(samples), rescaling(test)
+        spread = _total_variance(samples / cs, "the variance of the samples")
+        reference = _total_variance(test / ct, "the variance of the test set")
+        if reference == 0:
+            raise ValueError(f"variance-ratio: the {len(test)} test points all coincide (variance 0)")
+        return spread / reference * (cs / ct) * (cs / ct) if spread else 0.0  # (inf, never OverflowError)
 
 
 class MeanDistance(Metric):
-    """Euclidean distance between the mean of the samples and the mean of the test set."""
+    """Euclidean distance between the mean of the samples and the mean of the test set.
+
+    Version 2: points beyond ~1e150 are rescaled first (version 1 overflowed to inf near 1e306)."""
 
     name = "mean-distance"
     higher_is_better = False
     optimum = 0.0
+    version = "2"
 
     def compute(self, evaluation: Evaluation) -> float:
         samples, test = flatten(evaluation.samples), flatten(evaluation.test)
         require_points("the distance between means", 1, samples, test)
-        return float(np.linalg.norm(samples.mean(axis=0) - test.mean(axis=0)))
+        c = rescaling(samples, test)  # sums of huge points would overflow
+        return c * float(np.linalg.norm((samples / c).mean(axis=0) - (test / c).mean(axis=0)))
 
 
 class PairwiseDistance(Metric):
-    """Mean distance between two distinct samples: diversity, which collapse drives to zero (higher is better)."""
+    """Mean distance between two distinct samples: diversity, which collapse drives to zero (higher is better).
+
+    Version 2: points beyond ~1e150 are rescaled first (version 1 gave inf beyond ~1e154)."""
 
     name = "pairwise-distance"
     higher_is_better = True
+    version = "2"
 
     def compute(self, evaluation: Evaluation) -> float:
         return mean_pairwise_distance(flatten(evaluation.samples))
