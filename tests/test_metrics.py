@@ -17,7 +17,7 @@ import pytest
 from conftest import grid_doc
 from scipy import linalg, stats
 
-from benchmark import DataSplits, Evaluation, Measured, RunContext
+from benchmark import DataSplits, Evaluation, Measured, Metric, RunContext
 from benchmark.api.registry import Registry
 from benchmark.run.features import FeatureSpace
 from benchmark.run.seeding import stream
@@ -25,7 +25,13 @@ from benchmark.run.spec import parse_grid
 from plugins.datasets.toy import EightGaussians, GaussianData
 from plugins.families.analytic import GaussianModel
 from plugins.metrics import maths
-from plugins.metrics.distances import energy_distance, median_bandwidth, rbf_mmd2, sliced_wasserstein
+from plugins.metrics.distances import (
+    energy_distance,
+    exact_wasserstein,
+    median_bandwidth,
+    rbf_mmd2,
+    sliced_wasserstein,
+)
 from plugins.metrics.manifold import knn_radii, prdc
 from plugins.metrics.maths import digest
 
@@ -54,7 +60,7 @@ def make_evaluation(
 
 
 def measure(registry: Registry, name: str, evaluation: Evaluation, params: Mapping[str, Any] | None = None) -> Measured:
-    result = registry.get("metric", name).component(params).compute(evaluation)
+    result = registry.component(Metric, name)(params).compute(evaluation)
     return result if isinstance(result, Measured) else Measured(float(result))
 
 
@@ -139,12 +145,29 @@ def test_sliced_wasserstein_matches_pot_with_the_same_directions(sizes, p):
     assert sliced_wasserstein(x, y, p, directions) == pytest.approx(float(expected), rel=1e-10)
 
 
-def test_w2_is_sliced_beyond_max_exact_and_says_so(registry):
+@pytest.mark.parametrize("name, p", [("w1", 1), ("w2", 2)])
+def test_w_p_beyond_max_exact_is_exact_on_a_random_subsample_from_the_metric_stream_and_says_so(registry, name, p):
+    """Samples first, then test points, each larger side drawn without replacement from evaluation.rng."""
     rng = stream(5, "w2")
-    x, y = rng.normal(size=(120, 2)), rng.normal(size=(120, 2))
-    evaluation = make_evaluation(registry, x, y)
-    assert measure(registry, "w2", evaluation, {"max_exact": 100}).detail == "sliced, 200 projections"
-    assert measure(registry, "w2", evaluation, {"max_exact": 120}).detail == "exact"
+    x, y = rng.normal(size=(130, 2)), rng.normal(0.5, 1.0, size=(90, 2))
+    evaluation = make_evaluation(registry, x, y, seed=5)
+    result = measure(registry, name, evaluation, {"max_exact": 100})
+    assert result.detail == "exact on a random subsample: 100 of 130 samples and all 90 test points"
+    draw = stream(5, "metric")  # the stream make_evaluation hands the metric
+    subsample = x[draw.choice(130, 100, replace=False)]
+    assert result.value == exact_wasserstein(subsample, y, p).value  # the same computation on the same points
+    assert measure(registry, name, evaluation, {"max_exact": 130}).detail == "exact"
+
+
+@pytest.mark.parametrize("name, p", [("sliced-w1", 1), ("sliced-w2", 2)])
+def test_sliced_metrics_project_on_directions_from_the_metric_stream(registry, name, p):
+    rng = stream(12, "sliced")
+    x, y = rng.normal(size=(150, 3)), rng.normal(1.0, 0.5, size=(120, 3))
+    result = measure(registry, name, make_evaluation(registry, x, y, seed=12), {"projections": 40})
+    directions = stream(12, "metric").standard_normal((3, 40))
+    directions /= np.linalg.norm(directions, axis=0)
+    assert result.value == pytest.approx(sliced_wasserstein(x, y, p, directions), rel=1e-12)
+    assert result.detail == "40 random projections"
 
 
 # ---------------------------------------------------------------- precision, recall, density, coverage

@@ -68,7 +68,7 @@ def test_canonical_form_is_unchanged(registry):
         "dataset": {"name": "eight-gaussians", "params": {"modes": 4, "radius": 2.0, "std": 0.2}},
         "model": {"name": "gaussian", "params": {"ddof": 0, "fixed_scale": None}},
         "policy": {"name": "mix", "params": {"lambda": 0.5}},
-        "metrics": [{"name": "w2", "params": {"max_exact": 1000, "projections": 200}}],
+        "metrics": [{"name": "w2", "params": {"max_exact": 1000}}],
         "seed": 3,
         "n_real": 120,
         "n_test": 80,

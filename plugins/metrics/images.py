@@ -25,7 +25,7 @@ import numpy as np
 
 from benchmark import Evaluation, Measured, Metric, Param, hookimpl
 from benchmark.run.seeding import derive_int
-from plugins.metrics.maths import frechet_distance
+from plugins.metrics.maths import frechet_distance, require_points
 
 _EXTRACTOR = Param("inception", str, "feature extractor (a registered name: inception, domain, raw, ...)")
 _REFERENCE = Param("test", str, "real split the samples are compared with", choices=("test", "train"))
@@ -70,16 +70,33 @@ class FID(_FeatureMetric):
         if self.params["method"] == "factored":
             value = frechet_distance(fake, real)
         else:
-            from cleanfid.fid import frechet_distance as clean_fid_frechet
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)  # scipy's notice about sqrtm's disp argument
-                value = float(
-                    clean_fid_frechet(
-                        fake.mean(axis=0), np.cov(fake, rowvar=False), real.mean(axis=0), np.cov(real, rowvar=False)
-                    )
-                )
+            value = clean_fid_frechet_distance(fake, real)
         return Measured(value, self.where(fake, real))
+
+
+def clean_fid_frechet_distance(fake: np.ndarray, real: np.ndarray) -> float:
+    """``cleanfid.fid.frechet_distance`` of the Gaussian fits (ddof=1) of two feature sets (n, d).
+
+    One-dimensional features get a second coordinate, 0 in both sets: clean-fid unpacks
+    ``scipy.linalg.sqrtm(..., disp=False)`` as (root, error), but scipy returns a bare 1 x 1 root
+    for a 1 x 1 matrix. The added coordinate has mean 0 and variance 0 on both sides, so it adds
+    exactly 0 to every term (sqrtm's zero eigenvalue stays 0)."""
+    from cleanfid.fid import frechet_distance as clean_fid_frechet
+    from scipy.linalg import LinAlgWarning
+
+    require_points("the Fréchet distance", 2, fake, real)
+    padded = fake.shape[1] == 1
+    if padded:
+        fake, real = (np.pad(z, ((0, 0), (0, 1))) for z in (fake, real))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # scipy's notice about sqrtm's disp argument
+        if padded:
+            warnings.simplefilter("ignore", LinAlgWarning)  # "singular": the added coordinate, which is exact
+        return float(
+            clean_fid_frechet(
+                fake.mean(axis=0), np.cov(fake, rowvar=False), real.mean(axis=0), np.cov(real, rowvar=False)
+            )
+        )
 
 
 def kernel_distance(
@@ -92,9 +109,8 @@ def kernel_distance(
     the subsets differ only by order, so one is computed (the value is the same).
     """
     d = real.shape[1]
+    require_points("KID", 2, fake, real)
     m = min(len(real), len(fake), subset_size)
-    if m < 2:
-        raise ValueError(f"KID needs at least 2 points per side, got {len(fake)} samples and {len(real)} real")
     everything = m == len(real) == len(fake)
     values = []
     for _ in range(1 if everything else subsets):

@@ -39,6 +39,37 @@ def samples_and_test(evaluation: Evaluation) -> tuple[np.ndarray, np.ndarray]:
     return flatten(evaluation.samples), flatten(evaluation.test)
 
 
+#: Points beyond this magnitude (2^500, about 3e150) are rescaled before distances are squared: 1e154^2 overflows.
+HUGE = 2.0**500
+
+
+def rescaling(*arrays: np.ndarray) -> float:
+    """1, or a power of two c with every |value| / c below 1 when some value exceeds ``HUGE``.
+
+    Distances of the rescaled points cannot overflow, and dividing by a power of two is exact, so a
+    homogeneous quantity (a distance, a variance) computed on them and multiplied back by c (or c^2)
+    is the number asked for, inf only when that number itself exceeds float64. Ordinary data is
+    left alone, bit for bit."""
+    top = max(float(np.max(np.abs(a), initial=0.0)) for a in arrays)
+    if not (HUGE < top < math.inf):
+        return 1.0
+    return math.ldexp(1.0, math.frexp(top)[1])
+
+
+def require_points(what: str, minimum: int, *sets: np.ndarray) -> None:
+    """Raise ValueError when a set has fewer than ``minimum`` points.
+
+    Every estimate that needs several points (a covariance, a pairwise mean) says so in one clear
+    error instead of returning NaN from an empty or single-point average."""
+    sizes = [len(x) for x in sets]
+    if min(sizes) < minimum:
+        per_side = " per side" if len(sets) > 1 else ""
+        plural = "s" if minimum > 1 else ""
+        raise ValueError(
+            f"{what} needs at least {minimum} point{plural}{per_side}, got {' and '.join(map(str, sizes))}"
+        )
+
+
 # ---------------------------------------------------------------- shared work, computed once
 
 
@@ -142,10 +173,13 @@ def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
     With S1 = L1 L1^T and S2 = L2 L2^T, S1 S2 has the eigenvalues of (L1^T L2)(L1^T L2)^T, so
     tr (S1 S2)^1/2 is the sum of the singular values of L1^T L2: exact, and with fewer points than
     dimensions (FID on a few hundred samples) a small matrix instead of the square root of a
-    2048 x 2048 one (minutes of CPU with scipy's sqrtm).
+    2048 x 2048 one (minutes of CPU with scipy's sqrtm). Points beyond ``HUGE`` are rescaled first
+    (the distance is homogeneous of degree 2).
     """
-    if len(x) < 2 or len(y) < 2:
-        raise ValueError(f"the Fréchet distance needs at least 2 points per side, got {len(x)} and {len(y)}")
+    require_points("the Fréchet distance", 2, x, y)
+    c = rescaling(x, y)
+    if c != 1:
+        return c * (c * frechet_distance(x / c, y / c))
     f1, f2 = _covariance_factor(x), _covariance_factor(y)
     cross = np.linalg.svd(f1.T @ f2, compute_uv=False).sum()
     value = np.sum((x.mean(axis=0) - y.mean(axis=0)) ** 2) + np.sum(f1**2) + np.sum(f2**2) - 2 * cross

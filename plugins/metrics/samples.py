@@ -3,7 +3,7 @@
 Each family of metrics lives in its own module; this one registers them:
 
 - plugins/metrics/manifold.py: precision, recall, density, coverage (k-nearest-neighbour balls);
-- plugins/metrics/distances.py: MMD, Wasserstein W1 and W2, energy distance;
+- plugins/metrics/distances.py: MMD, Wasserstein W1 and W2 (exact), sliced W1 and W2, energy distance;
 - plugins/metrics/moments.py: mean pairwise distance and log-determinant (spread);
 - plugins/metrics/modes.py: high-quality samples and mode coverage of mixture datasets;
 - plugins/metrics/true_density.py: total variation and KL divergence to the dataset's true density.
@@ -19,6 +19,8 @@ from plugins.metrics.distances import (
     W1,
     W2,
     Energy,
+    SlicedW1,
+    SlicedW2,
     energy_distance,
     median_bandwidth,
     rbf_mmd2,
@@ -71,6 +73,8 @@ METRICS = (
     MMD,
     W1,
     W2,
+    SlicedW1,
+    SlicedW2,
     Energy,
     PairwiseDistance,
     LogDet,
