@@ -160,7 +160,7 @@ def _executor(args: argparse.Namespace, grid, registry):
     if reason:
         raise GridError("--executor", "", f"executor {name!r} is unavailable: {reason}")
     from_grid = grid.executor is not None and grid.executor.name == name
-    params = dict(grid.executor.kwargs) if grid.executor is not None and from_grid else {}
+    params = dict(grid.executor.kwargs) if from_grid else {}
     options = set()
     for option in args.option:
         key, sep, text = option.partition("=")

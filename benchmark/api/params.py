@@ -35,7 +35,7 @@ class Param:
     allowed values of a string parameter. ``optional`` admits ``None`` (spelled as an absent key
     in TOML, so it is the default). ``required`` parameters have no default: the grid must set them.
     A number must be finite unless ``infinite`` allows ``inf`` (TOML's ``inf``, or ``1e400``).
-    ``registered`` names a kind (``"extractor"``): the value must be the name of a registered
+    ``registered`` names a kind (``"feature-extractor"``): the value must be the name of a registered
     component of that kind, which the grid loader checks against the registry.
     """
 
