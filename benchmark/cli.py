@@ -201,7 +201,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _executor(args: argparse.Namespace, grid, registry):
-    """The executor from --executor / --workers / --option, else the grid's [executor], else ``local``."""
+    """The executor from --executor / --workers / --option, else the grid's [executor], else ``local``, checked
+    ready to start (``Executor.check_ready``) before anything is written."""
     from benchmark.api.params import ParamError
     from benchmark.errors import GridError
 
@@ -213,19 +214,31 @@ def _executor(args: argparse.Namespace, grid, registry):
     reason = entry.unavailable_reason()
     if reason:
         raise GridError("--executor", "", f"executor {name!r} is unavailable: {reason}")
-    params = dict(grid.executor.kwargs) if grid.executor and grid.executor.name == name else {}
+    from_grid = grid.executor is not None and grid.executor.name == name
+    params = dict(grid.executor.kwargs) if from_grid else {}
+    options = set()
     for option in args.option:
         key, sep, text = option.partition("=")
         if not sep or not key:
             raise GridError("--option", option, "must be KEY=VALUE")
         params[key] = _parse_value(text)
+        options.add(key)
     if args.workers is not None:
         params["workers"] = args.workers
+
+    def error(exc: ParamError) -> GridError:  # named where the value came from: a flag, else the grid file
+        if exc.key == "workers" and args.workers is not None:
+            return GridError("--workers", exc.key, f"executor {name!r}: {exc}")
+        if from_grid and exc.key not in options and exc.key in grid.executor.given:
+            return GridError(grid.path, f"executor.params.{exc.key}", f"executor {name!r}: {exc}")
+        return GridError("--option", exc.key, f"executor {name!r}: {exc}")
+
     try:
-        return entry.component(params)
+        executor = entry.component(params)
+        executor.check_ready()
     except ParamError as exc:
-        flag = "--workers" if exc.key == "workers" and args.workers is not None else "--option"
-        raise GridError(flag, exc.key, f"executor {name!r}: {exc}") from None
+        raise error(exc) from None
+    return executor
 
 
 def _parse_value(text: str):

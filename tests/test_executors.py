@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -318,3 +319,60 @@ def test_bad_executor_options_are_input_errors(run_cli, grid, tmp_path):
         assert done.code == 2, (args, done.err)
         assert message in done.err, (args, done.err)
         assert not store.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--executor", "dask", "-o", "address=notaurl"],
+            "--option: address: executor 'dask': is not a Dask scheduler address such as tcp://host:8786: "
+            "missing port number in address 'notaurl'",
+        ),
+        (  # nothing listens on port 1 (only root may bind it): refused until the timeout, then given up
+            ["--executor", "dask", "-o", "address=tcp://127.0.0.1:1", "-o", "connect_timeout=0.5"],
+            "--option: address: executor 'dask': no Dask scheduler answers at 'tcp://127.0.0.1:1': "
+            "Timed out trying to connect to tcp://127.0.0.1:1 after 0.5 s",
+        ),
+        (
+            ["--executor", "submitit", "-o", "cluster=slurm"],
+            "--option: cluster: executor 'submitit': is \"slurm\", but SLURM is not available here (no srun); "
+            'cluster = "local" runs jobs locally',
+        ),
+    ],
+    ids=["dask-malformed-address", "dask-unreachable-address", "submitit-slurm-without-slurm"],
+)
+def test_executor_set_up_errors_are_input_errors_before_the_store_exists(run_cli, grid, tmp_path, args, message):
+    """Issue 15, item 5: these used to create the store, and two of them ended in a traceback with exit 1."""
+    pytest.importorskip("distributed" if "dask" in args else "submitit")
+    if "submitit" in args and shutil.which("srun"):
+        pytest.skip("SLURM is available here")
+    done = run_cli(["run", grid, "--store", tmp_path / "store", "--no-progress", *args])
+    assert done.code == 2, done.err
+    assert done.err.strip().splitlines() == [f"retrainbench: error: {message}"]
+    assert list(tmp_path.iterdir()) == [], "the store (or submitit's folder) was created"
+
+
+def test_an_executor_set_up_error_from_the_grid_file_names_the_file_and_key(run_cli, tmp_path):
+    pytest.importorskip("distributed")
+    grid = write_grid(
+        tmp_path / "grid.toml",
+        name="remote",
+        generations=1,
+        seeds=[0],
+        n_real=50,
+        n_test=50,
+        n_eval=50,
+        datasets=[{"name": "moons"}],
+        models=[{"name": "gaussian"}],
+        policies=[{"name": "replace"}],
+        metrics=[{"name": "w2"}],
+        executor={"name": "dask", "params": {"address": "notaurl"}},
+    )
+    done = run_cli(["run", grid, "--store", tmp_path / "store"])
+    assert done.code == 2, done.err
+    assert done.err.strip().splitlines() == [
+        f"retrainbench: error: {grid}: executor.params.address: executor 'dask': is not a Dask scheduler address "
+        "such as tcp://host:8786: missing port number in address 'notaurl'"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.toml"]

@@ -157,7 +157,7 @@ MALFORMED = [
     ),
     ("params-not-a-table", component("models", 'name = "gaussian"\nparams = 3'), "models[1].params", "must be a table"),
     ("duplicate-metric", component("metrics", 'name = "variance"'), "metrics[1]", "metric 'variance' is listed twice"),
-    ("empty-name", edit('name = "bad"', 'name = ""'), "name", "must be a non-empty name"),
+    ("empty-name", edit('name = "bad"', 'name = ""'), "name", "must be a plain file name"),
     ("component-without-name", component("models", "params = { ddof = 1 }"), "models[1].name", "is missing"),
     (
         "section-not-tables",
@@ -183,6 +183,107 @@ MALFORMED = [
         "executor.params",
         "an executor takes single values, not lists",
     ),
+    # Values that used to reach the runs (issue 15, item 2): each is refused with the component's key.
+    (
+        "infinite-float",
+        component("policies", 'name = "mix"\nparams = { lambda = inf }'),
+        "policies[1].params.lambda",
+        "must be a finite number (got inf)",
+    ),
+    (
+        "float-overflowing-to-infinity",
+        component("policies", 'name = "mix"\nparams = { lambda = 1e400 }'),
+        "policies[1].params.lambda",
+        "must be a finite number (got inf)",
+    ),
+    ("unknown-device", edit("n_eval = 50", 'n_eval = 50\ndevice = "tpu"'), "device", 'must be "auto", "cpu"'),
+    (
+        "huge-n-real",
+        edit("n_real = 50", "n_real = 100000000000000"),
+        "n_real",
+        "must be <= 10_000_000 (got 100_000_000_000_000): a bound against typos; to go beyond it, raise",
+    ),
+    (
+        "huge-generations",
+        edit("generations = 2", "generations = 1000000000000"),
+        "generations",
+        "must be <= 10_000 (got 1_000_000_000_000)",
+    ),
+    (
+        "required-parameter-missing",
+        component("datasets", 'name = "image-folder"'),
+        "datasets[1].params.path",
+        "is required (the directory of PNG/JPEG images)",
+    ),
+    (
+        "misspelt-extractor",
+        component("metrics", 'name = "precision"\nparams = { extractor = "incepton" }'),
+        "metrics[1].params.extractor",
+        "unknown feature-extractor 'incepton' (did you mean 'inception'?)",
+    ),
+    (
+        "more-mixture-components-than-points",
+        component("models", 'name = "gmm"\nparams = { components = 51 }'),
+        "models[1].params.components",
+        "must be <= n_real = 50: EM needs a training point per component (got 51)",
+    ),
+    (
+        "more-fresh-points-than-real-ones",
+        component("policies", 'name = "fresh"\nparams = { n_fresh = 51 }'),
+        "policies[1].params.n_fresh",
+        "must be <= n_real = 50",
+    ),
+    (
+        "fresh-with-an-empty-training-set",
+        component("policies", 'name = "fresh"\nparams = { n_fresh = 0, n_synthetic = 0 }'),
+        "policies[1].params.n_synthetic",
+        "the training set would be empty",
+    ),
+    # Grid names name the default store results/NAME (item 3).
+    *[
+        (f"grid-name-{label}", edit('name = "bad"', f"name = {toml}"), "name", "must be a plain file name")
+        for label, toml in [
+            ("dot-dot", '".."'),
+            ("dot", '"."'),
+            ("hidden", '".store"'),
+            ("slash", '"a/b"'),
+            ("backslash", '"a\\\\b"'),
+            ("newline", '"a\\nb"'),
+            ("padded", '" a"'),
+            ("too-long", '"' + "x" * 201 + '"'),
+        ]
+    ],
+    # Duplicates would run once but be counted twice (item 4).
+    (
+        "duplicate-policy",
+        component("policies", 'name = "mix"'),
+        "policies[1]",
+        "policy 'mix' is listed twice (as policies[0] too",
+    ),
+    (
+        "duplicate-policy-with-its-default-written-out",
+        component("policies", 'name = "mix"\nparams = { lambda = 1.0 }'),
+        "policies[1]",
+        "policy 'mix[lambda=1.0]' is listed twice (as policies[0] too",
+    ),
+    (
+        "duplicate-value-in-a-list",
+        component("policies", 'name = "mix"\nparams = { lambda = [0.5, 0.5] }'),
+        "policies[1]",
+        "policy 'mix[lambda=0.5]' is listed twice (as policies[1] too",
+    ),
+    (
+        "duplicate-dataset",
+        component("datasets", 'name = "eight-gaussians"'),
+        "datasets[1]",
+        "dataset 'eight-gaussians' is listed twice",
+    ),
+    (
+        "no-metric-applies-to-any-run",
+        VALID.replace('name = "eight-gaussians"', 'name = "moons"').replace('name = "variance"', 'name = "kl"'),
+        "models",
+        "gaussian on moons: no metric of the grid applies to it",
+    ),
 ]
 
 
@@ -204,6 +305,29 @@ def test_malformed_grid_is_refused_before_anything_is_written(run_cli, tmp_path:
     assert message in line, line
     assert out == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.toml"], "something was written"
+
+
+def test_a_grid_named_dot_dot_writes_nothing_beside_results(run_cli, tmp_path: Path):
+    """Without --store the store would be results/.., i.e. the current directory."""
+    grid = tmp_path / "grid.toml"
+    grid.write_text(edit('name = "bad"', 'name = ".."'), encoding="utf-8")
+    code, _out, err = run_cli(["run", grid, "--executor", "inline"], cwd=tmp_path)
+    assert code == 2
+    assert _only_line(err).startswith(f"retrainbench: error: {grid}: name: must be a plain file name")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.toml"]
+
+
+def test_a_combination_no_metric_applies_to_is_dropped_with_a_note(registry):
+    """moons has no true density, so kl cannot be computed on it: its runs would compute models for nothing."""
+    import tomllib
+
+    text = VALID.replace("[[models]]", '[[datasets]]\nname = "moons"\n\n[[models]]').replace(
+        'name = "variance"', 'name = "kl"'
+    )
+    grid = parse_grid(tomllib.loads(text), registry, where="grid.toml")
+    assert {run.dataset.name for run in grid.runs} == {"eight-gaussians"}
+    assert all(run.metrics for run in grid.runs)
+    assert "gaussian on moons: no metric of the grid applies to it" in grid.skipped
 
 
 def test_missing_grid_file(run_cli, tmp_path: Path):

@@ -96,7 +96,7 @@ def test_an_image_folder_is_read_recursively_resized_and_converted(folder):
 @pytest.mark.parametrize(
     ("path", "error", "message"),
     [
-        (None, ValueError, "dataset 'image-folder' needs params.path: the directory of PNG/JPEG images"),
+        (None, ValueError, "is required (the directory of PNG/JPEG images)"),
         (
             "missing",
             FileNotFoundError,

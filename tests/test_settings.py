@@ -129,9 +129,43 @@ def test_required_settings_are_required(name):
         read_settings("fixed.toml", doc)
 
 
-def test_a_device_must_be_named():
-    with pytest.raises(GridError, match=r'^fixed\.toml: device: must name a device: "auto"'):
-        read_settings("fixed.toml", fixed_grid(device=" "))
+@pytest.mark.parametrize("device", [" ", "tpu", "cuda:", "cuda:x", "CPU", "cpu "])
+def test_a_device_must_be_one_torch_understands(device):
+    with pytest.raises(GridError) as caught:
+        read_settings("fixed.toml", fixed_grid(device=device))
+    assert str(caught.value) == f'fixed.toml: device: must be "auto", "cpu", "mps", "cuda" or "cuda:N" (got {device!r})'
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "mps", "cuda", "cuda:0", "cuda:12"])
+def test_the_devices_torch_understands_are_accepted(device):
+    assert read_settings("fixed.toml", fixed_grid(device=device))[1]["device"] == device
+
+
+@pytest.mark.parametrize("name", [n for n, s in FILE_SETTINGS.items() if s.maximum is not None])
+def test_sizes_have_an_upper_bound_that_says_how_to_go_beyond_it(registry, name):
+    high = FILE_SETTINGS[name].maximum
+    assert high is not None
+    with pytest.raises(GridError) as caught:
+        parse_grid(fixed_grid(**{name: high + 1}), registry, where="fixed.toml")
+    assert str(caught.value) == (
+        f"fixed.toml: {name}: must be <= {high:_} (got {high + 1:_}): a bound against typos; to go beyond it, "
+        "raise the setting's maximum in benchmark/run/settings.py"
+    )
+    assert getattr(one_run(registry, **{name: high}), name) == high  # the bound itself is accepted
+
+
+def test_the_sizes_the_issue_names_are_bounded():
+    """generations = 10**12 ran for 16 minutes and wrote 1.77 million files; n_real = 10**14 ran out of memory."""
+    for name in ("generations", "n_real", "n_test", "n_eval", "train_steps"):
+        assert FILE_SETTINGS[name].maximum is not None, name
+
+
+def test_the_number_of_seeds_is_bounded():
+    with pytest.raises(
+        GridError, match=r"^fixed\.toml: seeds: lists 1001 seeds, more than 1000 \(a bound against typos"
+    ):
+        read_settings("fixed.toml", fixed_grid(seeds=list(range(1001))))
+    assert len(read_settings("fixed.toml", fixed_grid(seeds=list(range(1000))))[0].seeds) == 1000
 
 
 def test_settings_outside_the_file_are_refused_in_it(registry):

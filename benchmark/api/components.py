@@ -58,6 +58,13 @@ class Component:
         return missing
 
     @classmethod
+    def check_sizes(cls, params: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
+        """Raise ``ParamError`` naming the parameter when ``params`` (resolved) cannot work with the run's
+        ``settings`` (``n_real``, ``n_test``, ``n_eval``, ``generations``, ... as the grid file sets them),
+        for example more mixture components than training points. Called when the grid is checked, before
+        anything runs; the default accepts every size."""
+
+    @classmethod
     def summary(cls) -> str:
         """First line of the docstring: the one-line description ``list`` shows."""
         doc = (cls.__doc__ or "").strip()
@@ -356,6 +363,11 @@ class Executor(Component):
 
     #: True when ``fn`` runs in this process (so it may receive unpicklable arguments).
     in_process: ClassVar[bool] = False
+
+    def check_ready(self) -> None:
+        """Raise ``ParamError`` naming the parameter at fault when this executor cannot start here (a
+        scheduler that does not answer, a cluster this machine lacks). Called before the store is created,
+        so a bad set-up leaves nothing behind; the default has nothing to check."""
 
     @property
     def threads_per_run(self) -> int | None:

@@ -8,6 +8,7 @@ and ``retrainbench list`` can show every knob without importing any heavy librar
 from __future__ import annotations
 
 import builtins
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,10 @@ class Param:
     ``type`` is one type or a tuple of accepted types (an int is accepted where a float is).
     ``low``/``high`` are inclusive bounds, ``above`` an exclusive lower bound, ``choices`` the
     allowed values of a string parameter. ``optional`` admits ``None`` (spelled as an absent key
-    in TOML, so it is the default).
+    in TOML, so it is the default). ``required`` parameters have no default: the grid must set them.
+    A number must be finite unless ``infinite`` allows ``inf`` (TOML's ``inf``, or ``1e400``).
+    ``registered`` names a kind (``"feature-extractor"``): the value must be the name of a registered
+    component of that kind, which the grid loader checks against the registry.
     """
 
     default: Any
@@ -43,6 +47,9 @@ class Param:
     above: float | None = None
     choices: tuple[Any, ...] | None = None
     optional: bool = False
+    required: bool = False
+    infinite: bool = False
+    registered: str | None = None
 
     @property
     def types(self) -> tuple[builtins.type, ...]:  # the field ``type`` hides the builtin in this class
@@ -72,6 +79,8 @@ class Param:
                 raise ParamError(key, f"must be {self.describe_type()} (got {value!r})")
             if value != value:
                 raise ParamError(key, "must not be NaN")
+            if math.isinf(value) and not self.infinite:
+                raise ParamError(key, f"must be a finite number (got {value!r})")
             if self.low is not None and value < self.low:
                 raise ParamError(key, f"must be >= {self.low} (got {value!r})")
             if self.above is not None and value <= self.above:
@@ -86,12 +95,19 @@ class Param:
             return value
         raise ParamError(key, f"must be {self.describe_type()} (got {type(value).__name__} {value!r})")
 
+    def check_default(self, key: str) -> None:
+        """Raise ParamError when the default breaks the declaration (a required parameter's default is never used)."""
+        if not self.required:
+            self.check(key, self.default)
+
     def describe_type(self) -> str:
         return " or ".join(_TYPE_NAMES.get(t) or t.__name__ for t in self.types)
 
     def describe(self) -> str:
         """One line for ``retrainbench list``."""
         parts = [self.describe_type()]
+        if self.registered is not None:
+            parts.append(f"the name of a registered {self.registered}")
         if self.choices is not None:
             parts.append("one of " + "|".join(map(str, self.choices)))
         if self.low is not None:
@@ -100,7 +116,7 @@ class Param:
             parts.append(f"> {self.above}")
         if self.high is not None:
             parts.append(f"<= {self.high}")
-        text = f"default {self.default!r}; " + ", ".join(parts)
+        text = ("required" if self.required else f"default {self.default!r}") + "; " + ", ".join(parts)
         return f"{text}. {self.help}" if self.help else text
 
 
@@ -113,5 +129,10 @@ def resolve(declared: Mapping[str, Param], given: Mapping[str, Any]) -> dict[str
         raise ParamError(unknown[0], f"unknown parameter{hint} (known: {known})")
     resolved = {}
     for key, param in declared.items():
-        resolved[key] = param.check(key, given[key]) if key in given else param.default
+        if key in given:
+            resolved[key] = param.check(key, given[key])
+        elif param.required:
+            raise ParamError(key, f"is required ({param.help})" if param.help else "is required")
+        else:
+            resolved[key] = param.default
     return resolved

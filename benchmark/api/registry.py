@@ -71,7 +71,7 @@ class Registry:
             raise RegistryError(f"plugin {plugin!r} registered {component.__name__} without a name")
         for key, param in component.parameters.items():
             try:
-                param.check(key, param.default)
+                param.check_default(key)
             except ParamError as exc:
                 raise RegistryError(
                     f"plugin {plugin!r} registered {kind} {name!r} whose parameter {key!r} has a default "

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from benchmark.api.components import Executor, R, T, TaskLost
 from benchmark.api.hookspecs import hookimpl
-from benchmark.api.params import Param
+from benchmark.api.params import Param, ParamError
 from benchmark.executors.local import cores
 
 
@@ -36,7 +36,30 @@ class DaskExecutor(Executor):
             "a remote scheduler keeps its own distributed.scheduler.allowed-failures)",
             low=0,
         ),
+        "connect_timeout": Param(10.0, float, "seconds to wait for the scheduler at address to answer", above=0),
     }
+
+    def check_ready(self) -> None:
+        """A scheduler address must be well formed and answer within ``connect_timeout`` (a malformed one fails
+        at once), so a bad address is refused before the store is created."""
+        address = self.params["address"]
+        if address is None:
+            return
+        import asyncio
+
+        from distributed.comm import connect
+
+        async def probe() -> None:
+            comm = await connect(address, timeout=self.params["connect_timeout"])
+            await comm.close()
+
+        try:
+            asyncio.run(probe())
+        except ValueError as exc:  # distributed's word for a malformed address
+            raise ParamError("address", f"is not a Dask scheduler address such as tcp://host:8786: {exc}") from None
+        except Exception as exc:  # OSError, a timeout, or garbage on the wire from something that is not Dask
+            reason = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ParamError("address", f"no Dask scheduler answers at {address!r}: {reason}") from None
 
     @property
     def threads_per_run(self) -> int | None:
@@ -52,7 +75,7 @@ class DaskExecutor(Executor):
         tasks = list(tasks)
         with dask.config.set({"distributed.scheduler.allowed-failures": self.params["retries"]}):
             if self.params["address"] is not None:
-                client, cluster = Client(self.params["address"]), None
+                client, cluster = Client(self.params["address"], timeout=self.params["connect_timeout"]), None
             else:
                 cluster = LocalCluster(
                     n_workers=self.params["workers"] or cores(),

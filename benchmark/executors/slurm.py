@@ -15,7 +15,7 @@ from typing import Any
 
 from benchmark.api.components import Executor, R, T, TaskLost
 from benchmark.api.hookspecs import hookimpl
-from benchmark.api.params import Param
+from benchmark.api.params import Param, ParamError
 
 
 def _checkpointable(fn: Callable[[T], R]) -> Any:
@@ -56,6 +56,15 @@ class SubmititExecutor(Executor):
         "retries": Param(1, int, "times a job that failed without a result is resubmitted", low=0),
         "poll_seconds": Param(1.0, float, "how often job states are checked", above=0),
     }
+
+    def check_ready(self) -> None:
+        """``cluster = "slurm"`` needs SLURM on this machine (submitit looks for ``srun``)."""
+        import submitit
+
+        if self.params["cluster"] == "slurm" and submitit.SlurmExecutor.affinity() < 0:
+            raise ParamError(
+                "cluster", 'is "slurm", but SLURM is not available here (no srun); cluster = "local" runs jobs locally'
+            )
 
     @property
     def threads_per_run(self) -> int:

@@ -15,6 +15,7 @@ before it are then recomputed rather than reused.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,8 @@ class Setting:
     default: Any = None
     #: Inclusive lower bound of a number.
     minimum: int | None = None
+    #: Inclusive upper bound of a number: a guard against a typo that would run for days or exhaust memory.
+    maximum: int | None = None
     #: Smoke mode's cap: a number is lowered to it, an unset (None) one set to it, a list cut to its length.
     smoke_limit: int | None = None
     #: A rule beyond type and bounds.
@@ -65,15 +68,40 @@ def declared(cls: type) -> dict[str, Setting]:
     return {f.name: f.metadata["setting"] for f in dataclasses.fields(cls) if "setting" in f.metadata}
 
 
+#: What a bound on a size says beyond the number: why it is there and how to go past it.
+BEYOND_A_BOUND = "a bound against typos; to go beyond it, raise the setting's maximum in benchmark/run/settings.py"
+#: Most points of a data set (n_real, n_test, n_eval): 10 million 2-d points are 160 MB, as many small images far more.
+MAX_POINTS = 10_000_000
+#: Most seeds a grid may list.
+MAX_SEEDS = 1000
+#: Longest grid name, in UTF-8 bytes: it names a directory (NAME-smoke) on filesystems that allow 255.
+MAX_NAME_BYTES = 200
+#: The devices a run may name: what ``benchmark.torch_support.devices.resolve_device`` understands.
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
 def _plain_name(value: str) -> tuple[str, str] | None:
-    if not value.strip() or any(c in value for c in "/\\\0"):
-        return "", "must be a non-empty name without slashes"
-    return None
+    """A grid's name names its default store ``results/NAME``: it must be one plain file name."""
+    plain = (
+        bool(value)
+        and value.strip() == value
+        and not value.startswith(".")
+        and not any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in value)
+        and len(value.encode("utf-8")) <= MAX_NAME_BYTES
+    )
+    if plain:
+        return None
+    return "", (
+        "must be a plain file name, since it names the default store results/NAME (no slashes or control "
+        f"characters, no leading dot or surrounding spaces, at most {MAX_NAME_BYTES} bytes; got {value!r})"
+    )
 
 
 def _seed_list(seeds: list[Any]) -> tuple[str, str] | None:
     if not seeds:
         return "", "must list at least one seed"
+    if len(seeds) > MAX_SEEDS:
+        return "", f"lists {len(seeds)} seeds, more than {MAX_SEEDS} ({BEYOND_A_BOUND})"
     for i, seed in enumerate(seeds):
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             return f"[{i}]", f"must be a non-negative integer (got {seed!r})"
@@ -83,7 +111,9 @@ def _seed_list(seeds: list[Any]) -> tuple[str, str] | None:
 
 
 def _device_name(value: str) -> tuple[str, str] | None:
-    return None if value.strip() else ("", 'must name a device: "auto", "cpu", "cuda", "cuda:1", ...')
+    if DEVICE.fullmatch(value):
+        return None
+    return "", f'must be "auto", "cpu", "mps", "cuda" or "cuda:N" (got {value!r})'
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,20 +146,33 @@ class RunSettings:
             "G: generations 0..G are run (generation 0 fits the real data)",
             required=True,
             minimum=0,
+            maximum=10_000,
             smoke_limit=2,
             identity=False,
             column=False,
         )
     )
-    n_real: int = field(metadata=setting(int, "real training points (n)", required=True, minimum=1, smoke_limit=200))
+    n_real: int = field(
+        metadata=setting(int, "real training points (n)", required=True, minimum=1, maximum=MAX_POINTS, smoke_limit=200)
+    )
     n_test: int = field(
         metadata=setting(
-            int, "held-out real points the metrics compare against", required=True, minimum=1, smoke_limit=200
+            int,
+            "held-out real points the metrics compare against",
+            required=True,
+            minimum=1,
+            maximum=MAX_POINTS,
+            smoke_limit=200,
         )
     )
     n_eval: int = field(
         metadata=setting(
-            int, "samples drawn from each generation's model for the metrics", required=True, minimum=1, smoke_limit=200
+            int,
+            "samples drawn from each generation's model for the metrics",
+            required=True,
+            minimum=1,
+            maximum=MAX_POINTS,
+            smoke_limit=200,
         )
     )
     warm_start: bool = field(
@@ -144,6 +187,7 @@ class RunSettings:
             int,
             "training budget per generation for iterative families (default: each family's own)",
             minimum=1,
+            maximum=10_000_000,
             in_context=True,
         )
     )
@@ -215,6 +259,8 @@ def read_settings(where: str, doc: Mapping[str, Any], *, smoke: bool = False) ->
             continue
         if s.minimum is not None and value < s.minimum:
             raise GridError(where, name, f"must be >= {s.minimum} (got {value})")
+        if s.maximum is not None and value > s.maximum:
+            raise GridError(where, name, f"must be <= {s.maximum:_} (got {value:_}): {BEYOND_A_BOUND}")
         found = s.check(value) if s.check else None
         if found:
             raise GridError(where, name + found[0], found[1])

@@ -127,10 +127,15 @@ def _expand(where: str, key: str, params: Mapping[str, Any]) -> list[dict[str, A
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*choices)]
 
 
-def _components(where: str, raw: Any, section: str, kind: str, registry: Registry) -> list[tuple[ComponentSpec, Entry]]:
+def _components(
+    where: str, raw: Any, section: str, kind: str, registry: Registry, settings: Mapping[str, Any]
+) -> list[tuple[ComponentSpec, Entry]]:
+    """The components of one section, resolved and checked: parameters against their declarations, names of
+    other components against the registry, sizes against the grid's ``settings``; each once only."""
     if not isinstance(raw, list) or not raw:
         raise GridError(where, section, f"needs at least one [[{section}]] table with a name")
     out = []
+    first_key: dict[tuple[str, tuple[tuple[str, Any], ...]], str] = {}
     for i, item in enumerate(raw):
         key = f"{section}[{i}]"
         if not isinstance(item, dict):
@@ -141,24 +146,43 @@ def _components(where: str, raw: Any, section: str, kind: str, registry: Registr
         name = item.get("name")
         if not isinstance(name, str):
             raise GridError(where, f"{key}.name", "is missing or not a string")
-        try:
-            entry = registry.get(kind, name)
-        except RegistryError as exc:
-            raise GridError(where, f"{key}.name", str(exc)) from None
-        reason = entry.unavailable_reason()
-        if reason:
-            raise GridError(where, f"{key}.name", f"{kind} {name!r} is unavailable: {reason}")
+        entry = _available(where, f"{key}.name", kind, name, registry)
         params = item.get("params", {})
         if not isinstance(params, dict):
             raise GridError(where, f"{key}.params", "must be a table, e.g. params = { k = 1 }")
         for combo in _expand(where, f"{key}.params", params):
             try:
                 resolved = resolve(entry.component.parameters, combo)
+                entry.component.check_sizes(resolved, settings)
             except ParamError as exc:
                 raise GridError(where, f"{key}.params.{exc.key}", str(exc)) from None
+            for param_key, param in entry.component.parameters.items():
+                if param.registered is not None and resolved[param_key] is not None:
+                    _available(where, f"{key}.params.{param_key}", param.registered, resolved[param_key], registry)
             spec = ComponentSpec(name, tuple(sorted(resolved.items())), tuple(sorted(combo)))
+            identity = (spec.name, spec.params)
+            if identity in first_key:
+                raise GridError(
+                    where,
+                    key,
+                    f"{kind} {spec.label!r} is listed twice (as {first_key[identity]} too, with the same "
+                    "parameters once defaults are filled in): list each combination once",
+                )
+            first_key[identity] = key
             out.append((spec, entry))
     return out
+
+
+def _available(where: str, key: str, kind: str, name: str, registry: Registry) -> Entry:
+    """The registered ``kind`` called ``name``, which must be usable here; a GridError at ``key`` otherwise."""
+    try:
+        entry = registry.get(kind, name)
+    except RegistryError as exc:
+        raise GridError(where, key, str(exc)) from None
+    reason = entry.unavailable_reason()
+    if reason:
+        raise GridError(where, key, f"{kind} {name!r} is unavailable: {reason}")
+    return entry
 
 
 def load_grid(path: str | Path, registry: Registry, *, smoke: bool = False) -> GridSpec:
@@ -186,20 +210,18 @@ def parse_grid(
         hint = suggestion(unknown[0], [*FILE_SETTINGS, *GRID_SECTIONS])
         raise GridError(where, unknown[0], f"unknown key{hint}")
     grid, settings = read_settings(where, doc, smoke=smoke)
+    # Components are checked against the sizes the file sets, so a valid grid stays valid in smoke mode.
+    file_settings = read_settings(where, doc)[1] if smoke else settings
 
     sections = {
-        section: _components(where, doc.get(section), section, kind, registry)
+        section: _components(where, doc.get(section), section, kind, registry, file_settings)
         for section, kind in GRID_SECTIONS.items()
     }
-    metric_labels = [spec.label for spec, _ in sections["metrics"]]
-    for i, label in enumerate(metric_labels):
-        if label in metric_labels[:i]:
-            raise GridError(where, f"metrics[{i}]", f"metric {label!r} is listed twice")
 
     executor = None
     if grid.executor is not None:
         try:
-            executors = _components(where, [grid.executor], "executor", "executor", registry)
+            executors = _components(where, [grid.executor], "executor", "executor", registry, file_settings)
         except GridError as exc:  # one table, not an array of tables: name its keys as the file spells them
             raise GridError(where, exc.key.replace("executor[0]", "executor", 1), exc.message) from None
         if len(executors) != 1:
@@ -228,6 +250,9 @@ def parse_grid(
             else:
                 what, kind = unmet
                 skipped.append(f"{metric.label} needs {what}, which {labels[kind]} does not have")
+        if not metrics:  # nothing to measure: computing the run would only fill the store
+            skipped.append(f"{model.label} on {dataset.label}: no metric of the grid applies to it")
+            continue
         versions = {
             f"{kind}:{spec.name}": registry.version_of(entry)
             for kind, (spec, entry) in (
@@ -251,7 +276,11 @@ def parse_grid(
                 )
             )
     if not runs:
-        raise GridError(where, "models", "no dataset/model/policy combination is compatible: " + "; ".join(skipped))
+        raise GridError(
+            where,
+            "models",
+            "no dataset/model/policy combination is compatible: " + "; ".join(dict.fromkeys(skipped)),
+        )
     return GridSpec(
         name=grid.name,
         path=where,

@@ -21,10 +21,8 @@ def check_declaration(component: type[Component]) -> None:
     if not component.summary():
         raise AssertionError(f"{who}: has no docstring; its first line is what `retrainbench list` shows")
     for key, param in component.parameters.items():
-        if param.default is None and param.optional:
-            continue
         try:
-            param.check(key, param.default)
+            param.check_default(key)
         except ParamError as exc:
             raise AssertionError(
                 f"{who}: the default of parameter {key!r} violates its own declaration: {exc}"

@@ -92,14 +92,12 @@ class ImageFolder(Dataset):
     requires = ("PIL",)
     install_hint = 'pip install "retrainbench[images]"'
     parameters = {
-        "path": Param(None, str, "the directory of images (required)", optional=True),
+        "path": Param(None, str, "the directory of PNG/JPEG images", required=True),
         "size": Param(32, int, "side of the square images", low=1),
         "channels": Param(3, int, "1 (grey) or 3 (RGB)", choices=(1, 3)),
     }
 
     def files(self) -> list[Path]:
-        if self.params["path"] is None:
-            raise ValueError("dataset 'image-folder' needs params.path: the directory of PNG/JPEG images")
         folder = Path(self.params["path"]).expanduser()
         if not folder.is_dir():
             raise FileNotFoundError(f"dataset 'image-folder': {folder} is not a directory; set params.path to one")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from benchmark import DataSplits, Model, ModelFamily, Param, RunContext, hookimpl
+from benchmark.api.params import ParamError
 from benchmark.run.seeding import derive_int
 
 if TYPE_CHECKING:
@@ -241,6 +242,15 @@ class GMMFamily(ModelFamily):
         ),
         "reg_covar": Param(1e-6, float, "added to covariance diagonals", low=0),
     }
+
+    @classmethod
+    def check_sizes(cls, params: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
+        n_real, components = settings["n_real"], params["components"]
+        if components > n_real:
+            raise ParamError(
+                "components",
+                f"must be <= n_real = {n_real}: EM needs a training point per component (got {components})",
+            )
 
     def create(self, data: DataSplits, context: RunContext) -> GMMModel:
         return GMMModel({**self.params, "max_iter": context.steps(self.params["max_iter"], 100)})

@@ -27,7 +27,7 @@ from benchmark import Evaluation, Measured, Metric, Param, hookimpl
 from benchmark.run.seeding import derive_int
 from plugins.metrics.maths import frechet_distance, require_points
 
-_EXTRACTOR = Param("inception", str, "feature extractor (a registered name: inception, domain, raw, ...)")
+_EXTRACTOR = Param("inception", str, "feature extractor (inception, domain, raw, ...)", registered="feature-extractor")
 _REFERENCE = Param("test", str, "real split the samples are compared with", choices=("test", "train"))
 
 

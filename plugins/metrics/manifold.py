@@ -69,6 +69,7 @@ class _PRDC(Metric):
             str,
             "compare features of this extractor (e.g. inception, domain for images) instead of the samples themselves",
             optional=True,
+            registered="feature-extractor",
         ),
     }
     #: Key of ``prdc``'s result.

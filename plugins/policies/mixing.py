@@ -16,10 +16,13 @@ accumulate-subsample     n points drawn from D + S_1 + ... + S_t                
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from benchmark import Param, Policy, PolicyStep, TrainingSet
+from benchmark.api.params import ParamError
 
 
 def _accumulated(step: PolicyStep, n: int) -> np.ndarray:
@@ -89,6 +92,16 @@ class Fresh(Policy):
         "n_fresh": Param(None, int, "new real points per generation (default: n / 2)", low=0, optional=True),
         "n_synthetic": Param(None, int, "synthetic points per generation (default: n - n_fresh)", low=0, optional=True),
     }
+
+    @classmethod
+    def check_sizes(cls, params: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
+        n_real, n_fresh = settings["n_real"], params["n_fresh"]
+        if n_fresh is not None and n_fresh > n_real:
+            raise ParamError(
+                "n_fresh", f"must be <= n_real = {n_real}: fresh points replace part of the n real ones (got {n_fresh})"
+            )
+        if n_fresh == 0 and params["n_synthetic"] == 0:
+            raise ParamError("n_synthetic", "must be > 0 when n_fresh = 0: the training set would be empty")
 
     def _sizes(self, n_real: int) -> tuple[int, int]:
         fresh = self.params["n_fresh"] if self.params["n_fresh"] is not None else n_real // 2
