@@ -167,6 +167,12 @@ class Dataset(Component):
         """Log of the true density at ``x`` (datasets that provide "density")."""
         raise NotImplementedError(f"dataset {self.name!r} has no known density")
 
+    def density_box(self, outside: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """Corners ``(lo, hi)``, each of shape ``(d,)``, of a box holding all but at most ``outside`` of the true
+        density's mass, for metrics that integrate over it (``tv``, ``kl``); None where the dataset cannot say
+        (they then use the test set's extent)."""
+        return None
+
 
 # ---------------------------------------------------------------- model families
 

@@ -1,9 +1,10 @@
 """Low-dimensional datasets drawn on demand: a Gaussian, eight Gaussians, moons, circles, a swiss roll.
 
 All are generators (any number of points, from the run's data stream). The Gaussian and the
-mixture of eight Gaussians know their density and their modes, which density-based and
-mode-coverage metrics use. Version 2 of each: the pool of fresh points has its own stream, so
-train and test no longer depend on the pool's size (see ``Dataset.load``).
+mixture of eight Gaussians know their density, a box holding all but a given part of its mass,
+and their modes, which density-based and mode-coverage metrics use. Version 2 of each: the pool
+of fresh points has its own stream, so train and test no longer depend on the pool's size (see
+``Dataset.load``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ from typing import ClassVar
 import numpy as np
 
 from benchmark import Dataset, Param, hookimpl
+
+
+def _normal_quantile(tail: float) -> float:
+    """z with P(N(0, 1) > z) = tail."""
+    from scipy.special import ndtri
+
+    return float(-ndtri(tail))
 
 
 class GaussianData(Dataset):
@@ -34,6 +42,12 @@ class GaussianData(Dataset):
 
     def modes(self) -> np.ndarray:
         return np.full((1, self.params["dim"]), self.params["mean"])
+
+    def density_box(self, outside: float) -> tuple[np.ndarray, np.ndarray] | None:
+        # The coordinates are independent: each leaves out outside / dim, split between its two tails.
+        p = self.params
+        half = p["scale"] * _normal_quantile(outside / (2 * p["dim"]))
+        return np.full(p["dim"], p["mean"] - half), np.full(p["dim"], p["mean"] + half)
 
     def log_density(self, x: np.ndarray) -> np.ndarray:
         p = self.params
@@ -62,6 +76,12 @@ class EightGaussians(Dataset):
         centres = self.modes()
         which = rng.integers(0, len(centres), size=n)
         return centres[which] + self.params["std"] * rng.standard_normal((n, 2))
+
+    def density_box(self, outside: float) -> tuple[np.ndarray, np.ndarray] | None:
+        # The centres' box widened so that each component leaves out at most ``outside`` of its mass
+        # (two coordinates, two tails each); then so does their mixture.
+        centres, half = self.modes(), self.params["std"] * _normal_quantile(outside / 4)
+        return centres.min(axis=0) - half, centres.max(axis=0) + half
 
     def log_density(self, x: np.ndarray) -> np.ndarray:
         from scipy.special import logsumexp
