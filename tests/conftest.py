@@ -67,6 +67,23 @@ def write_grid(path: Path, **overrides: Any) -> Path:
     return path
 
 
+def write_resume_grid(path: Path, generations: int) -> Path:
+    """8 runs (2 models x 2 policies x 2 seeds) on eight gaussians: long enough to be killed mid-grid."""
+    return write_grid(
+        path,
+        name="resume",
+        generations=generations,
+        seeds=[0, 1],
+        n_real=200,
+        n_test=200,
+        n_eval=200,
+        datasets=[{"name": "eight-gaussians"}],
+        models=[{"name": "gmm", "params": {"components": 4, "max_iter": 30}}, {"name": "kde"}],
+        policies=[{"name": "mix", "params": {"lambda": 0.5}}, {"name": "accumulate"}],
+        metrics=[{"name": "w2"}, {"name": "nll"}],
+    )
+
+
 def _toml_key(key: str) -> str:
     return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import clean_env, run_benchmark, write_grid
+from conftest import clean_env, run_benchmark, write_resume_grid
 
 from benchmark.executors.local import LocalExecutor
 
@@ -81,19 +81,7 @@ def results(store: Path, out: Path) -> pd.DataFrame:
 def grid_and_clean_results(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     """8 runs of 7 generations on analytic families (a few seconds on two workers), and a clean run's results."""
     tmp = tmp_path_factory.mktemp("clean")
-    grid = write_grid(
-        tmp / "grid.toml",
-        name="signals",
-        generations=6,
-        seeds=[0, 1],
-        n_real=200,
-        n_test=200,
-        n_eval=200,
-        datasets=[{"name": "eight-gaussians"}],
-        models=[{"name": "gmm", "params": {"components": 4, "max_iter": 30}}, {"name": "kde"}],
-        policies=[{"name": "mix", "params": {"lambda": 0.5}}, {"name": "accumulate"}],
-        metrics=[{"name": "w2"}, {"name": "nll"}],
-    )
+    grid = write_resume_grid(tmp / "grid.toml", generations=6)
     done = run_benchmark(["run", grid, "--store", tmp / "store", "--executor", "inline", "--no-progress"], cwd=tmp)
     assert done.code == 0, done.err
     return grid, results(tmp / "store", tmp / "report")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import grid_doc, run_benchmark, write_grid
+from conftest import grid_doc, run_benchmark, write_resume_grid
 
 from benchmark.api.plugins import build_registry
 from benchmark.errors import StoreError
@@ -23,23 +23,6 @@ from benchmark.run.spec import parse_grid
 from benchmark.run.store import RunStatus, Store
 
 VALUES = ["run_id", "generation", "metric", "value"]
-
-
-def write_resume_grid(path: Path, generations: int) -> Path:
-    """8 runs (2 models x 2 policies x 2 seeds) on eight gaussians: long enough to be killed mid-grid."""
-    return write_grid(
-        path,
-        name="resume",
-        generations=generations,
-        seeds=[0, 1],
-        n_real=200,
-        n_test=200,
-        n_eval=200,
-        datasets=[{"name": "eight-gaussians"}],
-        models=[{"name": "gmm", "params": {"components": 4, "max_iter": 30}}, {"name": "kde"}],
-        policies=[{"name": "mix", "params": {"lambda": 0.5}}, {"name": "accumulate"}],
-        metrics=[{"name": "w2"}, {"name": "nll"}],
-    )
 
 
 def cli(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
