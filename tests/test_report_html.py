@@ -485,10 +485,10 @@ def test_curves_clip_bands_use_log_scale_mark_worse_and_keep_colours():
         fig = plots.curve_figure(frame, [plots.Panel("d", "d", low, high, {"b": 2})], colours)
     ax = fig.axes[0]
     assert ax.get_yscale() == "linear"  # 0.01..0.5 spans less than two decades
-    band_ys = np.concatenate([path.vertices[:, 1] for band in ax.collections for path in band.get_paths()])
+    band_ys = np.concatenate([np.asarray(path.vertices)[:, 1] for band in ax.collections for path in band.get_paths()])
     assert band_ys.min() == 0.0 and band_ys.max() == pytest.approx(1.5)  # clipped at 0 only: no upper bound
     marks = [line for line in ax.lines if line.get_marker() == "X"]
-    assert len(marks) == 1 and marks[0].get_xdata()[0] == 2 and marks[0].get_color() == "#abcdef"
+    assert len(marks) == 1 and np.asarray(marks[0].get_xdata())[0] == 2 and marks[0].get_color() == "#abcdef"
     assert {line.get_color() for line in ax.lines if line.get_marker() == "o"} == {"#123456", "#abcdef"}
     spanning = _figure_frame({"a": [0.001, 0.01, 1.0]}, half_width=0.5)
     with matplotlib.rc_context(plots._STYLE):
@@ -521,7 +521,8 @@ def _board_row(model: str, policy: str, config: str, status: str, level: float) 
 def test_a_grid_sweeping_two_parameters_gets_a_phase_diagram():
     """gmm components x mix lambda: a verdict and a level heatmap, lambda across, components down; replace (one
     configuration per model) sweeps only the model's parameter and gets none."""
-    rows, params = [], []
+    rows: list[dict[str, object]] = []
+    params: list[dict[str, object]] = []
     for k in (2, 8):
         for lam in (0.5, 2.0, 1.0):
             config = f"c{k}-{lam}"
@@ -542,7 +543,8 @@ def test_a_grid_sweeping_two_parameters_gets_a_phase_diagram():
     assert phase.title == "gmm / mix"
     assert [c.label for c in phase.verdicts.columns] == ["lambda=0.5", "lambda=1.0", "lambda=2.0"]
     assert [label for label, _ in phase.verdicts.rows] == ["2", "8"]
-    assert [c.verdict for c in phase.verdicts.rows[0][1]] == ["stable", "stable", "collapsed"]
-    assert [c.text for c in phase.levels.rows[1][1]] == ["+0.4", "+0.8", "+1.6"]
-    shades = [c.shade for c in phase.levels.rows[0][1]]  # levels 0.1, 0.2, 0.4 against a tolerance of 0.2
+    verdicts, levels, low_levels = phase.verdicts.rows[0][1], phase.levels.rows[1][1], phase.levels.rows[0][1]
+    assert [c and c.verdict for c in verdicts] == ["stable", "stable", "collapsed"]
+    assert [c and c.text for c in levels] == ["+0.4", "+0.8", "+1.6"]
+    shades = [c and c.shade for c in low_levels]  # levels 0.1, 0.2, 0.4 against a tolerance of 0.2
     assert shades[:2] == ["#ffffff", "#ffffff"] and shades[2] not in ("", "#ffffff")  # within it: white

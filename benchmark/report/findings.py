@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from benchmark.report import stats
@@ -50,7 +51,7 @@ def _headline(dataset: str, metric: str, group: pd.DataFrame) -> list[str]:
     lines = [f"{dataset}, {metric} ({group['direction'].iloc[0]}): {len(group)} configurations: {tally}."]
     bad = [r for r in rows if r["status"] in BAD]
     if bad:
-        worst = max(bad, key=lambda r: (stats.SEVERITY.index(r["status"]), r["level_mean"]))
+        worst = max(bad, key=lambda r: (stats.SEVERITY.index(r["status"]), np.nan_to_num(r["level_mean"], nan=-np.inf)))
         start = worst["collapse_start"]
         lines.append(
             f"Worst: {_who(worst)}, {worst['status']}, level {signed(worst['level_mean'])} {metric} "
@@ -61,8 +62,8 @@ def _headline(dataset: str, metric: str, group: pd.DataFrame) -> list[str]:
         best = min(stable, key=lambda r: abs(r["level_mean"]))
         names = ", ".join(sorted({str(r["policy"]) for r in stable}))
         lines.append(
-            f"Stable (level and late drift within the tolerance): {names}; closest to its reference: {_who(best)}, "
-            f"level {signed(best['level_mean'])} {metric}."
+            f"Stable (level and late drift within the tolerance) with at least one model: {names}; closest to its "
+            f"reference: {_who(best)}, level {signed(best['level_mean'])} {metric}."
         )
     return lines
 
