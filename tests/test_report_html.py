@@ -494,6 +494,9 @@ def test_curves_clip_bands_use_log_scale_mark_worse_and_keep_colours():
     with matplotlib.rc_context(plots._STYLE):
         fig = plots.curve_figure(spanning, [plots.Panel("d", "d")], colours)
     assert fig.axes[0].get_yscale() == "log"
+    fig.canvas.draw()  # its tick labels are plain numbers (mathtext is off: 10^k markup would show as text)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels() if t.get_text()]
+    assert labels and all("$" not in t for t in labels) and "0.01" in labels
 
 
 def _board_row(model: str, policy: str, config: str, status: str, level: float) -> dict:

@@ -109,6 +109,7 @@ def curve_figure(
     (constrained layout would double the drawing time). Draw it inside ``rc_context(_STYLE)``.
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     columns = min(3, len(panels))
     rows = -(-len(panels) // columns)
@@ -144,8 +145,10 @@ def curve_figure(
             if start is not None and (x == start).any():
                 at = y[x == start]
                 ax.plot([start], at[:1], marker="X", markersize=10, color=colour, markeredgecolor="black")
-        if log:
+        if log:  # tick labels as plain numbers: mathtext is off, so the default 10^k labels would show as markup
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_title(spec.title)
         ax.set_xlabel("generation", labelpad=1)
         ax.xaxis.get_major_locator().set_params(integer=True)
