@@ -1,8 +1,10 @@
 """index.html in a real headless browser: Debian's chromium driven by Playwright, the page opened from file://.
 
 No console error, no network request, tables and plots present and loaded, a click on a header sorts
-its column, and the plugin named ``<script>alert(1)</script>`` is shown as text (no alert fires).
-Screenshots go to test-artifacts/. Install the browser with scripts/install_browser.sh.
+its column, and the plugin named ``<script>alert(1)</script>`` is shown as text (no alert fires). At 1280
+and 1920 px the verdict column is on screen, on one line, even with its tables scrolled sideways, and a
+policy has one colour everywhere. Screenshots go to test-artifacts/ (the path is printed: look at them).
+Install the browser with scripts/install_browser.sh.
 """
 
 from __future__ import annotations
@@ -152,3 +154,53 @@ def test_screenshots_for_a_person_to_look_at(session):
     page.locator("table.gallery").last.screenshot(path=str(ARTIFACTS / "report-gallery.png"))
     for name in ("report-top.png", "report-curves.png", "report-gallery.png"):
         assert (ARTIFACTS / name).stat().st_size > 10_000
+
+
+#: The verdict cells of every leaderboard, as (left, right, height, line height) in CSS pixels.
+VERDICT_BOXES = """() => Array.from(document.querySelectorAll("table.sortable[id^=board] td.status")).map(cell => {
+  const box = cell.getBoundingClientRect();
+  return [box.left, box.right, box.height, parseFloat(getComputedStyle(cell).lineHeight)];
+})"""
+#: Per data-policy label, the colours of its swatches, and the metric a selector switches to.
+SWATCHES = """() => Array.from(document.querySelectorAll("[data-policy] > .swatch")).map(
+  s => [s.parentElement.getAttribute("data-policy"), getComputedStyle(s).backgroundColor])"""
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_verdict_column_in_view_and_one_colour_per_policy(session, width):
+    page = session.page
+    page.set_viewport_size({"width": width, "height": 1000})
+    page.evaluate("window.scrollTo(0, 0)")
+    # each dataset's tables scroll together, sideways, to their far end: the verdict column stays
+    for scrolled in (False, True):
+        if scrolled:
+            page.evaluate("document.querySelectorAll('div.scroll').forEach(d => { d.scrollLeft = d.scrollWidth; })")
+        boxes = page.evaluate(VERDICT_BOXES)
+        assert len(boxes) == 2 * 3 * 2  # 2 datasets x 3 metrics x 2 configurations
+        for left, right, height, line in boxes:
+            assert left >= 0 and right <= width, (scrolled, left, right)
+            assert height < 2 * line  # one line, not wrapped
+    assert all(
+        h == "status"
+        for h in page.eval_on_selector_all(
+            "table[id^=board]", "ts => ts.map(t => t.tHead.rows[0].cells[0].textContent)"
+        )
+    )
+    colours: dict[str, set[str]] = {}
+    for label, colour in page.evaluate(SWATCHES):
+        colours.setdefault(label, set()).add(colour)
+    assert len(colours) == 2 and all(len(c) == 1 for c in colours.values()), colours
+    assert len(set.union(*colours.values())) == 2
+    # the metric selector shows another metric's matrix
+    select = page.locator("select.metric-choice").first
+    select.select_option("1")
+    assert page.locator("div.answer").first.locator("div.view:not([hidden])").count() == 1
+    assert page.locator("div.answer").first.locator('div.view[data-view="1"]').is_visible()
+    select.select_option("0")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.evaluate("document.querySelectorAll('div.scroll').forEach(d => { d.scrollLeft = 0; })")
+    page.screenshot(path=str(ARTIFACTS / f"report-{width}-top.png"))
+    page.evaluate("document.querySelector('#leaderboard h3').scrollIntoView()")
+    page.screenshot(path=str(ARTIFACTS / f"report-{width}-leaderboard.png"))
+    print(f"screenshots: {ARTIFACTS}/report-{width}-*.png")
+    assert session.errors == []

@@ -11,6 +11,7 @@ import base64
 import fnmatch
 import importlib.util
 import io
+import re
 import shutil
 import tomllib
 from html.parser import HTMLParser
@@ -19,11 +20,12 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from benchmark.api.plugins import build_registry
 from benchmark.api.registry import Registry
-from benchmark.report import html, stats
+from benchmark.report import html, plots, stats
 from benchmark.report.leaderboard import leaderboard_frame, results_frame, summaries, write_report
 from benchmark.run.harness import run_grid
 from benchmark.run.spec import parse_grid
@@ -36,6 +38,7 @@ GRID_NAME = 'tiny"<b>&grid'
 PLUGIN = '''
 """A test plugin: a tiny image dataset and family, and a policy and a metric with hostile names."""
 import numpy as np
+import pandas as pd
 
 from benchmark import Dataset, Metric, Model, ModelFamily, Param, Policy, TrainingSet, hookimpl
 
@@ -318,6 +321,10 @@ def test_every_plugin_and_grid_string_is_escaped(page):
         "img",
         "pre",
         "script",
+        "ul",
+        "li",
+        "select",
+        "option",
     }
     assert not [name for _, attrs in parsed.elements for name in attrs if name.startswith("on")]
     assert "alert" not in parsed.script
@@ -410,3 +417,137 @@ def test_cli_report_rebuilds_from_the_store(built, run_cli, tmp_path):
     assert result.out.split() == [
         str(out / n) for n in ("results.csv", "runs.csv", "leaderboard.csv", "leaderboard.md", "index.html")
     ]
+
+
+def test_the_page_opens_with_the_question_and_the_answer(page, built):
+    """The grid's description first (escaped), then per dataset a model x policy matrix of the headline metric
+    (the grid's first metric with a direction: mean-distance) with each cell's verdict and signed level."""
+    text, _ = page
+    assert text.index('class="question"') < text.index('id="answer"') < text.index('id="leaderboard"')
+    assert "&lt;img src=x onerror=alert(2)&gt;" in text.split('class="question"', 1)[1].split("</p>", 1)[0]
+    store, registry = built
+    board = leaderboard_frame(results_frame(Store(store), GRID_NAME), registry)
+    headline = board[(board["metric"] == "mean-distance") & (board["dataset"] == "eight-gaussians")]
+    view = text.split('<div class="view" data-view="0">', 1)[1].split("</table>", 1)[0]
+    assert "mean-distance (lower is better)" in view
+    for row in headline.to_dict("records"):  # every configuration's cell: its verdict and its level, signed
+        cell = f'<td class="verdict {row["status"]}" '
+        assert cell in view and f'<span class="level">{row["level_mean"]:+.3g}</span>' in view
+    findings_text = text.split('<ul class="findings">', 1)[1].split("</ul>", 1)[0]
+    assert "eight-gaussians, mean-distance (lower is better): 2 configurations" in findings_text
+
+
+def test_one_colour_per_policy_in_the_whole_page(page):
+    """Every label carrying data-policy (matrix heads, curve legends, gallery rows) has the same swatch colour
+    wherever it appears, and two policies never share one."""
+    text, _ = page
+    pairs = re.findall(r'data-policy="([^"]*)"><span class="swatch" style="background-color: (#[0-9a-f]{6})"', text)
+    seen: dict[str, set[str]] = {}
+    for label, colour in pairs:
+        seen.setdefault(label, set()).add(colour)
+    assert len(seen) == 2 and all(len(c) == 1 for c in seen.values())
+    assert len({c for cs in seen.values() for c in cs}) == 2
+    assert len(pairs) >= 2 * (2 + 2 + 2)  # per dataset: matrix heads, a curve legend, gallery rows
+
+
+def test_colours_follow_the_natural_order_of_labels():
+    """Swept values get colours in the order of their values (2 before 10), whatever order they come in."""
+    colours = plots.line_colours(["mix[lambda=10.0]", "replace", "mix[lambda=2.0]", "accumulate"])
+    order = ["accumulate", "mix[lambda=2.0]", "mix[lambda=10.0]", "replace"]
+    assert colours == dict(zip(order, plots.PALETTE, strict=False))
+
+
+def _figure_frame(values: dict[str, list[float]], half_width: float) -> pd.DataFrame:
+    rows = [
+        {"metric": "d", "line": line, "generation": t, "mean": v, "ci_low": v - half_width, "ci_high": v + half_width}
+        for line, series in values.items()
+        for t, v in enumerate(series)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_curves_clip_bands_use_log_scale_mark_worse_and_keep_colours():
+    import matplotlib
+
+    frame = _figure_frame({"a": [0.01, 0.02, 0.03], "b": [0.5, 0.4, 0.3]}, half_width=1.0)
+    colours = {"a": "#123456", "b": "#abcdef"}
+    low, high = plots.bounds(False, 0.0)  # a distance: lower is better, optimum 0
+    assert (
+        (low, high) == (0.0, None)
+        and plots.bounds(True, 1.0) == (None, 1.0)
+        and plots.bounds(None, 1.0)
+        == (
+            None,
+            None,
+        )
+    )
+    with matplotlib.rc_context(plots._STYLE):
+        fig = plots.curve_figure(frame, [plots.Panel("d", "d", low, high, {"b": 2})], colours)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "linear"  # 0.01..0.5 spans less than two decades
+    band_ys = np.concatenate([np.asarray(path.vertices)[:, 1] for band in ax.collections for path in band.get_paths()])
+    assert band_ys.min() == 0.0 and band_ys.max() == pytest.approx(1.5)  # clipped at 0 only: no upper bound
+    marks = [line for line in ax.lines if line.get_marker() == "X"]
+    assert len(marks) == 1 and np.asarray(marks[0].get_xdata())[0] == 2 and marks[0].get_color() == "#abcdef"
+    assert {line.get_color() for line in ax.lines if line.get_marker() == "o"} == {"#123456", "#abcdef"}
+    spanning = _figure_frame({"a": [0.001, 0.01, 1.0]}, half_width=0.5)
+    with matplotlib.rc_context(plots._STYLE):
+        fig = plots.curve_figure(spanning, [plots.Panel("d", "d")], colours)
+    assert fig.axes[0].get_yscale() == "log"
+    fig.canvas.draw()  # its tick labels are plain numbers (mathtext is off: 10^k markup would show as text)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels() if t.get_text()]
+    assert labels and all("$" not in t for t in labels) and "0.01" in labels
+
+
+def _board_row(model: str, policy: str, config: str, status: str, level: float) -> dict:
+    return {
+        "dataset": "d",
+        "metric": "m",
+        "direction": "lower is better",
+        "model": model,
+        "policy": policy,
+        "config": config,
+        "status": status,
+        "status_counts": "",
+        "reference": "control",
+        "level_mean": level,
+        "level_ci_low": level - 0.1,
+        "level_ci_high": level + 0.1,
+        "drift_mean": 0.0,
+        "drift_ci_low": -0.1,
+        "drift_ci_high": 0.1,
+        "tolerance": 0.2,
+        "collapse_start": float("nan"),
+    }
+
+
+def test_a_grid_sweeping_two_parameters_gets_a_phase_diagram():
+    """gmm components x mix lambda: a verdict and a level heatmap, lambda across, components down; replace (one
+    configuration per model) sweeps only the model's parameter and gets none."""
+    rows: list[dict[str, object]] = []
+    params: list[dict[str, object]] = []
+    for k in (2, 8):
+        for lam in (0.5, 2.0, 1.0):
+            config = f"c{k}-{lam}"
+            status = "collapsed" if lam == 2.0 and k == 2 else "stable"
+            rows.append(_board_row(f"gmm[components={k}]", f"mix[lambda={lam}]", config, status, lam * k / 10))
+            params.append({"config": config, "model.components": k, "policy.lambda": lam})
+        rows.append(_board_row(f"gmm[components={k}]", "replace", f"r{k}", "worse", 1.0))
+        params.append({"config": f"r{k}", "model.components": k, "policy.lambda": None})
+    board, results = pd.DataFrame(rows), pd.DataFrame(params)
+    (dataset,) = html._answers(board, results, plots.line_colours(board["policy"]), ["m"])
+    (view,) = dataset.entries
+    assert view.headline and [c.label for c in view.matrix.columns][:3] == [
+        "mix[lambda=0.5]",
+        "mix[lambda=1.0]",
+        "mix[lambda=2.0]",
+    ]
+    (phase,) = view.phases
+    assert phase.title == "gmm / mix"
+    assert [c.label for c in phase.verdicts.columns] == ["lambda=0.5", "lambda=1.0", "lambda=2.0"]
+    assert [label for label, _ in phase.verdicts.rows] == ["2", "8"]
+    verdicts, levels, low_levels = phase.verdicts.rows[0][1], phase.levels.rows[1][1], phase.levels.rows[0][1]
+    assert [c and c.verdict for c in verdicts] == ["stable", "stable", "collapsed"]
+    assert [c and c.text for c in levels] == ["+0.4", "+0.8", "+1.6"]
+    shades = [c and c.shade for c in low_levels]  # levels 0.1, 0.2, 0.4 against a tolerance of 0.2
+    assert shades[:2] == ["#ffffff", "#ffffff"] and shades[2] not in ("", "#ffffff")  # within it: white

@@ -10,6 +10,7 @@ one place, and the only markup is the templates' own.
 from __future__ import annotations
 
 import functools
+import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -21,7 +22,9 @@ import pandas as pd
 
 from benchmark import SCHEMA_VERSION
 from benchmark.report import plots, stats
-from benchmark.report.tables import Column, board_columns, fmt
+from benchmark.report.findings import findings, headline_metric, signed
+from benchmark.report.tables import REFERENCE, Column, board_columns, fmt, status_text, with_ci
+from benchmark.run.settings import RESULT_COLUMNS
 from benchmark.run.spec import run_spec_from_dict
 from benchmark.run.store import RunStatus, Store, Unfinished
 
@@ -35,7 +38,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Cell:
-    """A table cell: its text, for a number the key it sorts by (``repr`` of the float, for data-sort), its classes."""
+    """A table cell: its text, for a number the key it sorts by (``repr`` of the float, for data-sort), its classes.
+    A note is cut to one line on the page, its whole text in its tooltip."""
 
     text: str
     sort_key: str | None
@@ -73,17 +77,66 @@ class MetricBoard:
 
 
 @dataclass(frozen=True)
+class Swatch:
+    """A line label with its colour, the same everywhere in the report (``data-policy`` in the page)."""
+
+    label: str
+    colour: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A cell of a verdict matrix or phase diagram: its verdict (a class name), the level it shows, a tooltip and,
+    for the heatmap of the level, its background colour."""
+
+    verdict: str
+    text: str
+    title: str
+    shade: str = ""
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """Rows of labelled cells under labelled columns (None: no such configuration)."""
+
+    corner: str
+    columns: list[Swatch]
+    rows: list[tuple[str, list[Verdict | None]]]
+
+
+@dataclass(frozen=True)
+class PhaseDiagram:
+    """Verdict and level over the two parameters a model x policy pair sweeps."""
+
+    title: str
+    verdicts: Matrix
+    levels: Matrix
+
+
+@dataclass(frozen=True)
+class MetricView:
+    """The answer for one dataset and metric: the model x policy matrix and the phase diagrams."""
+
+    metric: str
+    direction: str
+    headline: bool
+    matrix: Matrix
+    phases: list[PhaseDiagram]
+
+
+@dataclass(frozen=True)
 class CurveFigure:
     model: str
     uri: str
     seeds: int
+    legend: list[Swatch]
 
 
 @dataclass(frozen=True)
 class GalleryRow:
     """One configuration's samples: a PNG data URI per shown generation, None where none was kept."""
 
-    label: str
+    label: Swatch
     seed: int
     pictures: list[str | None]
 
@@ -99,6 +152,7 @@ class Gallery:
 class GridInfo:
     name: str
     path: str
+    description: str
     runs: int
     source: str
     machine: list[tuple[str, str]]
@@ -120,7 +174,9 @@ def sortable_table(columns: Sequence[Column], row_classes: Sequence[str] | None 
             Cell(
                 c.texts[i],
                 repr(c.keys[i]) if isinstance(c.keys[i], float) else None,
-                " ".join(n for n in ("num" if is_numeric else "", "status" if c.header == "status" else "") if n),
+                " ".join(
+                    n for n in ("num" if is_numeric else "", c.header if c.header in ("status", "note") else "") if n
+                ),
             )
             for c, is_numeric in zip(columns, numeric, strict=True)
         ]
@@ -152,7 +208,7 @@ def _leaderboards(board: pd.DataFrame) -> list[PerDataset[MetricBoard]]:
             MetricBoard(
                 str(metric),
                 str(group["direction"].iloc[0]),
-                sortable_table(board_columns(group), list(group["status"]), f"board-{d}-{m}"),
+                sortable_table(board_columns(group, verdict_first=True), list(group["status"]), f"board-{d}-{m}"),
             )
             for m, (metric, group) in enumerate(by_dataset.groupby("metric", sort=True))
         ]
@@ -160,19 +216,160 @@ def _leaderboards(board: pd.DataFrame) -> list[PerDataset[MetricBoard]]:
     return out
 
 
-def _curves(results: pd.DataFrame, dirs: Mapping[str, stats.Direction]) -> list[PerDataset[CurveFigure]]:
+def _name(label: str) -> str:
+    """A component's name from its label, ``mix[lambda=0.5]`` -> ``mix``."""
+    return label.split("[", 1)[0]
+
+
+def _cell(row: Mapping[Any, Any], metric: str) -> Verdict:
+    """A configuration's verdict and level; the tooltip holds the intervals (kept short: there is one per cell)."""
+    start, reference = row["collapse_start"], REFERENCE.get(row["reference"], row["reference"])
+    title = (
+        f"{status_text(row)}; level {with_ci(row['level_mean'], row['level_ci_low'], row['level_ci_high'])} "
+        f"vs {reference}; drift {with_ci(row['drift_mean'], row['drift_ci_low'], row['drift_ci_high'])}; "
+        f"tolerance {fmt(row['tolerance'])}" + ("" if pd.isna(start) else f"; worse from {int(start)}")
+    )
+    return Verdict(_ROW_CLASS.get(row["status"], ""), signed(row["level_mean"]), title)
+
+
+def _level_shade(level: float, tolerance: float) -> str:
+    """Background of a level in the heatmap: white within the tolerance, to red at 4 tolerances worse, blue better."""
+    if pd.isna(level) or pd.isna(tolerance) or tolerance <= 0:
+        return ""
+    x = float(np.clip((abs(level) - tolerance) / (3 * tolerance), 0, 1))
+    ink = np.array([214, 39, 40]) if level > 0 else np.array([31, 119, 180])
+    rgb = np.rint(255 - (255 - ink) * 0.75 * x).astype(int)
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def _matrix(group: pd.DataFrame, colours: Mapping[str, str], metric: str) -> Matrix:
+    """Model x policy: each configuration's verdict and level."""
+    cells = {(r["model"], r["column"]): _cell(r, metric) for r in group.to_dict("records")}
+    policies = sorted(set(group["column"]), key=plots.natural_key)
+    models = sorted(set(group["model"]), key=plots.natural_key)
+    return Matrix(
+        "model \\ policy",
+        [Swatch(p, colours.get(p, "")) for p in policies],
+        [(m, [cells.get((m, p)) for p in policies]) for m in models],
+    )
+
+
+def _sweeps(group: pd.DataFrame, params: pd.DataFrame) -> list[tuple[str, str, str, pd.DataFrame]]:
+    """(model name / policy name, x, y, rows) for each model x policy pair whose configurations differ in exactly
+    two parameters (x: the policy's where it has one)."""
+    out = []
+    rows = group.join(params, on="config")
+    pairs = rows.assign(pair=[f"{_name(m)} / {_name(p)}" for m, p in zip(rows["model"], rows["policy"], strict=True)])
+    for pair, by_pair in pairs.groupby("pair", sort=True):
+        swept = [c for c in params.columns if by_pair[c].astype(str).nunique() > 1]
+        if len(swept) == 2:
+            x, y = sorted(swept, key=lambda c: (not c.startswith("policy."), c))
+            out.append((str(pair), x, y, by_pair))
+    return out
+
+
+def _phases(group: pd.DataFrame, params: pd.DataFrame, metric: str) -> list[PhaseDiagram]:
+    diagrams = []
+    for pair, x, y, rows in _sweeps(group, params):
+        xs = sorted(set(rows[x].astype(str)), key=plots.natural_key)
+        ys = sorted(set(rows[y].astype(str)), key=plots.natural_key)
+        found = {(str(r[y]), str(r[x])): r for r in rows.to_dict("records")}
+        heads = [Swatch(f"{x.split('.', 1)[-1]}={v}", "") for v in xs]
+        corner = f"{y.split('.', 1)[-1]} \\ {x.split('.', 1)[-1]}"
+        verdicts = [(v, [_cell(found[v, u], metric) if (v, u) in found else None for u in xs]) for v in ys]
+        levels = [
+            (
+                v,
+                [
+                    Verdict(
+                        "",
+                        signed(r["level_mean"]),
+                        _cell(r, metric).title,
+                        _level_shade(r["level_mean"], r["tolerance"]),
+                    )
+                    if (r := found.get((v, u))) is not None
+                    else None
+                    for u in xs
+                ],
+            )
+            for v in ys
+        ]
+        diagrams.append(PhaseDiagram(pair, Matrix(corner, heads, verdicts), Matrix(corner, heads, levels)))
+    return diagrams
+
+
+def _config_params(results: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration, the parameters a grid can sweep: component parameters and settings that are columns."""
+    columns = [c for c in results.columns if c.split(".", 1)[0] in ("dataset", "model", "policy") and "." in c]
+    columns += [c for c in RESULT_COLUMNS if c in results.columns]
+    return results.drop_duplicates("config").set_index("config")[columns]
+
+
+def _answers(
+    board: pd.DataFrame, results: pd.DataFrame, colours: Mapping[str, str], order: Sequence[str]
+) -> list[PerDataset[MetricView]]:
+    """Per dataset, one view per metric (the headline first): the verdict matrix and the phase diagrams."""
+    if board.empty:
+        return []
+    params = _config_params(results)
+    board = board.assign(column=_unique_labels(board, "policy"))
+    out = []
+    for dataset, by_dataset in board.groupby("dataset", sort=True):
+        headline = headline_metric(by_dataset, order)
+        metrics = sorted(set(by_dataset["metric"]), key=lambda m: (m != headline, *_order_key(m, order)))
+        views = []
+        for metric in metrics:
+            group = by_dataset[by_dataset["metric"] == metric]
+            views.append(
+                MetricView(
+                    str(metric),
+                    str(group["direction"].iloc[0]),
+                    metric == headline,
+                    _matrix(group, colours, str(metric)),
+                    _phases(group, params, str(metric)),
+                )
+            )
+        out.append(PerDataset(str(dataset), views))
+    return out
+
+
+def _order_key(metric: str, order: Sequence[str]) -> tuple[int, str]:
+    return (order.index(metric) if metric in order else len(order), metric)
+
+
+def _curves(
+    results: pd.DataFrame,
+    board: pd.DataFrame,
+    dirs: Mapping[str, stats.Direction],
+    colours: Mapping[str, str],
+    order: Sequence[str],
+) -> list[PerDataset[CurveFigure]]:
     if results.empty:
         return []
     summary = stats.generation_summary(results)
     summary["line"] = _unique_labels(summary, "policy")
+    board = board.assign(line=_unique_labels(board, "policy"))
+    starts = {
+        (r["dataset"], r["model"], r["metric"], r["line"]): int(r["collapse_start"])
+        for r in board.to_dict("records")
+        if not pd.isna(r["collapse_start"])
+    }
     out = []
     for dataset, by_dataset in summary.groupby("dataset", sort=True):
+        headline = headline_metric(board[board["dataset"] == dataset], order)
         figures = []
         for model, group in by_dataset.groupby("model", sort=True):
-            metrics = sorted(group["metric"].unique())
-            titles = [f"{m} ({dirs.get(m, stats.Direction()).describe()})" for m in metrics]
-            uri = plots.curves(group, metrics, titles, lines="line")
-            figures.append(CurveFigure(str(model), uri, int(group["n"].max())))
+            metrics = sorted(group["metric"].unique(), key=lambda m: (m != headline, *_order_key(m, order)))
+            lines = sorted(set(group["line"]), key=plots.natural_key)
+            panels = []
+            for metric in metrics:
+                direction = dirs.get(metric, stats.Direction())
+                low, high = plots.bounds(direction.higher_is_better, direction.optimum)
+                marks = {line: starts[k] for line in lines if (k := (dataset, model, metric, line)) in starts}
+                panels.append(plots.Panel(metric, f"{metric} ({direction.describe()})", low, high, marks))
+            uri = plots.curves(group, panels, colours, lines="line")
+            legend = [Swatch(line, colours[line]) for line in lines]
+            figures.append(CurveFigure(str(model), uri, int(group["n"].max()), legend))
         out.append(PerDataset(str(dataset), figures))
     return out
 
@@ -187,7 +384,7 @@ def _picture(samples: np.ndarray | None, limits: plots.Limits | None) -> str | N
     return plots.png_uri(plots.scatter(samples, *axes))
 
 
-def _galleries(store: Store, runs: pd.DataFrame) -> list[PerDataset[Gallery]]:
+def _galleries(store: Store, runs: pd.DataFrame, colours: Mapping[str, str]) -> list[PerDataset[Gallery]]:
     """Per dataset and model: one row per configuration (its smallest seed), one column per shown generation."""
     if runs.empty:
         return []
@@ -198,13 +395,15 @@ def _galleries(store: Store, runs: pd.DataFrame) -> list[PerDataset[Gallery]]:
         galleries = []
         for model, group in by_dataset.groupby("model", sort=True):
             generations = plots.shown_generations(int(group["generations"].max()))
-            records = group.sort_values("row").to_dict("records")
+            records = sorted(group.to_dict("records"), key=lambda r: plots.natural_key(str(r["row"])))
             kept = {(str(r["run_id"]), t): store.gallery(str(r["run_id"]), t) for r in records for t in generations}
             reference = [a.reshape(len(a), -1) for (_, t), a in kept.items() if t == generations[0] and a is not None]
             limits = plots.limits(np.concatenate(reference)) if reference else None  # the first generation's axes
             rows = [
                 GalleryRow(
-                    str(r["row"]), int(r["seed"]), [_picture(kept[str(r["run_id"]), t], limits) for t in generations]
+                    Swatch(str(r["row"]), colours.get(str(r["row"]), "")),
+                    int(r["seed"]),
+                    [_picture(kept[str(r["run_id"]), t], limits) for t in generations],
                 )
                 for r in records
             ]
@@ -252,10 +451,15 @@ def _grids(store: Store, grid: str | None) -> list[GridInfo]:
     for name, info in chosen.items():
         env = info.get("environment") or {}
         keys = ("python", "platform", "machine", "processor", "cpus", "executor", "started")
+        try:
+            description = str(tomllib.loads(str(info.get("source", ""))).get("description", ""))
+        except tomllib.TOMLDecodeError:  # a grid file that parsed when it ran; its text may since be edited away
+            description = ""
         out.append(
             GridInfo(
                 name=str(name),
                 path=str(info.get("path", "")),
+                description=description,
                 runs=len(info.get("runs", [])),
                 source=str(info.get("source", "")),
                 machine=[(k, fmt(env.get(k))) for k in keys],
@@ -293,9 +497,14 @@ def render_report(
     *,
     title: str,
     grid: str | None = None,
+    order: Sequence[str] = (),
 ) -> str:
-    """The whole page as a string."""
+    """The whole page as a string; ``order``: the grid's metrics in its order (the first directed one is the
+    headline of each dataset)."""
     statuses = pd.Series([(store.status(r) or {}).get("status", Unfinished.PENDING) for r in run_ids]).value_counts()
+    grids = _grids(store, grid)
+    lines = set(_unique_labels(board, "policy")) if not board.empty else set()
+    colours = plots.line_colours(lines | set(_unique_labels(runs, "policy") if not runs.empty else ()))
     context: dict[str, Any] = {
         "title": title,
         "css": _asset("report.css"),
@@ -304,10 +513,14 @@ def render_report(
         "run_counts": ", ".join(f"{n} {s}" for s, n in statuses.items()) or "none",
         "schema": SCHEMA_VERSION,
         "definitions": stats.DEFINITIONS,
+        "verdicts": list(stats.SEVERITY),
+        "questions": [g.description for g in grids if g.description],
+        "findings": findings(board, order),
+        "answers": _answers(board, results, colours, order),
         "leaderboards": _leaderboards(board),
-        "curves": _curves(results, dirs),
-        "galleries": _galleries(store, runs),
+        "curves": _curves(results, board, dirs, colours, order),
+        "galleries": _galleries(store, runs, colours),
         "runs_table": _runs_table(store, run_ids),
-        "grids": _grids(store, grid),
+        "grids": grids,
     }
     return _templates().get_template("index.html.j2").render(context)

@@ -27,6 +27,7 @@ from benchmark.errors import StoreError
 from benchmark.files import naming
 from benchmark.hashing import digest
 from benchmark.report import stats, tables
+from benchmark.report.findings import metric_order
 from benchmark.run.settings import RESULT_COLUMNS
 from benchmark.run.spec import RunSpec, run_spec_from_dict
 from benchmark.run.store import Store, Unfinished
@@ -194,14 +195,16 @@ def write_report(store_root: Path, out: Path, grid: str | None = None, registry:
     results = results_frame(store, grid)
     dirs, runs, board = summaries(results, registry)
     title = f"retrainbench leaderboard: grid {grid}" if grid else "retrainbench leaderboard"
-    page = render_report(store, selected_runs(store, grid), results, runs, board, dirs, title=title, grid=grid)
+    run_ids = selected_runs(store, grid)
+    order = metric_order(store, run_ids)  # the grid's metrics in its order: the first directed one is the headline
+    page = render_report(store, run_ids, results, runs, board, dirs, title=title, grid=grid, order=order)
     out.mkdir(parents=True, exist_ok=True)  # only once the whole store was read: damage leaves nothing half-written
     paths = [out / name for name in ("results.csv", "runs.csv", "leaderboard.csv", "leaderboard.md", "index.html")]
     writers = [
         lambda path: results.to_csv(path, index=False),
         lambda path: runs.to_csv(path, index=False),
         lambda path: board[BOARD_COLUMNS].to_csv(path, index=False),
-        lambda path: path.write_text(tables.markdown(board, title) + "\n", encoding="utf-8"),
+        lambda path: path.write_text(tables.markdown(board, title, order) + "\n", encoding="utf-8"),
         lambda path: path.write_text(page, encoding="utf-8"),
     ]
     for path, write in zip(paths, writers, strict=True):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from benchmark.report import stats
+from benchmark.report.findings import findings
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,12 @@ def status_text(row: Mapping[Hashable, Any]) -> str:
 
 
 #: Short names of the references in the tables.
-_REFERENCE = {"control": "control", "generation 0": "gen 0"}
+REFERENCE = {"control": "control", "generation 0": "gen 0"}
 
 
-def board_columns(board: pd.DataFrame) -> list[Column]:
-    """Columns of the leaderboard of one dataset and metric (rows as ranked in ``board``); the last is the note."""
+def board_columns(board: pd.DataFrame, verdict_first: bool = False) -> list[Column]:
+    """Columns of the leaderboard of one dataset and metric (rows as ranked in ``board``); the last is the note.
+    The page puts the verdict first (its sticky column), leaderboard.md the rank."""
     rows = board.to_dict("records")
 
     def interval(header: str, name: str) -> Column:
@@ -68,14 +70,15 @@ def board_columns(board: pd.DataFrame) -> list[Column]:
     def plain(header: str, values: list[Any]) -> Column:
         return Column(header, [fmt(v) for v in values], [_key(v) for v in values])
 
+    rank = plain("rank", [r["rank"] for r in rows])
+    status = Column(
+        "status",
+        [status_text(r) for r in rows],
+        [float(stats.SEVERITY.index(r["status"])) for r in rows],
+        numeric=False,
+    )
     columns = [
-        plain("rank", [r["rank"] for r in rows]),
-        Column(
-            "status",
-            [status_text(r) for r in rows],
-            [float(stats.SEVERITY.index(r["status"])) for r in rows],
-            numeric=False,
-        ),
+        *((status, rank) if verdict_first else (rank, status)),
         plain("model", [r["model"] for r in rows]),
         plain("policy", [r["policy"] for r in rows]),
     ]
@@ -85,7 +88,7 @@ def board_columns(board: pd.DataFrame) -> list[Column]:
         interval("level", "level"),
         interval("late drift", "drift"),
         plain("tolerance", [r["tolerance"] for r in rows]),
-        plain("vs", [_REFERENCE.get(r["reference"], r["reference"]) for r in rows]),
+        plain("vs", [REFERENCE.get(r["reference"], r["reference"]) for r in rows]),
         interval("generation 0", "first"),
         plain("worse from", [r["collapse_start"] for r in rows]),
         plain("seeds", [int(r["seeds"]) for r in rows]),
@@ -100,38 +103,14 @@ def md_text(text: str) -> str:
     return re.sub(r"([\\`*_<>&|])", r"\\\1", str(text))
 
 
-def _findings(board: pd.DataFrame) -> list[str]:
-    """A few sentences with the report's answers: verdict counts overall and per dataset, and the tests made."""
-    counts = board["status"].value_counts()
-    overall = ", ".join(f"{counts[s]} {s}" for s in stats.SEVERITY if s in counts)
-    lines = [
-        f"{len(board)} cells (configuration x metric): {overall}.",
-        f"The verdicts rest on {stats.tests_made(board)} tests, adjusted together (Benjamini-Hochberg): "
-        f"at most {stats.ALPHA:.0%} of the claims are expected to be false.",
-    ]
-    for dataset, group in board.groupby("dataset", sort=True):
-        bad = group[group["status"].isin(stats.WORSE | stats.BROKEN | {"worsening"})]
-        per_policy = bad["policy"].value_counts()
-        stable = group.loc[group["status"] == "stable", "policy"].value_counts()
-        worst = ", ".join(f"{p} {n}" for p, n in per_policy.head(3).items())
-        best = ", ".join(f"{p} {n}" for p, n in stable.head(3).items())
-        lines.append(
-            f"{dataset}: {(group['status'] == 'stable').sum()} of {len(group)} cells stable"
-            + (f" (most: {best})" if best else "")
-            + f"; {len(bad)} worse or worsening"
-            + (f" (most: {worst})" if worst else "")
-            + "."
-        )
-    return [f"- {md_text(line)}" for line in lines]
-
-
-def markdown(board: pd.DataFrame, title: str) -> str:
-    """leaderboard.md: findings, one table per dataset and metric with its notes, then the definitions."""
+def markdown(board: pd.DataFrame, title: str, order: Sequence[str] = ()) -> str:
+    """leaderboard.md: findings (``order``: the grid's metrics, for the headline), one table per dataset and
+    metric with its notes, then the definitions."""
     lines = [f"# {md_text(title)}", ""]
     if board.empty:
         lines += ["No results in the store yet.", ""]
     else:
-        lines += ["## Findings", "", *_findings(board), ""]
+        lines += ["## Findings", "", *(f"- {md_text(line)}" for line in findings(board, order)), ""]
         for (dataset, metric), group in board.groupby(["dataset", "metric"], sort=True):
             columns = board_columns(group)
             shown = [c for c in columns if c.header != "note"]

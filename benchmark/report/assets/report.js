@@ -35,3 +35,15 @@
     });
   });
 }());
+// Shows, per dataset, the metric chosen in its selector (the headline metric first).
+(function () {
+  "use strict";
+  document.querySelectorAll("select.metric-choice").forEach(function (select) {
+    var answer = select.closest("div.answer");
+    select.addEventListener("change", function () {
+      answer.querySelectorAll("div.view").forEach(function (view) {
+        view.hidden = view.getAttribute("data-view") !== select.value;
+      });
+    });
+  });
+}());
