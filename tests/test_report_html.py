@@ -433,6 +433,8 @@ def test_the_page_opens_with_the_question_and_the_answer(page, built):
     for row in headline.to_dict("records"):  # every configuration's cell: its verdict and its level, signed
         cell = f'<td class="verdict {row["status"]}" '
         assert cell in view and f'<span class="level">{row["level_mean"]:+.3g}</span>' in view
+        runs = f'<span class="runs">runs: {row["status_counts"]}</span>'  # what each seed says, under "inconclusive"
+        assert (runs in view) == (row["status"] == "inconclusive")
     findings_text = text.split('<ul class="findings">', 1)[1].split("</ul>", 1)[0]
     assert "eight-gaussians, mean-distance (lower is better): 2 configurations" in findings_text
 

@@ -93,6 +93,9 @@ class Verdict:
     text: str
     title: str
     shade: str = ""
+    #: Under an inconclusive verdict, what the runs say one by one ("2 worse, 1 collapsed"): the reader sees
+    #: that every seed worsened although three seeds cannot bound by how much.
+    runs: str = ""
 
 
 @dataclass(frozen=True)
@@ -229,7 +232,9 @@ def _cell(row: Mapping[Any, Any], metric: str) -> Verdict:
         f"vs {reference}; drift {with_ci(row['drift_mean'], row['drift_ci_low'], row['drift_ci_high'])}; "
         f"tolerance {fmt(row['tolerance'])}" + ("" if pd.isna(start) else f"; worse from {int(start)}")
     )
-    return Verdict(_ROW_CLASS.get(row["status"], ""), signed(row["level_mean"]), title)
+    counts = row["status_counts"] if row["status"] == "inconclusive" else ""
+    runs = counts if isinstance(counts, str) else ""
+    return Verdict(_ROW_CLASS.get(row["status"], ""), signed(row["level_mean"]), title, runs=runs)
 
 
 def _level_shade(level: float, tolerance: float) -> str:
