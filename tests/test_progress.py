@@ -15,7 +15,7 @@ from conftest import grid_doc
 from benchmark.executors.inline import InlineExecutor
 from benchmark.run import harness, progress
 from benchmark.run.spec import parse_grid
-from benchmark.run.store import Store
+from benchmark.run.store import RunStatus, Store
 
 GENERATIONS = 3
 
@@ -33,11 +33,12 @@ def _run_polled(registry, tmp_path, monkeypatch, seeds: int, *, bar: bool) -> tu
     made: list[progress.Progress] = []
     with monkeypatch.context() as patch:  # undone before the next grid, so counters never stack
         patch.setattr(progress, "POLL_SECONDS", 1e9)  # the clock never triggers a poll
-        patch.setattr(
-            harness,
-            "Progress",
-            lambda *args, **kwargs: made.append(progress.Progress(*args, **kwargs, stream=shown)) or made[-1],
-        )
+
+        def made_here(*args, **kwargs) -> progress.Progress:
+            made.append(progress.Progress(*args, **kwargs, stream=shown))
+            return made[-1]
+
+        patch.setattr(harness, "Progress", made_here)
         finished_generations, commit, scandir = Store.finished_generations, Store.commit, progress._list
 
         def counted_finished(self, run_id):
@@ -57,7 +58,7 @@ def _run_polled(registry, tmp_path, monkeypatch, seeds: int, *, bar: bool) -> tu
         patch.setattr(progress, "_list", counted_scandir)
         grid = _grid(registry, seeds)
         summary = harness.run_grid(grid, Store(tmp_path / f"store-{seeds}"), InlineExecutor(), registry, progress=bar)
-        assert summary.counts["done"] == seeds
+        assert summary.counts[RunStatus.DONE] == seeds
         assert made[-1].counter.finished == seeds * (GENERATIONS + 1)  # counted right, not just cheaply
     return counts, shown.getvalue()
 
