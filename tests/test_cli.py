@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -237,3 +238,53 @@ def test_a_failing_run_exits_1_and_the_others_finish(run_cli, plugin_dir, tmp_pa
         ("exploding", 0.0): RunStatus.FAILED,
         ("exploding", 0.5): RunStatus.FAILED,
     }
+
+
+def test_status_and_report_take_the_grid_file_as_run_does(run_cli, tmp_path):
+    one_seed = write_grid(
+        tmp_path / "one.toml",
+        name="tiny",
+        generations=2,
+        seeds=[0],
+        policies=[{"name": "mix", "params": {"lambda": [0.0, 0.5]}}],
+    )
+    two_seeds = write_grid(
+        tmp_path / "two.toml",
+        name="tiny",
+        generations=2,
+        seeds=[0, 1],
+        policies=[{"name": "mix", "params": {"lambda": [0.0, 0.5]}}],
+    )
+    code, _, err = run_cli(["run", one_seed, "--executor", "inline"])  # into results/tiny, the grid's default store
+    assert code == 0, err
+
+    code, out, err = run_cli(["status", two_seeds])
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"{Path('results') / 'tiny'}: grid 'tiny': 4 runs: 2 done, 2 not started"
+    configurations = lines[1:]
+    assert len(configurations) == 2  # the seeds of a configuration are counted together, no line per run
+    for line in configurations:
+        assert re.fullmatch(
+            r"  [0-9a-f]{10}  gaussian / gaussian / mix\[lambda=0\.[05]\]: 2 seeds: 1 done, "
+            r"1 not started; generation 2/2",
+            line,
+        ), line
+    assert "3/" not in out  # generations are counted as the grid file counts them: 0..2 is generation 2/2
+
+    code, every, err = run_cli(["status", two_seeds, "--runs"])
+    assert code == 0, err
+    runs = [re.fullmatch(r"    (.+?) +[0-9a-f]{16}  seed (\d)  \((.+)\)", line) for line in every.splitlines()[1:]]
+    shown = sorted(m.groups() for m in runs if m)
+    assert len(shown) == 4 and len(every.splitlines()) == 1 + 2 + 4, every
+    assert shown == [("done", "0", "generation 2/2")] * 2 + [("not started", "1", "no generation stored")] * 2
+
+    code, out, err = run_cli(["report", one_seed])
+    assert code == 0, err
+    report = tmp_path / "report" / "tiny"
+    assert out.split() and all(Path(path).parent == Path("report") / "tiny" for path in out.split())
+    assert (report / "results.csv").read_text().count("\n") > 1
+
+    code, out, err = run_cli(["status"])
+    assert code == 2 and out == ""
+    assert err.strip() == "retrainbench: error: status: give a grid file or --store DIR"
