@@ -197,7 +197,7 @@ def test_a_successful_smoke_run_exits_0_into_its_own_store(run_cli, tmp_path):
     store = Store(tmp_path / "results" / "tiny-smoke")  # smoke results are kept apart from full runs
     assert len(store.run_ids()) == 2
     for run_id in store.run_ids():
-        assert store.status(run_id)["status"] == RunStatus.DONE
+        assert (store.status(run_id) or {}).get("status") == RunStatus.DONE
         assert store.spec(run_id)["smoke"] is True
     assert not (tmp_path / "results" / "tiny").exists()
 
@@ -226,6 +226,7 @@ def test_a_failing_run_exits_1_and_the_others_finish(run_cli, plugin_dir, tmp_pa
     statuses = {}
     for run_id in store.run_ids():
         spec, status = store.spec(run_id), store.status(run_id)
+        assert status is not None
         statuses[spec["model"]["name"], spec["policy"]["params"]["lambda"]] = status["status"]
         if status["status"] == RunStatus.DONE:
             assert store.finished_generations(run_id) == [0, 1, 2]
