@@ -289,3 +289,34 @@ def test_status_and_report_take_the_grid_file_as_run_does(run_cli, tmp_path):
     code, out, err = run_cli(["status"])
     assert code == 2 and out == ""
     assert err.strip() == "retrainbench: error: status: give a grid file or --store DIR"
+
+
+def test_a_report_changes_no_byte_when_made_again_or_after_the_grid_runs_again(
+    run_cli, registry, tmp_path, monkeypatch
+):
+    import datetime
+
+    from benchmark.executors.inline import InlineExecutor
+    from benchmark.run import environment
+    from benchmark.run.harness import run_grid
+    from benchmark.run.spec import load_grid
+
+    grid = load_grid(write_tiny_grid(tmp_path / "tiny.toml"), registry)
+    store = Store(tmp_path / "store")
+    reports = []
+    for hour in (1, 2):  # the grid runs again an hour later (nothing left to compute), then is reported again
+        clock = datetime.datetime(2030, 1, 1, hour, tzinfo=datetime.UTC)
+        monkeypatch.setattr(environment, "datetime", type("At", (), {"now": staticmethod(lambda tz, at=clock: at)}))
+        run_grid(grid, store, InlineExecutor(), registry, progress=False)
+        for hash_seed in ("1", "2"):  # in another process, with another order of sets and dicts of strings
+            out = tmp_path / f"report-{hour}-{hash_seed}"
+            code, _, err = run_cli(
+                ["report", "--store", store.root, "--out", out, "--grid", "tiny"], env={"PYTHONHASHSEED": hash_seed}
+            )
+            assert code == 0, err
+            reports.append({path.name: path.read_bytes() for path in sorted(out.iterdir())})
+    assert len(reports[0]) >= 5
+    for report in reports[1:]:
+        assert report.keys() == reports[0].keys()
+        for name in report:
+            assert report[name] == reports[0][name], name

@@ -23,8 +23,8 @@ from typing import Any
 from benchmark.api.components import Executor, TaskLost
 from benchmark.api.plugins import default_registry
 from benchmark.api.registry import Registry
-from benchmark.errors import Diverged, Interrupted
-from benchmark.run.environment import describe_environment
+from benchmark.errors import Diverged, Interrupted, StoreError
+from benchmark.run.environment import describe_environment, unchanged_since
 from benchmark.run.loop import generations
 from benchmark.run.progress import Progress
 from benchmark.run.spec import GridSpec, RunSpec, run_spec_from_dict
@@ -214,13 +214,16 @@ def run_grid(
     ``timeout`` limits each run's seconds per attempt; ``fail_fast`` stops at the first failed run.
     """
     store.check(create=True)
+    recorded = None
+    with contextlib.suppress(StoreError):  # a damaged record of the grid is simply written again
+        recorded = store.grids().get(grid.name, {}).get("environment")
     store.record_grid(
         grid.name,
         grid.source,
         grid.path,
         [r.run_id for r in grid.runs],
         max(r.generations for r in grid.runs),
-        describe_environment(executor, registry),
+        unchanged_since(recorded, describe_environment(executor, registry)),
     )
     runs = list({r.run_id: r for r in grid.runs}.values())
     threads = getattr(executor, "threads_per_run", None)
