@@ -150,16 +150,16 @@ class Progress:
             print(f"  generation {event.generation}/{run.generations}: {run.label}{took}", file=self.stream, flush=True)
 
     def _refresh(self) -> None:
+        """Move the bar to the count; tqdm redraws it at most every ``mininterval`` (0.1 s), not once per run."""
         if self._bar is not None:
-            self._bar.n = self.counter.finished
-            self._bar.refresh()
+            self._bar.update(self.counter.finished - self._bar.n)
 
     def run_finished(self, run_id: str, generations: int, *, said: str, done: int, total: int) -> None:
         """The harness received the ``done``-th of ``total`` outcomes: ``run_id`` ended with ``generations``
         stored, as ``said`` (its status and label)."""
         self.counter.run_ended(run_id, generations)
         if self._bar is not None:
-            self._bar.set_postfix_str(f"runs {done}/{total}")
+            self._bar.set_postfix_str(f"runs {done}/{total}", refresh=False)
             self._refresh()
         else:
             print(f"[{done}/{total}] {said}", file=self.stream, flush=True)
@@ -170,4 +170,5 @@ class Progress:
             self._thread.join()
         if self._bar is not None:
             self._refresh()
+            self._bar.refresh()
             self._bar.close()
