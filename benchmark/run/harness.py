@@ -212,6 +212,7 @@ def run_grid(
     """Run every run of ``grid`` on ``executor``, storing results in ``store``.
 
     ``timeout`` limits each run's seconds per attempt; ``fail_fast`` stops at the first failed run.
+    ``progress``: a bar (True), a line per generation and per run (False), or a bar only on a terminal (None).
     """
     store.check(create=True)
     recorded = None
