@@ -20,6 +20,8 @@ from benchmark.api.kinds import KINDS
 from benchmark.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNS_FAILED, Interrupted, RetrainbenchError
 
 DEFAULT_RESULTS = Path("results")
+#: Where ``report GRID`` writes unless --out: report/NAME, beside the store results/NAME.
+DEFAULT_REPORTS = Path("report")
 
 
 def _plugin_options() -> argparse.ArgumentParser:
@@ -77,14 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("plugins", parents=[common], help="list loaded plugins, what they registered, and failures")
 
     status = commands.add_parser(
-        "status", parents=[common], help="show done / running / failed / pending runs of a store"
+        "status",
+        parents=[common],
+        help="what a store holds of a grid: per configuration, its seeds done / running / pending / failed",
     )
-    status.add_argument("--store", type=Path, required=True, help="result store directory")
+    _grid_or_store(status, "read")
+    status.add_argument(
+        "--runs", "-v", action="store_true", help="list every run under its configuration, not only those that failed"
+    )
 
     report = commands.add_parser("report", parents=[common], help="build results and leaderboards from a store")
-    report.add_argument("--store", type=Path, required=True, help="result store directory")
-    report.add_argument("--out", type=Path, required=True, help="output directory")
-    report.add_argument("--grid", help="only the runs of this grid (default: every run in the store)")
+    _grid_or_store(report, "report on")
+    report.add_argument("--out", type=Path, help="output directory (default with GRID: report/GRID-NAME[-smoke])")
+    report.add_argument(
+        "--grid", dest="grid_name", help="only the runs of this grid (default: GRID's; without GRID: every run)"
+    )
 
     verify = commands.add_parser(
         "verify", parents=[common], help="check every file of a store against its checksums; --repair sets damage aside"
@@ -96,6 +105,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="move damaged files into STORE/quarantine/ so the next `run` computes them again",
     )
     return parser
+
+
+def _grid_or_store(command: argparse.ArgumentParser, verb: str) -> None:
+    """GRID and --store, as ``run`` takes them: the grid file names the default store."""
+    command.add_argument(
+        "grid", type=Path, nargs="?", help=f"grid file (TOML): {verb} its runs, in its store unless --store"
+    )
+    command.add_argument(
+        "--store", type=Path, help="result store directory (default with GRID: results/GRID-NAME[-smoke])"
+    )
+    command.add_argument("--smoke", action="store_true", help="the grid as `run --smoke` runs it (and its store)")
+
+
+def _default_store(grid, smoke: bool) -> Path:
+    """Where ``run`` stores a grid unless told otherwise: results/NAME, or results/NAME-smoke."""
+    return DEFAULT_RESULTS / (f"{grid.name}-smoke" if smoke else grid.name)
+
+
+def _grid_and_store(args: argparse.Namespace):
+    """The grid file's spec (None without one) and the store: --store, else the grid's default store."""
+    from benchmark.errors import GridError
+    from benchmark.run.spec import load_grid
+
+    if args.grid is None:
+        if args.store is None:
+            raise GridError(args.command, "", "give a grid file or --store DIR")
+        if args.smoke:
+            raise GridError("--smoke", "", "needs a grid file")
+        return None, args.store
+    grid = load_grid(args.grid, _registry(args), smoke=args.smoke)
+    return grid, args.store or _default_store(grid, args.smoke)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -178,7 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise GridError("--timeout", "", f"must be > 0 seconds (got {args.timeout})")
     executor = _executor(args, grid, registry)
     name = executor.name
-    store = Store(args.store or DEFAULT_RESULTS / (f"{grid.name}-smoke" if args.smoke else grid.name))
+    store = Store(args.store or _default_store(grid, args.smoke))
     store.check_place()
     for note in grid.skipped:
         print(f"retrainbench: note: skipped: {note}", file=sys.stderr)
@@ -326,17 +366,26 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from benchmark.run.status import describe_store
+    from benchmark.run.store import Store
 
-    print(describe_store(args.store))
+    grid, root = _grid_and_store(args)
+    print(describe_store(Store(root), None if grid is None else (grid.name, grid.runs), every_run=args.runs))
     return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from benchmark.errors import GridError
     from benchmark.report.leaderboard import write_report
 
-    if args.out.exists() and not args.out.is_dir():
-        raise RetrainbenchError(f"{args.out}: --out is a file; give a folder for the report")
-    written = write_report(args.store, args.out, grid=args.grid)
+    grid, root = _grid_and_store(args)
+    out = args.out
+    if out is None:
+        if grid is None:
+            raise GridError("--out", "", "give an output directory (or a grid file: report/GRID-NAME by default)")
+        out = DEFAULT_REPORTS / _default_store(grid, args.smoke).name
+    if out.exists() and not out.is_dir():
+        raise RetrainbenchError(f"{out}: --out is a file; give a folder for the report")
+    written = write_report(root, out, grid=args.grid_name or (grid.name if grid is not None else None))
     for path in written:
         print(path)
     return EXIT_OK

@@ -210,6 +210,46 @@ def scaling(tmp: Path, quick: bool) -> dict[str, float]:
     return result
 
 
+def progress_overhead(tmp: Path, runs: int, repeats: int) -> dict[str, Any]:
+    """A grid of ``runs`` tiny analytic runs (inline executor, in this process), progress bar on against off.
+
+    Off is what a log gets (a line per run, and per generation seen); on is the terminal's bar. Both poll
+    the store, so the ratio is what the bar's counting costs (issue 18: once quadratic in the runs)."""
+    import contextlib
+
+    from benchmark.api.plugins import default_registry
+    from benchmark.executors.inline import InlineExecutor
+    from benchmark.run.harness import run_grid
+    from benchmark.run.spec import load_grid
+    from benchmark.run.store import Store
+
+    registry = default_registry()
+    path = write(
+        tmp,
+        f"progress-{runs}",
+        grid_text(
+            f"progress-{runs}",
+            generations=1,
+            dataset='name = "gaussian"\nparams = { dim = 2 }',
+            model='name = "gaussian"',
+            policy='name = "replace"',
+            metrics=["mean-distance"],
+            n=20,
+            seeds=tuple(range(runs)),
+        ),
+    )
+    grid = load_grid(path, registry)
+    seconds: dict[bool, list[float]] = {False: [], True: []}
+    for i in range(repeats):  # interleaved, so drifts in machine load hit both sides alike
+        for bar in (False, True):
+            with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+                start = time.perf_counter()
+                run_grid(grid, Store(tmp / f"progress-{runs}-{bar}-{i}"), InlineExecutor(), registry, progress=bar)
+                seconds[bar].append(time.perf_counter() - start)
+    off, on = statistics.median(seconds[False]), statistics.median(seconds[True])
+    return {"runs": runs, "bar_off_s": off, "bar_on_s": on, "ratio": on / off}
+
+
 def _burn(n: int) -> int:
     total = 0
     for i in range(n):
@@ -347,6 +387,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench-harness.json"))
     parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller work (for a first look)")
+    parser.add_argument(
+        "--progress-runs", type=int, default=2000, help="runs of the progress-bar grid (issue 18's target: 5,000)"
+    )
+    parser.add_argument("--only", nargs="+", metavar="FIGURE", help="measure only these figures (e.g. progress)")
     args = parser.parse_args()
     repeats = 1 if args.quick else 3
     figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
@@ -393,16 +437,21 @@ def main() -> int:
             ("scaling", lambda: scaling(tmp, args.quick)),
             ("metric_cache", lambda: metric_cache(tmp)),
             ("memory", lambda: memory(tmp)),
+            ("progress", lambda: progress_overhead(tmp, 500 if args.quick else args.progress_runs, repeats)),
         ]
         for key, measure in steps:
+            if args.only and key not in args.only:
+                figures[key] = {"error": "not asked for (--only)"}
+                continue
             print(f"measuring {key} ...", file=sys.stderr, flush=True)
             try:
                 figures[key] = measure()
             except Exception as exc:  # one part failing must not hide the others
                 figures[key] = {"error": f"{type(exc).__name__}: {exc}"}
 
-    g, f, s, p, c, m = (
-        figures[k] for k in ("overhead_gaussian", "overhead_flow", "startup", "scaling", "metric_cache", "memory")
+    g, f, s, p, c, m, b = (
+        figures[k]
+        for k in ("overhead_gaussian", "overhead_flow", "startup", "scaling", "metric_cache", "memory", "progress")
     )
     if "error" not in g:
         rows.append(
@@ -473,6 +522,15 @@ def main() -> int:
                         None,
                     )
                 )
+    if "error" not in b:
+        rows.append(
+            row(
+                f"progress bar on / off, {b['runs']} tiny analytic runs (inline)",
+                f"{b['ratio']:.3f} ({b['bar_on_s']:.1f} s vs {b['bar_off_s']:.1f} s)",
+                "<= 1.1 (at 5,000 runs)",
+                b["ratio"] <= 1.1,
+            )
+        )
     for key, value in figures.items():
         if isinstance(value, dict) and "error" in value:
             rows.append(row(key, "not measured: " + value["error"], "-", False))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -196,7 +197,7 @@ def test_a_successful_smoke_run_exits_0_into_its_own_store(run_cli, tmp_path):
     store = Store(tmp_path / "results" / "tiny-smoke")  # smoke results are kept apart from full runs
     assert len(store.run_ids()) == 2
     for run_id in store.run_ids():
-        assert store.status(run_id)["status"] == RunStatus.DONE
+        assert (store.status(run_id) or {}).get("status") == RunStatus.DONE
         assert store.spec(run_id)["smoke"] is True
     assert not (tmp_path / "results" / "tiny").exists()
 
@@ -225,6 +226,7 @@ def test_a_failing_run_exits_1_and_the_others_finish(run_cli, plugin_dir, tmp_pa
     statuses = {}
     for run_id in store.run_ids():
         spec, status = store.spec(run_id), store.status(run_id)
+        assert status is not None
         statuses[spec["model"]["name"], spec["policy"]["params"]["lambda"]] = status["status"]
         if status["status"] == RunStatus.DONE:
             assert store.finished_generations(run_id) == [0, 1, 2]
@@ -237,3 +239,84 @@ def test_a_failing_run_exits_1_and_the_others_finish(run_cli, plugin_dir, tmp_pa
         ("exploding", 0.0): RunStatus.FAILED,
         ("exploding", 0.5): RunStatus.FAILED,
     }
+
+
+def test_status_and_report_take_the_grid_file_as_run_does(run_cli, tmp_path):
+    one_seed = write_grid(
+        tmp_path / "one.toml",
+        name="tiny",
+        generations=2,
+        seeds=[0],
+        policies=[{"name": "mix", "params": {"lambda": [0.0, 0.5]}}],
+    )
+    two_seeds = write_grid(
+        tmp_path / "two.toml",
+        name="tiny",
+        generations=2,
+        seeds=[0, 1],
+        policies=[{"name": "mix", "params": {"lambda": [0.0, 0.5]}}],
+    )
+    code, _, err = run_cli(["run", one_seed, "--executor", "inline"])  # into results/tiny, the grid's default store
+    assert code == 0, err
+
+    code, out, err = run_cli(["status", two_seeds])
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"{Path('results') / 'tiny'}: grid 'tiny': 4 runs: 2 done, 2 not started"
+    configurations = lines[1:]
+    assert len(configurations) == 2  # the seeds of a configuration are counted together, no line per run
+    for line in configurations:
+        assert re.fullmatch(
+            r"  [0-9a-f]{10}  gaussian / gaussian / mix\[lambda=0\.[05]\]: 2 seeds: 1 done, "
+            r"1 not started; generation 2/2",
+            line,
+        ), line
+    assert "3/" not in out  # generations are counted as the grid file counts them: 0..2 is generation 2/2
+
+    code, every, err = run_cli(["status", two_seeds, "--runs"])
+    assert code == 0, err
+    runs = [re.fullmatch(r"    (.+?) +[0-9a-f]{16}  seed (\d)  \((.+)\)", line) for line in every.splitlines()[1:]]
+    shown = sorted(m.groups() for m in runs if m)
+    assert len(shown) == 4 and len(every.splitlines()) == 1 + 2 + 4, every
+    assert shown == [("done", "0", "generation 2/2")] * 2 + [("not started", "1", "no generation stored")] * 2
+
+    code, out, err = run_cli(["report", one_seed])
+    assert code == 0, err
+    report = tmp_path / "report" / "tiny"
+    assert out.split() and all(Path(path).parent == Path("report") / "tiny" for path in out.split())
+    assert (report / "results.csv").read_text().count("\n") > 1
+
+    code, out, err = run_cli(["status"])
+    assert code == 2 and out == ""
+    assert err.strip() == "retrainbench: error: status: give a grid file or --store DIR"
+
+
+def test_a_report_changes_no_byte_when_made_again_or_after_the_grid_runs_again(
+    run_cli, registry, tmp_path, monkeypatch
+):
+    import datetime
+
+    from benchmark.executors.inline import InlineExecutor
+    from benchmark.run import environment
+    from benchmark.run.harness import run_grid
+    from benchmark.run.spec import load_grid
+
+    grid = load_grid(write_tiny_grid(tmp_path / "tiny.toml"), registry)
+    store = Store(tmp_path / "store")
+    reports = []
+    for hour in (1, 2):  # the grid runs again an hour later (nothing left to compute), then is reported again
+        clock = datetime.datetime(2030, 1, 1, hour, tzinfo=datetime.UTC)
+        monkeypatch.setattr(environment, "datetime", type("At", (), {"now": staticmethod(lambda tz, at=clock: at)}))
+        run_grid(grid, store, InlineExecutor(), registry, progress=False)
+        for hash_seed in ("1", "2"):  # in another process, with another order of sets and dicts of strings
+            out = tmp_path / f"report-{hour}-{hash_seed}"
+            code, _, err = run_cli(
+                ["report", "--store", store.root, "--out", out, "--grid", "tiny"], env={"PYTHONHASHSEED": hash_seed}
+            )
+            assert code == 0, err
+            reports.append({path.name: path.read_bytes() for path in sorted(out.iterdir())})
+    assert len(reports[0]) >= 5
+    for report in reports[1:]:
+        assert report.keys() == reports[0].keys()
+        for name in report:
+            assert report[name] == reports[0][name], name

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,3 +63,11 @@ def describe_environment(executor: Executor | None = None, registry: Registry | 
         "executor": executor.name if executor is not None else None,
         "packages": {**plugins, **package_versions()},
     }
+
+
+def unchanged_since(recorded: Mapping[str, Any] | None, current: dict[str, Any]) -> dict[str, Any]:
+    """The environment to record when a grid runs again: the recorded one, start time included, when nothing
+    but the start time differs; so running a grid again on the same machine changes no byte of its report."""
+    if recorded is not None and {**recorded, "started": None} == {**current, "started": None}:
+        return dict(recorded)
+    return current

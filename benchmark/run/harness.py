@@ -23,9 +23,10 @@ from typing import Any
 from benchmark.api.components import Executor, TaskLost
 from benchmark.api.plugins import default_registry
 from benchmark.api.registry import Registry
-from benchmark.errors import Diverged, Interrupted
-from benchmark.run.environment import describe_environment
+from benchmark.errors import Diverged, Interrupted, StoreError
+from benchmark.run.environment import describe_environment, unchanged_since
 from benchmark.run.loop import generations
+from benchmark.run.progress import Progress
 from benchmark.run.spec import GridSpec, RunSpec, run_spec_from_dict
 from benchmark.run.store import RunStatus, Store
 
@@ -196,47 +197,6 @@ class GridSummary:
         return "\n".join(lines)
 
 
-class _Progress:
-    """A progress bar over generations, fed by polling the store (works for any executor)."""
-
-    def __init__(self, store: Store, runs: list[RunSpec], enabled: bool) -> None:
-        self.store, self.runs = store, runs
-        self.total = sum(r.generations + 1 for r in runs)
-        self._stop = threading.Event()
-        self._bar = None
-        if enabled and self.total:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=self.total, unit="gen", desc="generations", file=sys.stderr, dynamic_ncols=True)
-            self._thread = threading.Thread(target=self._poll, daemon=True)
-            self._thread.start()
-
-    def _count(self) -> int:
-        return sum(min(len(self.store.finished_generations(r.run_id)), r.generations + 1) for r in self.runs)
-
-    def _poll(self) -> None:
-        while not self._stop.wait(0.5):
-            self._update()
-
-    def _update(self) -> None:
-        if self._bar is not None:
-            self._bar.n = self._count()
-            self._bar.refresh()
-
-    def run_finished(self, outcome: RunOutcome, done: int, total: int) -> None:
-        if self._bar is not None:
-            self._bar.set_postfix_str(f"runs {done}/{total}")
-            self._update()
-        else:
-            print(f"[{done}/{total}] {outcome.status}: {outcome.label}", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._bar is not None:
-            self._update()
-            self._bar.close()
-
-
 def run_grid(
     grid: GridSpec,
     store: Store,
@@ -252,28 +212,33 @@ def run_grid(
     """Run every run of ``grid`` on ``executor``, storing results in ``store``.
 
     ``timeout`` limits each run's seconds per attempt; ``fail_fast`` stops at the first failed run.
+    ``progress``: a bar (True), a line per generation and per run (False), or a bar only on a terminal (None).
     """
     store.check(create=True)
+    recorded = None
+    with contextlib.suppress(StoreError):  # a damaged record of the grid is simply written again
+        recorded = store.grids().get(grid.name, {}).get("environment")
     store.record_grid(
         grid.name,
         grid.source,
         grid.path,
         [r.run_id for r in grid.runs],
         max(r.generations for r in grid.runs),
-        describe_environment(executor, registry),
+        unchanged_since(recorded, describe_environment(executor, registry)),
     )
     runs = list({r.run_id: r for r in grid.runs}.values())
     threads = getattr(executor, "threads_per_run", None)
     root = str(store.root.resolve())  # workers elsewhere (dask, SLURM) may start in another directory
     tasks = [RunTask(root, r.describe(), retry_failed, threads, timeout) for r in runs]
     fn = partial(execute_run, registry=registry) if getattr(executor, "in_process", False) else execute_run
-    bar = _Progress(store, runs, enabled=sys.stderr.isatty() if progress is None else progress)
+    bar = Progress(store, runs, bar=sys.stderr.isatty() if progress is None else progress)
     summary = GridSummary()
     by_id = {r.run_id: r for r in runs}
 
     def finished(outcome: RunOutcome) -> None:
         summary.outcomes.append(outcome)
-        bar.run_finished(outcome, len(summary.outcomes), len(tasks))
+        said = f"{outcome.status}: {outcome.label}"
+        bar.run_finished(outcome.run_id, outcome.generations, said=said, done=len(summary.outcomes), total=len(tasks))
         if on_outcome is not None:
             on_outcome(outcome)
 
