@@ -98,7 +98,9 @@ def test_a_run_resumed_after_any_generation_gives_the_numbers_of_one_run_straigh
     run = accumulate_run(generations=6)
     straight = computed(tmp_path / "straight", run)
     states = [dict(result.policy_state) for result in generations(run, build_registry())]
-    assert (straight.run_dir(run.run_id) / "gen-0006" / "policy.extends.json").exists(), "stored as growth"
+    last = straight.run_dir(run.run_id) / "gen-0006"
+    assert (last / "policy.growth.npz").exists(), "stored as growth"
+    assert not (last / "policy.npz").exists(), "a reader that does not follow references finds no policy.npz"
     expected = results_csv(straight)
     for generation in range(6):
         cut = cut_after(straight, tmp_path / f"cut-{generation}", run, generation)
@@ -136,7 +138,8 @@ def test_a_store_with_whole_policy_state_per_generation_still_reads_and_resumes(
     old = cut_after(straight, tmp_path / "old", run, 3)
     for generation in range(1, 4):
         directory = old.run_dir(run.run_id) / f"gen-{generation:04d}"
-        checkpoint.extends_path(directory, "policy").unlink(missing_ok=True)
+        for grown in (checkpoint.extends_path(directory, "policy"), directory / "policy.growth.npz"):
+            grown.unlink(missing_ok=True)
         checkpoint.save(states[generation], directory, "policy")
         rewrite_manifest(directory)
     assert old.check_run(run.run_id).problems == []
@@ -155,7 +158,7 @@ def test_a_generation_whose_policy_state_continues_damage_is_set_aside_with_it(t
 
     # the generation that holds the start of later generations' state is damaged: it and all after it go
     broken = cut_after(clean, tmp_path / "broken", run, 5)
-    base = broken.run_dir(run.run_id) / "gen-0002" / "policy.npz"
+    base = broken.run_dir(run.run_id) / "gen-0002" / "policy.growth.npz"
     base.write_bytes(base.read_bytes()[:40])
     check = broken.check_run(run.run_id)
     assert check.problems == [f"{base}: checksum mismatch (edited, swapped or damaged)"]
@@ -184,7 +187,10 @@ def test_a_generation_whose_policy_state_continues_damage_is_set_aside_with_it(t
     checkpoint.save({"synthetic": np.zeros((N_REAL, 2))}, directory, "policy")
     rewrite_manifest(directory)
     check = replaced.check_run(run.run_id)
-    assert len(check.problems) == 1 and "gen-0002/policy.extends.json: array 'synthetic' continues" in check.problems[0]
+    assert check.problems == [
+        f"{directory.parent / 'gen-0002' / 'policy.extends.json'}: array 'synthetic' continues the policy state of "
+        f"{directory}, which has changed since"
+    ]
     assert [p.name for p in check.damaged] == names[2:]
 
 
@@ -197,6 +203,8 @@ def test_only_a_bit_for_bit_continuation_is_stored_as_growth(tmp_path):
     assert checkpoint.load(tmp_path, "policy")["synthetic"].tobytes() == grown["synthetic"].tobytes()
 
     grown["synthetic"][0, 0] = 0.0
-    written = checkpoint.save_extending(grown, tmp_path, "policy", earlier, {"generation": 0})
-    assert checkpoint.extends(tmp_path, "policy") == {"synthetic": {"generation": 0, "rows": 1}}
-    assert checkpoint.load_arrays(tmp_path, "policy")["synthetic"].tolist() == [[2.0, 3.0]]
+    (tmp_path / "continued").mkdir()
+    written = checkpoint.save_extending(grown, tmp_path / "continued", "policy", earlier, {"generation": 0})
+    assert [p.name for p in written] == ["policy.growth.npz", "policy.extends.json"]
+    assert checkpoint.extends(tmp_path / "continued", "policy") == {"synthetic": {"generation": 0, "rows": 1}}
+    assert checkpoint.load_arrays(tmp_path / "continued", "policy")["synthetic"].tolist() == [[2.0, 3.0]]

@@ -6,8 +6,10 @@ only when a state needs it. Nested dicts are kept; keys may not contain '/'.
 
 A state that grows (``accumulate`` keeps every synthetic set so far) is saved against the state saved
 before it (``save_extending``): an array whose leading rows are, bit for bit, the earlier state's array
-of the same key is saved as only its new rows, and ``STEM.extends.json`` says which earlier state holds
-the rest. A run then stores each synthetic set once, and its store grows linearly with its generations.
+of the same key is saved as only its new rows, in ``STEM.growth.npz`` (a name a reader that does not
+follow references fails to find, rather than misreading it), and ``STEM.extends.json`` says which
+earlier state holds the rest. A run then stores each synthetic set once, and its store grows linearly
+with its generations.
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ def save_extending(
         if before is not None and _continues(array, before):
             arrays[key] = array[len(before) :]
             extends[key] = {**reference, "rows": len(before)}
-    path = directory / f"{stem}.npz"
+    path = directory / (f"{stem}.growth.npz" if extends else f"{stem}.npz")
     with open(path, "wb") as fh:
         np.savez(fh, **arrays)
     if not extends:
@@ -145,7 +147,18 @@ def extends(directory: Path, stem: str) -> dict[str, dict[str, Any]]:
     return data
 
 
+def arrays_path(directory: Path, stem: str) -> Path | None:
+    """The ``.npz`` of a numpy state: ``stem.npz`` saved whole, ``stem.growth.npz`` extending; None if neither."""
+    for path in (directory / f"{stem}.npz", directory / f"{stem}.growth.npz"):
+        if path.is_file():
+            return path
+    return None
+
+
 def load_arrays(directory: Path, stem: str, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-    """The arrays of ``stem.npz`` as stored (new rows only, where they extend an earlier state), by key."""
-    with np.load(directory / f"{stem}.npz", allow_pickle=False) as archive:
+    """The arrays of a numpy state as stored (new rows only, where they extend an earlier state), by key."""
+    path = arrays_path(directory, stem)
+    if path is None:
+        raise FileNotFoundError(f"{directory / f'{stem}.npz'}: missing")
+    with np.load(path, allow_pickle=False) as archive:
         return {key: archive[key] for key in (archive.files if keys is None else keys)}

@@ -7,8 +7,9 @@ Layout::
     STORE/runs/RUN_ID/run.json       the run's canonical spec
     STORE/runs/RUN_ID/lock           flock-ed by the one process computing the run
     STORE/runs/RUN_ID/gen-0003/      one finished generation: record.json, model.npz|.pt, samples.npy,
-                                     policy.npz when the policy keeps state, policy.extends.json when that
-                                     state continues the previous generation's, and manifest.json (their sha256)
+                                     policy.npz when the policy keeps state (policy.growth.npz and
+                                     policy.extends.json when it continues the previous generation's),
+                                     and manifest.json (their sha256)
     STORE/runs/RUN_ID/status.json    how the run ended: done, failed, diverged or timed-out, with the reason
     STORE/quarantine/                damaged files set aside (never deleted), at their paths in the store
 
@@ -27,10 +28,11 @@ run.json or status.json, into ``STORE/quarantine/``, so the run is computed agai
 generation to the same numbers.
 
 Policy state that grows (``accumulate``) is stored as its growth: an array whose leading rows are the
-previous generation's array is stored as its new rows, with a reference to that generation (its number
-and the sha256 of its policy.npz) in policy.extends.json; reading it back follows the references to
-where each array starts. References only point back, so a generation depends only on earlier ones, and
-a repair, which sets aside a damaged generation with every one after it, never leaves one dangling.
+previous generation's array is stored as its new rows (policy.growth.npz), with a reference to that
+generation (its number and the sha256 of its policy file) in policy.extends.json; reading it back
+follows the references to where each array starts. References only point back, so a generation
+depends only on earlier ones, and a repair, which sets aside a damaged generation with every one after
+it, never leaves one dangling.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class _PolicyState:
     """A stored generation's policy state, whole, as the next generation's state may continue it."""
 
     generation: int
-    #: The sha256 of the generation's policy.npz: what a reference to it records.
+    #: The sha256 of the generation's policy file (``checkpoint.arrays_path``): what a reference to it records.
     sha256: str
     #: Its arrays, flat (``checkpoint.flatten``), each whole; copies nobody else holds.
     arrays: dict[str, np.ndarray]
@@ -298,8 +300,9 @@ class Store:
             raise
         if self.durable:
             fsync_dir(directory)
-        if result.policy_state and "policy.npz" in listing["sha256"]:
-            self._remember(run_id, result.generation, listing["sha256"]["policy.npz"], result.policy_state)
+        arrays = checkpoint.arrays_path(final, "policy")
+        if result.policy_state and arrays is not None:
+            self._remember(run_id, result.generation, listing["sha256"][arrays.name], result.policy_state)
 
     # ------------------------------------------------------------ policy state, stored as its growth
 
@@ -312,9 +315,9 @@ class Store:
             del self._policy_states[next(iter(self._policy_states))]
 
     def _policy_sha256(self, directory: Path) -> str | None:
-        """The sha256 of a stored generation's policy.npz (from its manifest, or computed), None without one."""
-        path = directory / "policy.npz"
-        if not path.is_file():
+        """The sha256 of a stored generation's numpy policy file (from its manifest, or computed), None without one."""
+        path = checkpoint.arrays_path(directory, "policy")
+        if path is None:
             return None
         listed, problem = integrity.json_problem(directory / integrity.MANIFEST, {"sha256": dict})
         known = listed["sha256"].get(path.name) if problem is None else None
@@ -450,13 +453,15 @@ class Store:
             references = checkpoint.extends(directory, "policy")
         except (OSError, ValueError) as exc:
             return f"{path}: unreadable ({type(exc).__name__}: {exc})"
+        if (directory / "policy.growth.npz").exists() != bool(references):  # one is never written without the other
+            return f"{path}: policy.growth.npz and the references to what it continues must come together"
         for key, reference in sorted(references.items()):
             earlier = reference.get("generation")
             if not isinstance(earlier, int) or not 0 <= earlier < generation:
                 return f"{path}: array {key!r} refers to generation {earlier!r}, not an earlier one"
             base = directory.parent / f"gen-{earlier:04d}"
             if reference.get("sha256") != self._policy_sha256(base):
-                return f"{path}: array {key!r} continues {base / 'policy.npz'}, which has changed since"
+                return f"{path}: array {key!r} continues the policy state of {base}, which has changed since"
         return None
 
     def repair(self, run_id: str) -> RunCheck:
@@ -494,7 +499,7 @@ class Store:
             policy: dict[str, Any] = {}
             if (last / "policy.pt").exists():
                 policy = checkpoint.load(last, "policy")
-            elif (last / "policy.npz").exists():
+            elif checkpoint.arrays_path(last, "policy") is not None:
                 arrays = self._policy_arrays(run_id, finished[-1])
                 policy = checkpoint.unflatten(arrays)
                 self._remember(run_id, finished[-1], self._policy_sha256(last) or "", policy)
