@@ -379,6 +379,43 @@ FIRST_PARTY_FAMILIES = ("analytic-families", "flows", "diffusion")
 # ------------------------------------------------------------------ report
 
 
+# ------------------------------------------------------------------ 7. store growth under accumulate
+
+
+def store_growth(tmp: Path, generations: int = 200, n: int = 1000) -> dict[str, Any]:
+    """One `accumulate` run on 2-D data: bytes stored per generation at G = 50 and G = generations, and
+    what storing the whole policy state in every generation (before growth was stored alone) would take."""
+    from benchmark.run.store import Store
+
+    text = grid_text(
+        "growth",
+        generations,
+        'name = "eight-gaussians"',
+        'name = "gaussian"',
+        'name = "accumulate"',
+        ["mean-distance"],
+        n=n,
+    )
+    harness_run(write(tmp, "growth", text), tmp / "growth-store")
+    store = Store(tmp / "growth-store")
+    (run_id,) = store.run_ids()
+
+    def gen_bytes(t: int) -> int:
+        return sum(p.stat().st_size for p in (store.run_dir(run_id) / f"gen-{t:04d}").iterdir())
+
+    per_generation = [gen_bytes(t) for t in range(generations + 1)]
+    synthetic = n * 2 * 8  # one generation's synthetic set: n float64 points in 2-D
+    figures: dict[str, Any] = {"n": n, "synthetic_set_bytes": synthetic}
+    for g in (50, generations):
+        figures[f"run_mb_at_{g}"] = sum(per_generation[: g + 1]) / 1e6
+        figures[f"bytes_per_generation_at_{g}"] = per_generation[g]
+        # computed, not measured: generation t >= 1 would hold t synthetic sets instead of one
+        repeated = synthetic * (g * (g + 1) // 2 - g)
+        figures[f"whole_state_run_mb_at_{g}"] = (sum(per_generation[: g + 1]) + repeated) / 1e6
+    figures["growth_ratio"] = per_generation[generations] / per_generation[50]
+    return figures
+
+
 def row(what: str, figure: str, target: str, met: bool | None) -> tuple[str, str, str, str]:
     return what, figure, target, {True: "met", False: "NOT MET", None: "-"}[met]
 
@@ -438,6 +475,7 @@ def main() -> int:
             ("metric_cache", lambda: metric_cache(tmp)),
             ("memory", lambda: memory(tmp)),
             ("progress", lambda: progress_overhead(tmp, 500 if args.quick else args.progress_runs, repeats)),
+            ("store_growth", lambda: store_growth(tmp, 50 if args.quick else 200)),
         ]
         for key, measure in steps:
             if args.only and key not in args.only:
@@ -529,6 +567,20 @@ def main() -> int:
                 f"{b['ratio']:.3f} ({b['bar_on_s']:.1f} s vs {b['bar_off_s']:.1f} s)",
                 "<= 1.1 (at 5,000 runs)",
                 b["ratio"] <= 1.1,
+            )
+        )
+    sg = figures["store_growth"]
+    if "error" not in sg:
+        top = max(int(k[len("run_mb_at_") :]) for k in sg if k.startswith("run_mb_at_"))
+        rows.append(
+            row(
+                f"accumulate, n = {sg['n']} in 2-D: bytes per generation at G = {top} over G = 50",
+                f"{sg['growth_ratio']:.3f} ({sg[f'bytes_per_generation_at_{top}']} vs "
+                f"{sg['bytes_per_generation_at_50']} bytes); run {sg['run_mb_at_50']:.1f} MB at 50, "
+                f"{sg[f'run_mb_at_{top}']:.1f} MB at {top} (whole state per generation would take "
+                f"{sg['whole_state_run_mb_at_50']:.1f}, {sg[f'whole_state_run_mb_at_{top}']:.1f} MB)",
+                "~1: linear store",
+                sg["growth_ratio"] <= 1.05,
             )
         )
     for key, value in figures.items():

@@ -100,7 +100,7 @@ def garbage_samples(store: Path) -> Path:
 
 
 def truncated_policy(store: Path) -> Path:
-    path = first_run(store) / "gen-0002" / "policy.npz"
+    (path,) = (first_run(store) / "gen-0002").glob("policy*.npz")  # policy.growth.npz: its growth over gen-0001
     path.write_bytes(path.read_bytes()[:40])
     return path
 

@@ -3,11 +3,19 @@
 numpy state (analytic families, policies) goes to ``.npz`` without pickles; state holding torch
 tensors goes to ``.pt`` and is read back with ``torch.load(weights_only=True)``. torch is imported
 only when a state needs it. Nested dicts are kept; keys may not contain '/'.
+
+A state that grows (``accumulate`` keeps every synthetic set so far) is saved against the state saved
+before it (``save_extending``): an array whose leading rows are, bit for bit, the earlier state's array
+of the same key is saved as only its new rows, in ``STEM.growth.npz`` (a name a reader that does not
+follow references fails to find, rather than misreading it), and ``STEM.extends.json`` says which
+earlier state holds the rest. A run then stores each synthetic set once, and its store grows linearly
+with its generations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +30,15 @@ def _holds_torch(value: Any) -> bool:
     return type(value).__module__.split(".")[0] == "torch"
 
 
-def _flatten(state: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
+def flatten(state: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
+    """The state's arrays by path ('outer/inner'), as ``.npz`` members are named."""
     flat: dict[str, np.ndarray] = {}
     for key, value in state.items():
         if "/" in str(key):
             raise ValueError(f"state key {key!r} may not contain '/'")
         path = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            flat.update(_flatten(value, path + "/") if value else {path + "/": np.zeros(0)})
+            flat.update(flatten(value, path + "/") if value else {path + "/": np.zeros(0)})
         else:
             array = np.asarray(value)
             if array.dtype == object:  # would be pickled by savez and refused by load(allow_pickle=False)
@@ -40,7 +49,8 @@ def _flatten(state: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray
     return flat
 
 
-def _unflatten(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
+def unflatten(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The nested state ``flatten`` came from (0-d arrays back to numpy scalars)."""
     state: dict[str, Any] = {}
     for path, value in flat.items():
         *parents, leaf = path.split("/")
@@ -62,7 +72,7 @@ def save(state: Mapping[str, Any], directory: Path, stem: str) -> Path:
     else:
         path = directory / f"{stem}.npz"
         with open(path, "wb") as fh:
-            arrays: dict[str, Any] = _flatten(state)  # savez takes them as keyword arguments
+            arrays: dict[str, Any] = flatten(state)  # savez takes them as keyword arguments
             np.savez(fh, **arrays)
     return path
 
@@ -74,5 +84,81 @@ def load(directory: Path, stem: str) -> dict[str, Any]:
         import torch
 
         return torch.load(pt, weights_only=True, map_location="cpu")
-    with np.load(directory / f"{stem}.npz", allow_pickle=False) as archive:
-        return _unflatten({key: archive[key] for key in archive.files})
+    return unflatten(load_arrays(directory, stem))
+
+
+def extends_path(directory: Path, stem: str) -> Path:
+    """Where ``save_extending`` records which arrays of ``stem.npz`` continue an earlier state's."""
+    return directory / f"{stem}.extends.json"
+
+
+def _continues(array: np.ndarray, earlier: np.ndarray) -> bool:
+    """Are ``earlier``'s rows, bit for bit (so -0.0 and NaN payloads too), the leading rows of ``array``?"""
+    return (
+        earlier.ndim >= 1
+        and len(earlier) > 0
+        and array.dtype == earlier.dtype
+        and array.shape[1:] == earlier.shape[1:]
+        and len(array) >= len(earlier)
+        and array[: len(earlier)].tobytes() == earlier.tobytes()
+    )
+
+
+def save_extending(
+    state: Mapping[str, Any],
+    directory: Path,
+    stem: str,
+    earlier: Mapping[str, np.ndarray],
+    reference: Mapping[str, Any],
+) -> list[Path]:
+    """Save ``state`` like ``save``, keeping of each array that continues ``earlier``'s (flat, as ``flatten``
+    gives) only its new rows; ``STEM.extends.json`` maps such a key to ``{**reference, "rows": n}``, n the
+    rows ``earlier`` held, so a reader knows where the rest is. Return the paths written."""
+    if not earlier or _holds_torch(state):
+        return [save(state, directory, stem)]
+    arrays: dict[str, Any] = flatten(state)
+    extends: dict[str, Any] = {}
+    for key, array in arrays.items():
+        before = earlier.get(key)
+        if before is not None and _continues(array, before):
+            arrays[key] = array[len(before) :]
+            extends[key] = {**reference, "rows": len(before)}
+    path = directory / (f"{stem}.growth.npz" if extends else f"{stem}.npz")
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    if not extends:
+        return [path]
+    with open(extends_path(directory, stem), "w", encoding="utf-8") as fh:
+        json.dump(extends, fh, indent=1, sort_keys=True)
+    return [path, extends_path(directory, stem)]
+
+
+def extends(directory: Path, stem: str) -> dict[str, dict[str, Any]]:
+    """What ``save_extending`` recorded: {key: {**reference, "rows": n}}; {} for a state saved whole."""
+    path = extends_path(directory, stem)
+    if not path.exists():
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    if not isinstance(data, dict) or not all(
+        isinstance(ref, dict) and isinstance(ref.get("rows"), int) for ref in data.values()
+    ):
+        raise ValueError(f"{path}: not a map of array keys to {{..., 'rows': n}}")
+    return data
+
+
+def arrays_path(directory: Path, stem: str) -> Path | None:
+    """The ``.npz`` of a numpy state: ``stem.npz`` saved whole, ``stem.growth.npz`` extending; None if neither."""
+    for path in (directory / f"{stem}.npz", directory / f"{stem}.growth.npz"):
+        if path.is_file():
+            return path
+    return None
+
+
+def load_arrays(directory: Path, stem: str, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of a numpy state as stored (new rows only, where they extend an earlier state), by key."""
+    path = arrays_path(directory, stem)
+    if path is None:
+        raise FileNotFoundError(f"{directory / f'{stem}.npz'}: missing")
+    with np.load(path, allow_pickle=False) as archive:
+        return {key: archive[key] for key in (archive.files if keys is None else keys)}

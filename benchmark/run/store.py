@@ -7,7 +7,9 @@ Layout::
     STORE/runs/RUN_ID/run.json       the run's canonical spec
     STORE/runs/RUN_ID/lock           flock-ed by the one process computing the run
     STORE/runs/RUN_ID/gen-0003/      one finished generation: record.json, model.npz|.pt, samples.npy,
-                                     policy.npz when the policy keeps state, and manifest.json (their sha256)
+                                     policy.npz when the policy keeps state (policy.growth.npz and
+                                     policy.extends.json when it continues the previous generation's),
+                                     and manifest.json (their sha256)
     STORE/runs/RUN_ID/status.json    how the run ended: done, failed, diverged or timed-out, with the reason
     STORE/quarantine/                damaged files set aside (never deleted), at their paths in the store
 
@@ -24,6 +26,13 @@ refuse a damaged file with one line naming it; ``repair`` (a worker before it co
 ``retrainbench verify --repair``) moves a damaged generation and every generation after it, a damaged
 run.json or status.json, into ``STORE/quarantine/``, so the run is computed again from its last sound
 generation to the same numbers.
+
+Policy state that grows (``accumulate``) is stored as its growth: an array whose leading rows are the
+previous generation's array is stored as its new rows (policy.growth.npz), with a reference to that
+generation (its number and the sha256 of its policy file) in policy.extends.json; reading it back
+follows the references to where each array starts. References only point back, so a generation
+depends only on earlier ones, and a repair, which sets aside a damaged generation with every one after
+it, never leaves one dangling.
 """
 
 from __future__ import annotations
@@ -51,8 +60,21 @@ from benchmark.run import checkpoint, integrity
 from benchmark.run.loop import GenerationResult, Resume
 from benchmark.run.spec import run_spec_from_dict
 
-#: What a torn or truncated file raises when read (JSON, numpy archives, torch files).
-_UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, RuntimeError)
+#: What a torn or truncated file raises when read (JSON, numpy archives, torch files; KeyError: an array missing).
+_UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, RuntimeError)
+#: Runs whose last stored policy state a Store keeps in memory, to store the next one as its growth.
+_REMEMBERED_RUNS = 8
+
+
+@dataclass(frozen=True)
+class _PolicyState:
+    """A stored generation's policy state, whole, as the next generation's state may continue it."""
+
+    generation: int
+    #: The sha256 of the generation's policy file (``checkpoint.arrays_path``): what a reference to it records.
+    sha256: str
+    #: Its arrays, flat (``checkpoint.flatten``), each whole; copies nobody else holds.
+    arrays: dict[str, np.ndarray]
 
 
 class RunStatus(StrEnum):
@@ -113,6 +135,8 @@ class Store:
             durable = os.environ.get("RETRAINBENCH_DURABLE", "") not in ("", "0")
         #: fsync every generation before it counts as finished (survives power loss, costs time)
         self.durable = durable
+        #: The last policy state committed or resumed, by run: saves reading it back to store the next as growth.
+        self._policy_states: dict[str, _PolicyState] = {}
 
     # ------------------------------------------------------------ store-wide
 
@@ -253,7 +277,7 @@ class Store:
             with naming(final):  # a full disk then says which generation it failed to write
                 written = [checkpoint.save(result.model_state, tmp, "model")]
                 if result.policy_state:  # most policies keep nothing
-                    written.append(checkpoint.save(result.policy_state, tmp, "policy"))
+                    written += self._save_policy_state(run_id, result.generation, result.policy_state, tmp)
                 if result.gallery is not None:
                     written.append(tmp / "samples.npy")
                     with open(written[-1], "wb") as fh:
@@ -276,6 +300,83 @@ class Store:
             raise
         if self.durable:
             fsync_dir(directory)
+        arrays = checkpoint.arrays_path(final, "policy")
+        if result.policy_state and arrays is not None:
+            self._remember(run_id, result.generation, listing["sha256"][arrays.name], result.policy_state)
+
+    # ------------------------------------------------------------ policy state, stored as its growth
+
+    def _remember(self, run_id: str, generation: int, sha256: str, state: Mapping[str, Any]) -> None:
+        """Keep a copy of the state just stored (a policy may change its arrays in place later)."""
+        arrays = {key: array.copy() for key, array in checkpoint.flatten(state).items()}
+        self._policy_states.pop(run_id, None)
+        self._policy_states[run_id] = _PolicyState(generation, sha256, arrays)
+        while len(self._policy_states) > _REMEMBERED_RUNS:
+            del self._policy_states[next(iter(self._policy_states))]
+
+    def _policy_sha256(self, directory: Path) -> str | None:
+        """The sha256 of a stored generation's numpy policy file (from its manifest, or computed), None without one."""
+        path = checkpoint.arrays_path(directory, "policy")
+        if path is None:
+            return None
+        listed, problem = integrity.json_problem(directory / integrity.MANIFEST, {"sha256": dict})
+        known = listed["sha256"].get(path.name) if problem is None else None
+        return known if isinstance(known, str) else integrity.sha256(path)
+
+    def _previous_policy_state(self, run_id: str, generation: int) -> _PolicyState | None:
+        """The policy state stored by ``generation`` (None if none, or unreadable: the next is then stored whole)."""
+        directory = self.run_dir(run_id) / f"gen-{generation:04d}"
+        sha256 = self._policy_sha256(directory) if generation >= 0 else None
+        if sha256 is None:
+            return None
+        remembered = self._policy_states.get(run_id)
+        if remembered is not None and (remembered.generation, remembered.sha256) == (generation, sha256):
+            return remembered
+        try:
+            return _PolicyState(generation, sha256, self._policy_arrays(run_id, generation))
+        except (*_UNREADABLE, StoreError):
+            return None
+
+    def _save_policy_state(self, run_id: str, generation: int, state: Mapping[str, Any], tmp: Path) -> list[Path]:
+        """Write the generation's policy state into ``tmp``: as its growth over the previous one's, where it grew."""
+        previous = self._previous_policy_state(run_id, generation - 1)
+        if previous is None:
+            return [checkpoint.save(state, tmp, "policy")]
+        reference = {"generation": previous.generation, "sha256": previous.sha256}
+        return checkpoint.save_extending(state, tmp, "policy", previous.arrays, reference)
+
+    def _policy_arrays(self, run_id: str, generation: int) -> dict[str, np.ndarray]:
+        """A stored generation's policy state, flat, each array whole: references followed back to its start.
+
+        Raises ValueError (or what a torn file raises) when a reference is not to an earlier generation
+        or the rows do not add up."""
+        directory = self.run_dir(run_id)
+        arrays = checkpoint.load_arrays(directory / f"gen-{generation:04d}", "policy")
+        for key, first in checkpoint.extends(directory / f"gen-{generation:04d}", "policy").items():
+            reference: dict[str, Any] | None = first
+            chain = [(generation, arrays[key], first["rows"])]  # (generation, its rows, rows before them)
+            while reference is not None:
+                later, earlier = chain[-1][0], reference.get("generation")
+                if not isinstance(earlier, int) or not 0 <= earlier < later:
+                    raise ValueError(
+                        f"{directory / f'gen-{later:04d}' / 'policy.extends.json'}: array {key!r} "
+                        f"refers to generation {earlier!r}, not an earlier one"
+                    )
+                stored = directory / f"gen-{earlier:04d}"
+                reference = checkpoint.extends(stored, "policy").get(key)
+                rows = None if reference is None else reference["rows"]
+                chain.append((earlier, checkpoint.load_arrays(stored, "policy", [key])[key], rows))
+            chain.reverse()  # oldest first: the generation that stores the array whole, then each one's growth
+            held = len(chain[0][1]) if chain[0][1].ndim else -1
+            for later, new, before in chain[1:]:
+                if before != held or new.ndim == 0 or new.dtype != chain[0][1].dtype:
+                    raise ValueError(
+                        f"{directory / f'gen-{later:04d}' / 'policy.extends.json'}: array {key!r} continues "
+                        f"{before} rows of {chain[0][1].dtype}, the generation before holds {held} of {new.dtype}"
+                    )
+                held += len(new)
+            arrays[key] = np.concatenate([part for _, part, _ in chain])
+        return arrays
 
     def set_aside(self, path: Path) -> Path:
         """Move ``path`` into STORE/quarantine/ at its place in the store (nothing is deleted); return where."""
@@ -332,6 +433,8 @@ class Store:
                 problem = f"{directory / f'gen-{position:04d}'}: missing, but {path.name} is stored"
             else:
                 problem, verified = integrity.generation_problem(path, t)
+                if problem is None:
+                    problem = self._reference_problem(path, t)
                 if problem is None and not verified:
                     check.unverified.append(path)
             if problem is not None:
@@ -341,6 +444,25 @@ class Store:
                     check.damaged.append(status)  # the run is no longer finished
                 break
         return check
+
+    def _reference_problem(self, directory: Path, generation: int) -> str | None:
+        """Does each array the generation's policy state continues refer to an earlier generation, stored
+        as it was when referred to (the sha256 it recorded)? Earlier generations are checked first."""
+        path = checkpoint.extends_path(directory, "policy")
+        try:
+            references = checkpoint.extends(directory, "policy")
+        except (OSError, ValueError) as exc:
+            return f"{path}: unreadable ({type(exc).__name__}: {exc})"
+        if (directory / "policy.growth.npz").exists() != bool(references):  # one is never written without the other
+            return f"{path}: policy.growth.npz and the references to what it continues must come together"
+        for key, reference in sorted(references.items()):
+            earlier = reference.get("generation")
+            if not isinstance(earlier, int) or not 0 <= earlier < generation:
+                return f"{path}: array {key!r} refers to generation {earlier!r}, not an earlier one"
+            base = directory.parent / f"gen-{earlier:04d}"
+            if reference.get("sha256") != self._policy_sha256(base):
+                return f"{path}: array {key!r} continues the policy state of {base}, which has changed since"
+        return None
 
     def repair(self, run_id: str) -> RunCheck:
         """Set aside what ``check_run`` finds damaged, and record checksums of sound unverified generations.
@@ -374,7 +496,13 @@ class Store:
             return None
         last = self.run_dir(run_id) / f"gen-{finished[-1]:04d}"
         try:
-            policy = checkpoint.load(last, "policy") if any(last.glob("policy.*")) else {}
+            policy: dict[str, Any] = {}
+            if (last / "policy.pt").exists():
+                policy = checkpoint.load(last, "policy")
+            elif checkpoint.arrays_path(last, "policy") is not None:
+                arrays = self._policy_arrays(run_id, finished[-1])
+                policy = checkpoint.unflatten(arrays)
+                self._remember(run_id, finished[-1], self._policy_sha256(last) or "", policy)
             return Resume(finished[-1], checkpoint.load(last, "model"), policy)
         except _UNREADABLE as exc:
             self.set_aside(last)
