@@ -356,7 +356,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _add_compare(commands, common: argparse.ArgumentParser) -> None:
-    from benchmark.report.compare import FAIL_RULES
+    from benchmark.report.compare_rules import FAIL_RULES
 
     compare = commands.add_parser(
         "compare",

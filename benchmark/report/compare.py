@@ -24,16 +24,9 @@ import pandas as pd
 from benchmark.api.registry import Registry
 from benchmark.errors import RetrainbenchError
 from benchmark.report import stats
+from benchmark.report.compare_rules import FAIL_RULES
 from benchmark.report.stats.hypotheses import interval, p_beyond
 
-#: What can make the gate fail, as ``--fail-on`` names it.
-FAIL_RULES: dict[str, str] = {
-    "failure": "more of its runs failed or diverged than in the baseline",
-    "verdict": "its verdict turned worse (to worsening, settled-worse, worse or collapsed) and its level rose "
-    "significantly",
-    "level": "its level (late worsening) rose significantly by more than the tolerance",
-    "quality": "its generation-0 quality worsened significantly by more than the tolerance",
-}
 #: Verdicts that claim a configuration got worse (a change to one of them can fail the gate).
 CLAIMED_WORSE = frozenset({"worsening"}) | stats.WORSE
 #: The spec of a configuration and metric: what is matched across the two sides (plus the settings).

@@ -11,7 +11,8 @@ from xml.etree import ElementTree
 import pandas as pd
 
 from benchmark.report import stats
-from benchmark.report.compare import FAIL_RULES, Comparison, spec_label
+from benchmark.report.compare import Comparison, spec_label
+from benchmark.report.compare_rules import FAIL_RULES
 from benchmark.report.tables import md_text
 
 
