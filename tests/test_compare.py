@@ -12,11 +12,17 @@ from xml.etree import ElementTree
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import grid_doc
 from scipy import stats as sps
 
+from benchmark.api.plugins import build_registry
 from benchmark.cli import main
 from benchmark.report import compare as gate
+from benchmark.report.leaderboard import results_frame
 from benchmark.report.stats import ALPHA, synthetic
+from benchmark.run.harness import run_grid
+from benchmark.run.spec import parse_grid
+from benchmark.run.store import Store
 
 T = 10
 #: A small grid of synthetic configurations (metric w2: lower is better), with the grid's real-only control.
@@ -150,6 +156,61 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_written(capsys, tmp_path,
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and message in err, err
     assert not (tmp_path / "c.json").exists()
+
+
+#: A test plugin: policy ``careful`` (the real set plus n/2 samples) with a bug that CAREFUL_BUG switches on.
+CAREFUL = '''
+import os
+import numpy as np
+from benchmark import hookimpl, Policy, TrainingSet
+
+class Careful(Policy):
+    """The real set plus n/2 samples; with CAREFUL_BUG set, a deliberate bug: only the samples, shrunk by half."""
+    name = "careful"
+    def build(self, step):
+        n = len(step.real)
+        samples = step.sample(n // 2)
+        if os.environ.get("CAREFUL_BUG"):
+            return TrainingSet(0.5 * samples, {"synthetic": len(samples)})
+        return TrainingSet(np.concatenate([step.real, samples]), {"real": n, "synthetic": len(samples)})
+
+@hookimpl
+def register_policies(register):
+    register(Careful)
+'''
+
+
+@pytest.mark.slow
+def test_a_policy_made_worse_in_a_plugin_fails_the_gate(tmp_path, monkeypatch):
+    """The same grid run twice, before and after a bug in a plugin's policy: the gate fails on that policy only.
+    The baseline is compared as a store, the candidate as a report folder, which also shows both read alike."""
+    (tmp_path / "careful_plugin.py").write_text(CAREFUL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = build_registry(["careful_plugin"])
+    doc = grid_doc(
+        name="careful",
+        generations=6,
+        seeds=[0, 1, 2],
+        n_real=200,
+        n_test=200,
+        n_eval=200,
+        datasets=[{"name": "gaussian", "params": {"dim": 2}}],
+        models=[{"name": "gaussian"}],
+        policies=[{"name": "careful"}, {"name": "mix", "params": {"lambda": 0.0}}],
+        metrics=[{"name": "w2"}],
+    )
+    grid, executor = parse_grid(doc, registry), registry.get("executor", "inline").component()
+    run_grid(grid, Store(tmp_path / "before"), executor, registry, progress=False)
+    monkeypatch.setenv("CAREFUL_BUG", "1")
+    run_grid(grid, Store(tmp_path / "after"), executor, registry, progress=False)
+    folder(tmp_path / "report", results_frame(Store(tmp_path / "after")))
+
+    same = gate.compare(tmp_path / "before", tmp_path / "before", registry)
+    assert not same.failed and not same.rows["changed"].any()
+    result = gate.compare(tmp_path / "before", tmp_path / "report", registry)
+    failing = result.rows[result.rows["fails"].map(bool)]
+    assert result.failed and list(failing["policy"]) == ["careful"]
+    assert any(reason.startswith("level +") for reason in failing["fails"].iloc[0])
 
 
 @pytest.mark.parametrize("same_seeds", [True, False])
