@@ -132,6 +132,20 @@ def test_settings_are_matched_unless_ignored(capsys, tmp_path):
     assert code == 0 and "of 4 compared" in out
 
 
+def test_two_configurations_of_one_spec_on_a_side_are_refused(capsys, tmp_path):
+    frame = results()
+    other = frame.assign(n_real=100, run_id=frame["run_id"] + "-100", config=frame["config"] + "-100")
+    both = folder(tmp_path / "both", pd.concat([frame, other], ignore_index=True))
+    code, out, _ = cli(capsys, "compare", both, both)
+    assert code == 0 and "of 8 compared" in out
+    code, _, err = cli(capsys, "compare", both, both, "--ignore-settings")
+    assert (
+        code == 2
+        and "d-m-mix[lambda=0.0], d-m-mix[lambda=0.0]-100 share the spec d / m / mix[lambda=0.0] / w2: compare one"
+        in err
+    )
+
+
 def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[object], str]]:
     good = folder(tmp_path / "good", results())
     other_dataset = folder(tmp_path / "other", results([synthetic.Case("x", synthetic.constant, dataset="e")]))
@@ -146,10 +160,11 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[object], str]]:
         "disjoint": ([good, other_dataset], "no configuration in common"),
         "tolerance": ([good, good, "--tolerance", "w2=much"], "--tolerance 'w2=much'"),
         "fail-on": ([good, good, "--fail-on", "speed"], "--fail-on 'speed'"),
+        "metric": ([good, good, "--tolerance", "fid=0.1"], "--tolerance: no metric fid in the comparison (w2)"),
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "columns", "schema", "disjoint", "tolerance", "fail-on"])
+@pytest.mark.parametrize("case", ["missing", "columns", "schema", "disjoint", "tolerance", "fail-on", "metric"])
 def test_bad_input_is_one_line_and_exit_2_with_nothing_written(capsys, tmp_path, case):
     args, message = _bad_inputs(tmp_path)[case]
     code, out, err = cli(capsys, "compare", *args, "--json", tmp_path / "c.json")

@@ -158,11 +158,10 @@ def summarize(path: Path, results: pd.DataFrame, registry: Registry | None, igno
     clash = specs.duplicated([*SPEC, "settings"], keep=False)
     if clash.any():
         row = specs[clash].iloc[0]
+        shared = specs[(specs[[*SPEC, "settings"]] == row[[*SPEC, "settings"]]).all(axis=1)]
         raise CompareError(
-            f"{path}: configurations {', '.join(specs[clash & (specs['dataset'] == row['dataset'])]['config'])} "
-            f"share the spec {row['dataset']} / {row['model']} / {row['policy']} / {row['metric']}"
-            + ("" if ignore_settings else f" [{row['settings']}]")
-            + ": compare one grid at a time"
+            f"{path}: configurations {', '.join(shared['config'])} share the spec "
+            f"{spec_label(row.to_dict(), not ignore_settings)}: compare one grid at a time"
         )
     settings = specs.set_index(["config", "metric"])["settings"]
     label = lambda frame: frame.assign(  # noqa: E731
@@ -255,6 +254,12 @@ def compare_sides(base: Side, cand: Side, fail_on: frozenset[str], tolerances: T
         raise CompareError(
             f"{base.path} and {cand.path} have no configuration in common (disjoint grids: "
             f"{len(only_b)} against {len(only_c)} configurations; --ignore-settings matches across settings)"
+        )
+    metrics = sorted({str(m) for m in common.get_level_values("metric")})
+    named = {*tolerances.absolute, *tolerances.relative} - {"*", *metrics, *map(stats.metric_name, metrics)}
+    if named:
+        raise CompareError(
+            f"--tolerance: no metric {', '.join(sorted(named))} in the comparison ({', '.join(metrics)})"
         )
     base_runs, cand_runs = base.runs.groupby(keys), cand.runs.groupby(keys)
     rows = []
