@@ -126,7 +126,7 @@ def _canonical(value: Any) -> str:
     return str(int(number)) if number.is_integer() else repr(number)
 
 
-def _settingsspec_label(results: pd.DataFrame, ignore_settings: bool) -> pd.Series:
+def _settings_label(results: pd.DataFrame, ignore_settings: bool) -> pd.Series:
     """Per row: the run settings of results.csv as one text (empty with ``ignore_settings``)."""
     from benchmark.run.settings import RESULT_COLUMNS
 
@@ -152,8 +152,7 @@ def summarize(path: Path, results: pd.DataFrame, registry: Registry | None, igno
     """The statistics of one side (``leaderboard.summaries``), each row labelled with its spec and settings."""
     from benchmark.report.leaderboard import summaries
 
-    results = results.assign(settings=_settingsspec_label(results, ignore_settings))
-    dirs, runs, board = summaries(results, registry)
+    results = results.assign(settings=_settings_label(results, ignore_settings))
     specs = results.drop_duplicates(["config", "metric"])[[*SPEC, "config", "settings"]]
     clash = specs.duplicated([*SPEC, "settings"], keep=False)
     if clash.any():
@@ -164,10 +163,13 @@ def summarize(path: Path, results: pd.DataFrame, registry: Registry | None, igno
             f"{spec_label(row.to_dict(), not ignore_settings)}: compare one grid at a time"
         )
     settings = specs.set_index(["config", "metric"])["settings"]
-    label = lambda frame: frame.assign(  # noqa: E731
-        settings=[settings[(c, m)] for c, m in zip(frame["config"], frame["metric"], strict=True)]
-    )
-    return Side(path, label(runs), label(board), dirs)
+
+    def labelled(frame: pd.DataFrame) -> pd.DataFrame:
+        pairs = zip(frame["config"], frame["metric"], strict=True)
+        return frame.assign(settings=[settings[pair] for pair in pairs])
+
+    dirs, runs, board = summaries(results, registry)
+    return Side(path, labelled(runs), labelled(board), dirs)
 
 
 @dataclass(frozen=True)
