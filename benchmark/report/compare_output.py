@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 import pandas as pd
 
 from benchmark.report import stats
-from benchmark.report.compare import Comparison, spec_label
+from benchmark.report.compare import SPEC, Comparison, spec_label
 from benchmark.report.compare_rules import FAIL_RULES
 from benchmark.report.tables import md_text
 
@@ -52,8 +52,13 @@ def headline(result: Comparison) -> str:
     )
 
 
+def _settings_needed(rows: pd.DataFrame) -> bool:
+    """Whether a configuration needs its settings to be told apart: two rows share everything else."""
+    return bool(rows.duplicated(SPEC).any())
+
+
 def _table(rows: pd.DataFrame, settings_shown: bool) -> pd.DataFrame:
-    """The columns people read; the settings only where the comparison holds more than one."""
+    """The columns people read; the settings only where they tell configurations apart."""
     return pd.DataFrame(
         {
             "configuration": [spec_label(r, settings_shown) for r in rows.to_dict("records")],
@@ -88,7 +93,7 @@ def terminal(result: Comparison, show_all: bool = False) -> str:
     shown = rows if show_all else rows[rows["changed"]]
     lines = [f"baseline:  {result.baseline}", f"candidate: {result.candidate}", ""]
     if len(shown):
-        lines += [_table(shown, rows["settings"].nunique() > 1).to_string(index=False), ""]
+        lines += [_table(shown, _settings_needed(rows)).to_string(index=False), ""]
     if len(rows) > len(shown):
         lines.append(f"{len(rows) - len(shown)} compared configurations unchanged (--all shows them)")
     lines += [f"only in the baseline: {s}" for s in result.only_baseline]
@@ -102,7 +107,7 @@ def markdown(result: Comparison) -> str:
     rows = _ordered(result)
     failing, changed = rows[rows["fails"].map(bool)], rows[rows["changed"] & ~rows["fails"].map(bool)]
     same = rows[~rows["changed"]]
-    many = rows["settings"].nunique() > 1
+    many = _settings_needed(rows)
     out = [f"## retrainbench compare: {'FAILED' if result.failed else 'passed'}", "", headline(result), ""]
     sides = f"Baseline {md_text(str(result.baseline))}, candidate {md_text(str(result.candidate))}."
     out += [f"{sides} Changes are candidate - baseline, positive is worse, with their 90% interval across seeds.", ""]
