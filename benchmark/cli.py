@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="move damaged files into STORE/quarantine/ so the next `run` computes them again",
     )
+    _add_compare(commands, common)
     return parser
 
 
@@ -400,6 +401,61 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if damaged and not args.repair else EXIT_OK
 
 
+# --- compare: the regression gate (benchmark.report.compare) ---
+
+
+def _add_compare(commands, common: argparse.ArgumentParser) -> None:
+    from benchmark.report.compare_rules import FAIL_RULES
+
+    compare = commands.add_parser(
+        "compare",
+        parents=[common],
+        help="compare results with a baseline; exit 1 on a significant worsening (a regression gate for CI)",
+    )
+    compare.add_argument("baseline", type=Path, help="baseline: a store, a report folder or its results.csv")
+    compare.add_argument("candidate", type=Path, help="candidate: a store, a report folder or its results.csv")
+    compare.add_argument(
+        "--fail-on",
+        default="all",
+        metavar="RULES",
+        help="comma-separated rules that fail the gate, or all / none (default: all): "
+        + "; ".join(f"{k}: {v}" for k, v in FAIL_RULES.items()),
+    )
+    compare.add_argument(
+        "--tolerance",
+        action="append",
+        default=[],
+        metavar="METRIC=VALUE",
+        help="worsening that matters, in metric units, or METRIC=P%% of |generation 0|; VALUE alone for every "
+        "metric (default: the baseline's tolerance, as its leaderboard defines it)",
+    )
+    compare.add_argument(
+        "--ignore-settings", action="store_true", help="match configurations by components alone (n_real, smoke, ...)"
+    )
+    compare.add_argument("--all", action="store_true", help="show unchanged configurations in the table too")
+    compare.add_argument("--markdown", type=Path, metavar="FILE", help="write a Markdown summary (CI job summary)")
+    compare.add_argument("--json", type=Path, metavar="FILE", help="write every comparison as JSON")
+    compare.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML, a test case per configuration")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from benchmark.report import compare_output
+    from benchmark.report.compare import compare, parse_fail_on, parse_tolerances
+
+    fail_on, tolerances = parse_fail_on(args.fail_on), parse_tolerances(args.tolerance)
+    result = compare(args.baseline, args.candidate, _registry(args), fail_on, tolerances, args.ignore_settings)
+    outputs = {
+        args.markdown: compare_output.markdown,
+        args.json: compare_output.to_json,
+        args.junit: compare_output.junit,
+    }
+    texts = {path: render(result) for path, render in outputs.items() if path is not None}  # all before any is written
+    for path, text in texts.items():
+        path.write_text(text, encoding="utf-8")
+    print(compare_output.terminal(result, show_all=args.all))
+    return EXIT_RUNS_FAILED if result.failed else EXIT_OK
+
+
 _COMMANDS = {
     "run": cmd_run,
     "list": cmd_list,
@@ -407,4 +463,5 @@ _COMMANDS = {
     "status": cmd_status,
     "report": cmd_report,
     "verify": cmd_verify,
+    "compare": cmd_compare,
 }
