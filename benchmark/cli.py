@@ -1,4 +1,4 @@
-"""The ``retrainbench`` command line: run, list, plugins, status, report, verify.
+"""The ``retrainbench`` command line: run, list, plugins, status, report, verify, compare.
 
 Heavy modules (numpy, pandas, torch) are imported inside the commands that need them, so
 ``--help``, ``list`` and ``plugins`` start instantly.
