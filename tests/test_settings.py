@@ -20,6 +20,7 @@ from benchmark.run.loop import RunParts
 from benchmark.run.settings import (
     FILE_SETTINGS,
     GRID_SETTINGS,
+    MAX_SEEDS,
     RESULT_COLUMNS,
     RUN_SETTINGS,
     SMOKE_LIMITS,
@@ -161,11 +162,12 @@ def test_the_sizes_the_issue_names_are_bounded():
 
 
 def test_the_number_of_seeds_is_bounded():
+    over = MAX_SEEDS + 1
     with pytest.raises(
-        GridError, match=r"^fixed\.toml: seeds: lists 1001 seeds, more than 1000 \(a bound against typos"
+        GridError, match=rf"^fixed\.toml: seeds: lists {over} seeds, more than {MAX_SEEDS} \(a bound against typos"
     ):
-        read_settings("fixed.toml", fixed_grid(seeds=list(range(1001))))
-    assert len(read_settings("fixed.toml", fixed_grid(seeds=list(range(1000))))[0].seeds) == 1000
+        read_settings("fixed.toml", fixed_grid(seeds=list(range(over))))
+    assert len(read_settings("fixed.toml", fixed_grid(seeds=list(range(MAX_SEEDS))))[0].seeds) == MAX_SEEDS
 
 
 def test_settings_outside_the_file_are_refused_in_it(registry):

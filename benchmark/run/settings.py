@@ -72,8 +72,8 @@ def declared(cls: type) -> dict[str, Setting]:
 BEYOND_A_BOUND = "a bound against typos; to go beyond it, raise the setting's maximum in benchmark/run/settings.py"
 #: Most points of a data set (n_real, n_test, n_eval): 10 million 2-d points are 160 MB, as many small images far more.
 MAX_POINTS = 10_000_000
-#: Most seeds a grid may list.
-MAX_SEEDS = 1000
+#: Most seeds a grid may list (statistical tests of the families run thousands in memory).
+MAX_SEEDS = 100_000
 #: Longest grid name, in UTF-8 bytes: it names a directory (NAME-smoke) on filesystems that allow 255.
 MAX_NAME_BYTES = 200
 #: The devices a run may name: what ``benchmark.torch_support.devices.resolve_device`` understands.
