@@ -89,6 +89,26 @@ def test_the_core_never_imports_a_plugin():
     assert offenders == set()
 
 
+#: Inside the core, what each layer must never import: the API knows no run, report, executor or kit; a run
+#: is computed without knowing how it will be reported (reports read the store, never the reverse).
+FORBIDDEN = {
+    "benchmark.api": ("benchmark.run", "benchmark.report", "benchmark.executors", "benchmark.testing"),
+    "benchmark.run": ("benchmark.report", "benchmark.testing"),
+}
+
+
+def test_the_core_layers_import_one_way():
+    offenders = {
+        (name, target)
+        for name, targets in import_graph().items()
+        for layer, forbidden in FORBIDDEN.items()
+        if name == layer or name.startswith(layer + ".")
+        for target in targets
+        if target.startswith(forbidden)
+    }
+    assert offenders == set()
+
+
 def test_every_kind_has_its_hook_and_every_registration_hook_its_kind():
     specs = {name for name in vars(hookspecs) if name.startswith("register_")}
     assert set(REGISTRATION_HOOKS) == specs

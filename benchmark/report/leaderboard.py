@@ -25,11 +25,10 @@ from benchmark import SCHEMA_VERSION
 from benchmark.api.registry import Registry
 from benchmark.errors import StoreError
 from benchmark.files import naming
-from benchmark.hashing import digest
 from benchmark.report import stats, tables
 from benchmark.report.findings import metric_order
 from benchmark.run.settings import RESULT_COLUMNS
-from benchmark.run.spec import RunSpec, run_spec_from_dict
+from benchmark.run.spec import run_spec_from_dict
 from benchmark.run.store import Store, Unfinished
 
 ID_COLUMNS = [
@@ -45,11 +44,6 @@ ID_COLUMNS = [
     "status",
     "config",
 ]
-
-
-def config_id(run: RunSpec) -> str:
-    """What a run computes apart from its seed: runs sharing it are seeds of one configuration."""
-    return digest({k: v for k, v in run.canonical().items() if k != "seed"}, 10)
 
 
 def selected_runs(store: Store, grid: str | None = None) -> list[str]:
@@ -108,7 +102,7 @@ def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
             "policy": run.policy.label,
             "seed": run.seed,
             "status": status,
-            "config": config_id(run),
+            "config": run.config_id,
             **run.columns(),
         }
         for kind, component in (("dataset", run.dataset), ("model", run.model), ("policy", run.policy)):

@@ -81,6 +81,11 @@ class RunSpec(RunSettings):
     def run_id(self) -> str:
         return digest(self.canonical(), 16)
 
+    @functools.cached_property
+    def config_id(self) -> str:
+        """What the run computes apart from its seed: runs sharing it are seeds of one configuration."""
+        return digest({k: v for k, v in self.canonical().items() if k != "seed"}, 10)
+
     def describe(self) -> dict[str, Any]:
         """The run as stored beside its results: canonical spec, id, length and the parameters the grid set."""
         given = {

@@ -53,10 +53,8 @@ class RunState:
     @property
     def configuration(self) -> tuple[str, str]:
         """(configuration id, label): what the run computes apart from its seed."""
-        from benchmark.report.leaderboard import config_id
-
         run = self.run
-        return config_id(run), f"{run.dataset.label} / {run.model.label} / {run.policy.label}"
+        return run.config_id, f"{run.dataset.label} / {run.model.label} / {run.policy.label}"
 
 
 def run_state(store: Store, run: RunSpec, begun: bool) -> RunState:
