@@ -128,6 +128,8 @@ def test_generations_committed_by_separate_store_objects_are_still_stored_as_gro
     assert checkpoint.extends(stored, "policy")["synthetic"]["rows"] == 3 * N_REAL
     whole = resumed(Store(root), run).policy_state["synthetic"]
     assert whole.tobytes() == last.policy_state["synthetic"].tobytes()
+    with pytest.raises(ValueError, match="stored as growth over an earlier state"):  # never its new rows alone
+        checkpoint.load(stored, "policy")
 
 
 def test_a_store_with_whole_policy_state_per_generation_still_reads_and_resumes(tmp_path):

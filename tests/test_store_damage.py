@@ -73,6 +73,14 @@ def edit_metric_value(store: Path) -> Path:
     return path
 
 
+def edit_and_delete_manifest(store: Path) -> Path:
+    """An edit hidden by deleting the generation's checksums: the other generations have theirs."""
+    edit_metric_value(store)
+    path = first_run(store) / "gen-0002" / integrity.MANIFEST
+    path.unlink()
+    return path
+
+
 def bogus_status(store: Path) -> Path:
     path = first_run(store) / "status.json"
     path.write_text('{"status": "bogus"}')
@@ -129,6 +137,7 @@ def missing_middle_generation(store: Path) -> Path:
 DAMAGE: list[tuple[Callable[[Path], Path], bool]] = [
     (write_record_list, True),
     (edit_metric_value, True),
+    (edit_and_delete_manifest, True),
     (bogus_status, True),
     (unknown_status_value, True),
     (run_json_missing_keys, True),
@@ -229,6 +238,16 @@ def test_a_store_written_before_checksums_reads_and_gets_them_on_repair(capsys, 
     damaged = edit_metric_value(store)  # ... with the checksums recorded by --repair, it can
     code, out, _ = cli(capsys, "verify", "--store", store)
     assert code == 2 and f"{damaged}: checksum mismatch" in out
+
+
+def test_hidden_files_of_the_filesystem_are_not_damage(capsys, tmp_path, clean):
+    """A shared filesystem's .nfsXXXX or a desktop's .DS_Store beside a generation's files is not ours to judge."""
+    _, clean_store, _ = clean
+    store = tmp_path / "store"
+    shutil.copytree(clean_store, store)
+    (first_run(store) / "gen-0001" / ".nfs0000000001").write_bytes(b"held open elsewhere")
+    code, out, _ = cli(capsys, "verify", "--store", store)
+    assert code == 0, out
 
 
 def test_an_unfinished_runs_damaged_generation_is_set_aside_and_recomputed(capsys, tmp_path, clean):

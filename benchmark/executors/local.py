@@ -48,7 +48,10 @@ def _start_worker(threads: int, parent: int) -> None:
     they read it), leaves SIGINT to the runner, and ties the worker's life to the runner's."""
     for name in _THREAD_VARIABLES:
         os.environ[name] = str(threads)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole terminal group: the runner decides
+    # Ctrl-C, a closed terminal (SIGHUP) and `timeout` or a scheduler signalling the whole group reach every
+    # process: the runner decides, and ends its workers itself.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     _end_with_parent(parent)
 
 

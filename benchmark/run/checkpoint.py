@@ -84,6 +84,8 @@ def load(directory: Path, stem: str) -> dict[str, Any]:
         import torch
 
         return torch.load(pt, weights_only=True, map_location="cpu")
+    if extends_path(directory, stem).exists():  # only its new rows are here: the store follows the references
+        raise ValueError(f"{directory / stem}: stored as growth over an earlier state; read it with Store.resume_point")
     return unflatten(load_arrays(directory, stem))
 
 

@@ -131,7 +131,8 @@ def _readable(path: Path) -> str | None:
 
 def generation_problem(directory: Path, generation: int) -> tuple[str | None, bool]:
     """(the first problem of a stored generation or None, whether its files were checked against checksums)."""
-    files = sorted(p for p in directory.iterdir() if p.name != MANIFEST)
+    # Hidden files are the filesystem's or the desktop's (.nfsXXXX on a shared store, .DS_Store), never ours
+    files = sorted(p for p in directory.iterdir() if p.name != MANIFEST and not p.name.startswith("."))
     listed, problem = json_problem(directory / MANIFEST, {"sha256": dict})
     verified = (directory / MANIFEST).exists()
     if verified:

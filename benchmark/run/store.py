@@ -427,12 +427,17 @@ class Store:
         if status_problem is not None:
             check.problems.append(status_problem)
             check.damaged.append(status)
+        # A run whose generations were committed with checksums has them in every generation: one without is
+        # damage (a deleted manifest must not pass an edited file off as a store written before checksums).
+        with_checksums = any((p / integrity.MANIFEST).exists() for _, p in stored)
         for position, (t, path) in enumerate(stored):
             problem: str | None
             if t != position:
                 problem = f"{directory / f'gen-{position:04d}'}: missing, but {path.name} is stored"
             else:
                 problem, verified = integrity.generation_problem(path, t)
+                if problem is None and not verified and with_checksums:
+                    problem = f"{path / integrity.MANIFEST}: missing, although the run was stored with checksums"
                 if problem is None:
                     problem = self._reference_problem(path, t)
                 if problem is None and not verified:
