@@ -132,6 +132,21 @@ def test_settings_are_matched_unless_ignored(capsys, tmp_path):
     assert code == 0 and "of 4 compared" in out
 
 
+def test_configurations_computed_by_other_component_versions_are_said_to_be(capsys, tmp_path):
+    """Same spec and settings but another ``config`` id: a component's version (a metric's definition) changed."""
+    frame = results()
+    base = folder(tmp_path / "base", frame)
+    victim = frame["policy"] == "victim"
+    cand = folder(tmp_path / "cand", frame.assign(config=frame["config"].where(~victim, frame["config"] + "-v2")))
+    code, out, err = cli(capsys, "compare", base, cand, "--json", tmp_path / "c.json")
+    assert code == 0, err
+    assert "; 1 computed by other component versions (a change may be a new definition)" in out
+    rows = json.loads((tmp_path / "c.json").read_text())["compared"]
+    assert {r["policy"] for r in rows if r["redefined"]} == {"victim"}
+    code, out, _ = cli(capsys, "compare", base, base)
+    assert code == 0 and "component versions" not in out
+
+
 def test_two_configurations_of_one_spec_on_a_side_are_refused(capsys, tmp_path):
     frame = results()
     other = frame.assign(n_real=100, run_id=frame["run_id"] + "-100", config=frame["config"] + "-100")

@@ -245,8 +245,13 @@ def spec_label(row: Mapping[Any, Any], settings_shown: bool = True) -> str:
     return f"{row['dataset']} / {row['model']} / {row['policy']} / {row['metric']}{settings}"
 
 
-def compare_sides(base: Side, cand: Side, fail_on: frozenset[str], tolerances: Tolerances) -> Comparison:
-    """Match the two sides by spec, compare every statistic, adjust every test together, apply ``fail_on``."""
+def compare_sides(
+    base: Side, cand: Side, fail_on: frozenset[str], tolerances: Tolerances, ignore_settings: bool = False
+) -> Comparison:
+    """Match the two sides by spec, compare every statistic, adjust every test together, apply ``fail_on``.
+
+    A matched configuration whose ``config`` id differs although its spec and settings match was computed by
+    other component versions (a metric's definition may have changed): ``redefined`` says so."""
     keys = [*SPEC, "settings"]
     base_board, cand_board = base.board.set_index(keys), cand.board.set_index(keys)
     common = base_board.index.intersection(cand_board.index)
@@ -291,6 +296,7 @@ def compare_sides(base: Side, cand: Side, fail_on: frozenset[str], tolerances: T
                 "p_quality": p_beyond(quality.change, quality.se, quality.df, tol),
                 "broken_baseline": _broken_share(rb),
                 "broken_candidate": _broken_share(rc),
+                "redefined": not ignore_settings and str(b["config"]) != str(c["config"]),
             }
         )
     frame = pd.DataFrame(rows)
@@ -335,4 +341,4 @@ def compare(
 ) -> Comparison:
     """Compare two stores or report folders (see the module docstring); raises CompareError on bad input."""
     sides = [summarize(path, load_results(path), registry, ignore_settings) for path in (baseline, candidate)]
-    return compare_sides(sides[0], sides[1], fail_on, tolerances or Tolerances())
+    return compare_sides(sides[0], sides[1], fail_on, tolerances or Tolerances(), ignore_settings)

@@ -44,6 +44,9 @@ def headline(result: Comparison) -> str:
     extra = [f"{len(result.only_baseline)} only in the baseline"] if result.only_baseline else []
     extra += [f"{len(result.only_candidate)} only in the candidate"] if result.only_candidate else []
     untested = "; no tests: a change needs 2 or more seeds on each side" if result.tests == 0 else ""
+    redefined = int(rows["redefined"].sum())
+    if redefined:
+        extra.append(f"{redefined} computed by other component versions (a change may be a new definition)")
     return (
         f"retrainbench compare {word}: {failing} failing, {changed} changed of {len(rows)} compared "
         f"(dataset, configuration, metric){'; ' + ', '.join(extra) if extra else ''}; {result.tests} tests adjusted "
