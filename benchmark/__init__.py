@@ -26,7 +26,7 @@ from benchmark.api.components import (  # noqa: E402  (the public API plugins im
     TrainingSet,
 )
 from benchmark.api.hookspecs import hookimpl  # noqa: E402
-from benchmark.api.params import Param  # noqa: E402
+from benchmark.api.params import Param, ParamError  # noqa: E402
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -40,6 +40,7 @@ __all__ = [
     "Model",
     "ModelFamily",
     "Param",
+    "ParamError",
     "Policy",
     "PolicyStep",
     "RunContext",

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmark import DataSplits, Model, ModelFamily, Param, RunContext, hookimpl
-from benchmark.api.params import ParamError
+from benchmark import DataSplits, Model, ModelFamily, Param, ParamError, RunContext, hookimpl
 from benchmark.run.seeding import derive_int
 
 if TYPE_CHECKING:

@@ -21,8 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import Param, Policy, PolicyStep, TrainingSet
-from benchmark.api.params import ParamError
+from benchmark import Param, ParamError, Policy, PolicyStep, TrainingSet
 
 
 def _accumulated(step: PolicyStep, n: int) -> np.ndarray:
