@@ -26,7 +26,7 @@ from benchmark import (
     hookimpl,
 )
 from benchmark.api.plugins import build_registry
-from benchmark.errors import Diverged
+from benchmark.errors import ContractViolation, Diverged
 from benchmark.run.harness import run_grid
 from benchmark.run.loop import generations
 from benchmark.run.spec import parse_grid
@@ -73,6 +73,12 @@ class Misshapen(GaussianModel):
             return x[:-1]
         return x
 
+    def log_prob(self, x):
+        values = super().log_prob(x)
+        if self.fault == "nan-density":
+            values[0] = np.nan  # as a numerically broken flow's density
+        return values
+
 
 class MisshapenFamily(GaussianFamily):
     """Gaussian whose samples break the Model contract as ``fault`` says (tests only)."""
@@ -80,7 +86,10 @@ class MisshapenFamily(GaussianFamily):
     name = "misshapen"
     parameters = {
         "fault": Param(
-            "transposed", str, "how", choices=("transposed", "one-short", "flat", "integers", "short-synthetic")
+            "transposed",
+            str,
+            "how",
+            choices=("transposed", "one-short", "flat", "integers", "short-synthetic", "nan-density"),
         )
     }
 
@@ -230,6 +239,16 @@ def test_misshapen_evaluation_samples_fail_generation_0_naming_the_model(registr
     assert yielded == [], "nothing of a generation with broken samples is stored"
     assert "misshapen" in message and "generation 0" in message and got in message
     assert f"(7, {dim})" in message  # what was expected: (n, *sample shape)
+
+
+def test_a_nan_log_density_is_blamed_on_the_model_not_on_the_metric_that_asked(registry):
+    run = one_run(
+        registry, models=[{"name": "misshapen", "params": {"fault": "nan-density"}}], metrics=[{"name": "nll"}]
+    )
+    yielded, error = stored_until_failure(run, registry)
+    message = str(error)
+    assert yielded == [] and isinstance(error, ContractViolation)
+    assert "model 'misshapen" in message and "called by metric 'nll'" in message and "1 NaN" in message
 
 
 def test_misshapen_samples_drawn_by_a_policy_are_blamed_on_the_model_not_the_policy(registry):

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -133,6 +133,16 @@ def read_only(array: np.ndarray) -> np.ndarray:
     return view
 
 
+class _CheckedModel:
+    """The model as a metric sees it: its own methods, but ``log_prob`` checked (``_Generation.likelihood``)."""
+
+    def __init__(self, model: Model, log_prob: Callable[[np.ndarray], np.ndarray]) -> None:
+        self._model, self.log_prob = model, log_prob
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
 @dataclass
 class _Generation:
     """One generation's work on a run: each step draws from its own named stream of the run's seed."""
@@ -151,6 +161,7 @@ class _Generation:
         """Generation 0 fits the real data; later ones the policy's mix of real data and samples."""
         if self.t == 0:
             return TrainingSet(self.data.train, {"real": len(self.data.train)}, policy_state)
+        sees_log_prob = "log_prob" in self.parts.policy.needs & self.parts.family.provides
         step = PolicyStep(
             generation=self.t,
             real=self.data.train,
@@ -158,7 +169,7 @@ class _Generation:
             sample=self.synthetic_sampler(),
             state=policy_state,
             rng=self.rng("policy"),
-            log_prob=self.likelihood() if "log_prob" in self.parts.policy.needs & self.parts.family.provides else None,
+            log_prob=self.likelihood(f"policy {self.run.policy.label!r}") if sees_log_prob else None,
         )
         who = f"policy {self.run.policy.label!r} build()"
         with untouched_global_random_state(f"{who} at generation {self.t}"):
@@ -184,18 +195,19 @@ class _Generation:
 
         return sample
 
-    def likelihood(self) -> Callable[[np.ndarray], np.ndarray]:
-        """``PolicyStep.log_prob``: the previous generation's model's log-density, checked on the way in and out."""
-        policy, model = self.run.policy.label, self.run.model.label
+    def likelihood(self, caller: str) -> Callable[[np.ndarray], np.ndarray]:
+        """The model's log-density as ``caller`` (a policy, ``PolicyStep.log_prob``, or a metric) sees it: checked
+        on the way in and out, so a NaN is blamed on the model that returned it, not on its caller."""
+        model = self.run.model.label
 
         def log_prob(x: np.ndarray) -> np.ndarray:
             if not isinstance(x, np.ndarray) or x.ndim == 0 or x.shape[1:] != self.data.sample_shape:
                 got = f"shape {x.shape}" if isinstance(x, np.ndarray) else f"a {type(x).__name__}"
                 raise ContractViolation(
-                    f"policy {policy!r} at generation {self.t} passed log_prob {got}, "
+                    f"{caller} at generation {self.t} passed log_prob {got}, "
                     f"expected an array (n, {', '.join(map(str, self.data.sample_shape))})"
                 )
-            who = f"model {model!r} log_prob(), called by policy {policy!r}, at generation {self.t}"
+            who = f"model {model!r} log_prob(), called by {caller}, at generation {self.t}"
             with untouched_global_random_state(who):
                 values = self.model.log_prob(read_only(x))
             if not isinstance(values, np.ndarray) or values.shape != (len(x),):
@@ -235,7 +247,7 @@ class _Generation:
                 samples=samples,
                 test=self.data.test,
                 train=self.data.train,
-                model=self.model,
+                model=cast(Model, _CheckedModel(self.model, self.likelihood(f"metric {label!r}"))),
                 dataset=self.parts.dataset,
                 rng=self.rng("metric", label),
                 context=self.parts.context,
