@@ -254,3 +254,36 @@ def test_rank_by_stability_not_quality():
     assert rows.loc["good-but-collapses", "rank"] == 2 and rows.loc["good-but-collapses", "status"] == "collapsed"
     quality = rows["first_mean"].astype(float)  # its own column: generation 0
     assert quality["good-but-collapses"] < quality["bad-but-stable"]
+
+
+def test_the_findings_name_a_failed_worst_configuration_without_an_empty_level():
+    """A configuration whose runs failed has no level: the sentence says so instead of 'level  against .'."""
+    from benchmark.report.findings import findings
+
+    row = {"dataset": "moons", "metric": "w2", "model": "flow", "direction": "lower is better", "seeds": 3}
+    board = pd.DataFrame(
+        [
+            {
+                **row,
+                "policy": "replace",
+                "status": "failed",
+                "status_counts": "3 failed",
+                "level_mean": np.nan,
+                "reference": "",
+                "collapse_start": np.nan,
+            },
+            {
+                **row,
+                "policy": "mix",
+                "status": "worse",
+                "status_counts": "3 worse",
+                "level_mean": 0.5,
+                "reference": "control",
+                "collapse_start": 4.0,
+            },
+        ]
+    )
+    board[[f"q_{c}" for c in ("worse", "within", "moving", "settled")]] = np.nan
+    lines = findings(board)
+    assert "Worst: flow / replace, failed (3 failed): no level to compare." in lines
+    assert not any("level  " in line or "against ." in line for line in lines)

@@ -53,10 +53,17 @@ def _headline(dataset: str, metric: str, group: pd.DataFrame) -> list[str]:
     if bad:
         worst = max(bad, key=lambda r: (stats.SEVERITY.index(r["status"]), np.nan_to_num(r["level_mean"], nan=-np.inf)))
         start = worst["collapse_start"]
-        lines.append(
-            f"Worst: {_who(worst)}, {worst['status']}, level {signed(worst['level_mean'])} {metric} "
-            f"against {worst['reference']}" + ("" if pd.isna(start) else f", worse from generation {int(start)}") + "."
-        )
+        if pd.isna(worst["level_mean"]):  # failed or diverged runs left no level to state
+            counts = worst.get("status_counts")
+            runs = f" ({counts})" if isinstance(counts, str) and counts else ""
+            lines.append(f"Worst: {_who(worst)}, {worst['status']}{runs}: no level to compare.")
+        else:
+            lines.append(
+                f"Worst: {_who(worst)}, {worst['status']}, level {signed(worst['level_mean'])} {metric} "
+                f"against {worst['reference']}"
+                + ("" if pd.isna(start) else f", worse from generation {int(start)}")
+                + "."
+            )
     stable = [r for r in rows if r["status"] == "stable"]
     if stable:
         best = min(stable, key=lambda r: abs(r["level_mean"]))
