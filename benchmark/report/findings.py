@@ -54,8 +54,8 @@ def _headline(dataset: str, metric: str, group: pd.DataFrame) -> list[str]:
         worst = max(bad, key=lambda r: (stats.SEVERITY.index(r["status"]), np.nan_to_num(r["level_mean"], nan=-np.inf)))
         start = worst["collapse_start"]
         if pd.isna(worst["level_mean"]):  # failed or diverged runs left no level to state
-            counts = worst.get("status_counts")
-            runs = f" ({counts})" if isinstance(counts, str) and counts else ""
+            per_run = worst.get("status_counts")
+            runs = f" ({per_run})" if isinstance(per_run, str) and per_run else ""
             lines.append(f"Worst: {_who(worst)}, {worst['status']}{runs}: no level to compare.")
         else:
             lines.append(
