@@ -206,3 +206,21 @@ def test_without_the_library_the_family_is_unavailable_and_a_grid_fails_before_r
         "g.toml: models[0].name: model 'ddpm' is unavailable: "
         'needs denoising_diffusion_pytorch: pip install "retrainbench[diffusion]"'
     )
+
+
+@needs_diffusion
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_samples_stay_in_the_real_range_when_refitted_on_wider_data(warm_start):
+    """The scaling is the real training set's, fixed at creation: a (cold or warm) refit on data three times wider
+    than the real set keeps every sample within the real range widened by 1 / FILL (version 1 refitted the scaling
+    on each cold fit, so the range grew with the model's own samples, generation after generation)."""
+    real = vectors(300, 0)
+    centre, half = (real.max(0) + real.min(0)) / 2, (real.max(0) - real.min(0)) / 2
+    model = model_for(real)
+    model.fit(real, warm_start=False, rng=np.random.default_rng(1))
+    wider = centre + 3 * (vectors(300, 1) - centre)
+    assert np.any(np.abs(wider - centre) > 2 * half)  # the refit's data reach far beyond the real range
+    for generation in range(2):
+        model.fit(wider, warm_start=warm_start, rng=np.random.default_rng(10 + generation))
+        samples = model.sample(400, np.random.default_rng(20 + generation))
+        assert np.all(np.abs(samples - centre) <= half / FILL + 1e-4)

