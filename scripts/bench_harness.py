@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -272,6 +273,54 @@ def cpu_ceiling(n: int = 20_000_000) -> float:
     return serial / parallel
 
 
+def sgemm_rate(size: int = 512, repeats: int = 20) -> float:
+    """This machine's single-thread float32 matrix-multiply rate, FLOP/s: the compute floor's yardstick."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def compute_floor(steps: int = 300, repeats: int = 3) -> dict[str, Any]:
+    """A default 2-D training step (flow, ddpm) on one thread: its time over its compute floor, i.e. the step's
+    FLOPs (torch's FlopCounterMode, forward and backward) at this machine's single-thread sgemm rate."""
+    import numpy as np
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from benchmark import DataSplits, RunContext
+    from plugins.datasets.toy import EightGaussians
+    from plugins.families.diffusion import DDPMFamily
+    from plugins.families.flows import FlowFamily
+
+    torch.set_num_threads(1)
+    data = EightGaussians().draw(1000, np.random.default_rng(0))
+    splits = DataSplits(train=data, test=data, pool=data[:0], kind="vector")
+    context = RunContext(seed=0, device="cpu", threads=1)
+    rate = sgemm_rate()
+    figures: dict[str, Any] = {"sgemm_gflops": rate / 1e9}
+    for family in (FlowFamily, DDPMFamily):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            family({"steps": 1}).create(splits, context).fit(data, warm_start=False, rng=np.random.default_rng(0))
+        flops = counter.get_total_flops()
+        best = math.inf
+        for _ in range(repeats):
+            model = family({"steps": steps}).create(splits, context)
+            start = time.perf_counter()
+            model.fit(data, warm_start=False, rng=np.random.default_rng(0))
+            best = min(best, time.perf_counter() - start)
+        step = best / steps
+        figures[family.name] = {"step_ms": step * 1e3, "mflop_per_step": flops / 1e6, "over_floor": step * rate / flops}
+    return figures
+
+
 # ------------------------------------------------------------------ 4. metrics with cached real features
 
 
@@ -476,6 +525,7 @@ def main() -> int:
             ("memory", lambda: memory(tmp)),
             ("progress", lambda: progress_overhead(tmp, 500 if args.quick else args.progress_runs, repeats)),
             ("store_growth", lambda: store_growth(tmp, 50 if args.quick else 200)),
+            ("compute_floor", lambda: compute_floor(100 if args.quick else 300, repeats)),
         ]
         for key, measure in steps:
             if args.only and key not in args.only:
@@ -583,6 +633,18 @@ def main() -> int:
                 sg["growth_ratio"] <= 1.05,
             )
         )
+    cf = figures["compute_floor"]
+    if "error" not in cf:
+        for name in ("flow", "ddpm"):
+            rows.append(
+                row(
+                    f"{name} (defaults, 2-D, one thread): training-step time over its compute floor",
+                    f"{cf[name]['over_floor']:.1f}x ({cf[name]['step_ms']:.2f} ms per step, "
+                    f"{cf[name]['mflop_per_step']:.1f} MFLOP at {cf['sgemm_gflops']:.0f} GFLOP/s)",
+                    "<= 3x",
+                    cf[name]["over_floor"] <= 3,
+                )
+            )
     for key, value in figures.items():
         if isinstance(value, dict) and "error" in value:
             rows.append(row(key, "not measured: " + value["error"], "-", False))
