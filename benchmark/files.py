@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 def fsync_dir(path: Path) -> None:
@@ -48,3 +49,9 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, durable: bo
         raise
     if durable:
         fsync_dir(path.parent)
+
+
+def read_json(path: Path) -> Any:
+    """The parsed JSON file; OSError or ValueError (JSONDecodeError, bad UTF-8) as the caller's to judge."""
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.files import read_json
+
 
 def _holds_torch(value: Any) -> bool:
     if isinstance(value, Mapping):
@@ -140,8 +142,7 @@ def extends(directory: Path, stem: str) -> dict[str, dict[str, Any]]:
     path = extends_path(directory, stem)
     if not path.exists():
         return {}
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
+    data = read_json(path)
     if not isinstance(data, dict) or not all(
         isinstance(ref, dict) and isinstance(ref.get("rows"), int) for ref in data.values()
     ):

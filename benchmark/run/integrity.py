@@ -13,7 +13,6 @@ before manifests existed carry none: they are *unverified*, checked only for bei
 from __future__ import annotations
 
 import hashlib
-import json
 import numbers
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmark.files import read_json
 
 #: The file of a generation that lists the sha256 of every other file in it.
 MANIFEST = "manifest.json"
@@ -36,11 +37,10 @@ def manifest(files: Iterable[Path]) -> dict[str, Any]:
     return {"sha256": {path.name: sha256(path) for path in sorted(files)}}
 
 
-def read_json(path: Path) -> tuple[Any, str | None]:
+def read_json_or_problem(path: Path) -> tuple[Any, str | None]:
     """The parsed file and None, or None and the problem (unreadable, not JSON)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh), None
+        return read_json(path), None
     except FileNotFoundError:
         return None, f"{path}: missing"
     except (OSError, ValueError) as exc:
@@ -67,7 +67,7 @@ def _tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
 
 def json_problem(path: Path, shape: Mapping[str, type | tuple[type, ...]]) -> tuple[Any, str | None]:
     """Read a JSON object with at least the keys of ``shape``: (data, None) or (None, problem naming ``path``)."""
-    data, problem = read_json(path)
+    data, problem = read_json_or_problem(path)
     if problem is None:
         shape_problem = _shape_problem(data, shape)
         if shape_problem is not None:
@@ -155,7 +155,7 @@ def generation_problem(directory: Path, generation: int) -> tuple[str | None, bo
                 return problem, False
     if not any(p.stem == "model" for p in files):
         return f"{directory / 'model.npz'}: missing (no model file in the generation)", verified
-    record, problem = read_json(directory / "record.json")
+    record, problem = read_json_or_problem(directory / "record.json")
     if problem is None:
         shape = record_problem(record, generation)
         problem = None if shape is None else f"{directory / 'record.json'}: {shape}"

@@ -13,7 +13,6 @@ The poller also spaces its polls so that it never takes more than 1/``_DUTY`` of
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
@@ -22,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO
 
+from benchmark.files import read_json
 from benchmark.run.spec import RunSpec
 from benchmark.run.store import Store
 
@@ -104,8 +104,7 @@ class GenerationCounter:
     def _seconds(self, run_id: str, generation: int) -> float | None:
         path = self.store.run_dir(run_id) / f"gen-{generation:04d}" / "record.json"
         try:
-            with open(path, encoding="utf-8") as fh:
-                return float(sum(json.load(fh)["seconds"].values()))
+            return float(sum(read_json(path)["seconds"].values()))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 

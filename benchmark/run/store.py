@@ -55,7 +55,7 @@ import numpy as np
 
 from benchmark import SCHEMA_VERSION
 from benchmark.errors import StoreError
-from benchmark.files import fsync_dir, naming, write_atomic
+from benchmark.files import fsync_dir, naming, read_json, write_atomic
 from benchmark.run import checkpoint, integrity
 from benchmark.run.loop import GenerationResult, Resume
 from benchmark.run.spec import run_spec_from_dict
@@ -102,11 +102,6 @@ class Unfinished(StrEnum):
 def write_json_atomic(path: Path, data: Any, *, durable: bool) -> None:
     """Replace ``path`` with ``data`` as JSON in one rename; readers never see half a file."""
     write_atomic(path, lambda fh: fh.write(json.dumps(data, indent=1, sort_keys=True).encode("utf-8")), durable=durable)
-
-
-def read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
 
 
 def repair_hint(root: Path) -> str:
