@@ -26,6 +26,7 @@ from benchmark.errors import RetrainbenchError
 from benchmark.report import stats
 from benchmark.report.compare_rules import FAIL_RULES
 from benchmark.report.stats.hypotheses import interval, p_beyond
+from benchmark.run.spec import name_in_label
 
 #: Verdicts that claim a configuration got worse (a change to one of them can fail the gate).
 CLAIMED_WORSE = frozenset({"worsening"}) | stats.WORSE
@@ -46,7 +47,7 @@ class Tolerances:
 
     def of(self, metric: str, first: float, default: float) -> tuple[float, str]:
         """The tolerance of a metric (by label, then by name, then ``*``) and where it came from."""
-        for key in (metric, stats.metric_name(metric), "*"):
+        for key in (metric, name_in_label(metric), "*"):
             if key in self.absolute:
                 return self.absolute[key], "--tolerance"
             if key in self.relative:
@@ -263,7 +264,7 @@ def compare_sides(
             f"{len(only_b)} against {len(only_c)} configurations; --ignore-settings matches across settings)"
         )
     metrics = sorted({str(m) for m in common.get_level_values("metric")})
-    named = {*tolerances.absolute, *tolerances.relative} - {"*", *metrics, *map(stats.metric_name, metrics)}
+    named = {*tolerances.absolute, *tolerances.relative} - {"*", *metrics, *map(name_in_label, metrics)}
     if named:
         raise CompareError(
             f"--tolerance: no metric {', '.join(sorted(named))} in the comparison ({', '.join(metrics)})"

@@ -25,7 +25,7 @@ from benchmark.report import plots, stats
 from benchmark.report.findings import findings, headline_metric, signed
 from benchmark.report.tables import REFERENCE, Column, board_columns, fmt, status_text, with_ci
 from benchmark.run.settings import RESULT_COLUMNS
-from benchmark.run.spec import run_spec_from_dict
+from benchmark.run.spec import name_in_label, run_spec_from_dict
 from benchmark.run.store import RunStatus, Store, Unfinished
 
 #: Row classes for verdicts and run statuses (only these fixed names ever become a class attribute).
@@ -219,11 +219,6 @@ def _leaderboards(board: pd.DataFrame) -> list[PerDataset[MetricBoard]]:
     return out
 
 
-def _name(label: str) -> str:
-    """A component's name from its label, ``mix[lambda=0.5]`` -> ``mix``."""
-    return label.split("[", 1)[0]
-
-
 def _cell(row: Mapping[Any, Any], metric: str) -> Verdict:
     """A configuration's verdict and level; the tooltip holds the intervals (kept short: there is one per cell)."""
     start, reference = row["collapse_start"], REFERENCE.get(row["reference"], row["reference"])
@@ -264,7 +259,9 @@ def _sweeps(group: pd.DataFrame, params: pd.DataFrame) -> list[tuple[str, str, s
     two parameters (x: the policy's where it has one)."""
     out = []
     rows = group.join(params, on="config")
-    pairs = rows.assign(pair=[f"{_name(m)} / {_name(p)}" for m, p in zip(rows["model"], rows["policy"], strict=True)])
+    pairs = rows.assign(
+        pair=[f"{name_in_label(m)} / {name_in_label(p)}" for m, p in zip(rows["model"], rows["policy"], strict=True)]
+    )
     for pair, by_pair in pairs.groupby("pair", sort=True):
         swept = [c for c in params.columns if by_pair[c].astype(str).nunique() > 1]
         if len(swept) == 2:

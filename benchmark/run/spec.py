@@ -49,6 +49,11 @@ class ComponentSpec:
         return {"name": self.name, "params": dict(self.params)}
 
 
+def name_in_label(label: str) -> str:
+    """The component's registered name in a ``label``: ``mix[lambda=0.5]`` -> ``mix``."""
+    return label.split("[", 1)[0]
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunSpec(RunSettings):
     """One run: a chain of ``generations`` retraining generations for one combination and seed, with the

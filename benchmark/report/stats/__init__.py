@@ -21,7 +21,7 @@ from benchmark.report.stats.across_seeds import CLAIMS, ONE_SEED, SEED_STATS, se
 from benchmark.report.stats.chains import LATE, TAIL, Chain, chain, late_worsening, tail_size
 from benchmark.report.stats.control import is_control, paired_control
 from benchmark.report.stats.definitions import DEFINITIONS
-from benchmark.report.stats.directions import Direction, directions, metric_name
+from benchmark.report.stats.directions import Direction, directions
 from benchmark.report.stats.generations import generation_summary
 from benchmark.report.stats.hypotheses import ALPHA, CLAIM_CONFIDENCE, adjust, claim_pvalues
 from benchmark.report.stats.intervals import CONFIDENCE, t_interval
@@ -68,7 +68,6 @@ __all__ = [
     "generation_summary",
     "is_control",
     "late_worsening",
-    "metric_name",
     "paired_control",
     "rank",
     "run_summary",

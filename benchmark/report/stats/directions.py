@@ -9,6 +9,7 @@ import numpy as np
 
 from benchmark.api.registry import Registry
 from benchmark.errors import RegistryError
+from benchmark.run.spec import name_in_label
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,6 @@ class Direction:
         return None
 
 
-def metric_name(label: str) -> str:
-    """The metric's registered name: a label may carry parameters, ``w2[max_exact=10]``."""
-    return label.split("[", 1)[0]
-
-
 def directions(labels: Iterable[str], registry: Registry | None) -> dict[str, Direction]:
     """Direction of every metric label, from the registry; unknown when the metric's plugin is absent."""
     out = {}
@@ -54,7 +50,7 @@ def directions(labels: Iterable[str], registry: Registry | None) -> dict[str, Di
         direction = Direction()
         if registry is not None:
             try:
-                metric = registry.get("metric", metric_name(label)).component
+                metric = registry.get("metric", name_in_label(label)).component
             except RegistryError:
                 pass
             else:
