@@ -171,9 +171,8 @@ def main() -> int:
         print(f"| {what} | " + " | ".join(cells) + " |")
     for device in devices:
         f, g = figures[f"features/{device}"], figures[f"grid/{device}"]
-        print(
-            f"| {device}: domain features of 500 digits | {f['extract_500_s']:.3f} s (training {f['prepare_s']:.1f} s) |"
-        )
+        extract, prepare = f["extract_500_s"], f["prepare_s"]
+        print(f"| {device}: domain features of 500 digits | {extract:.3f} s (training {prepare:.1f} s) |")
         print(f"| {device}: 2-seed flow + ddpm grid, 2 generations | {g['wall_s']:.1f} s, exit {g['exit']} |")
     print(f"\nfigures written to {args.out}", file=sys.stderr)
     return 0
