@@ -142,7 +142,7 @@ def main() -> int:
     figures: dict[str, Any] = {"devices": devices, "torch": torch.__version__}
     rows = []
     for family, dataset, n, params in CASES:
-        by_device = {}
+        by_device: dict[str, dict[str, Any]] = {}
         for device in devices:
             try:
                 by_device[device] = family_generation(family, dataset, n, params, device, args.steps)
