@@ -265,7 +265,7 @@ def test_a_correct_family_passes_every_check():
 
 BROKEN_FAMILIES = [
     (family("wide", WideSamples), check_family_fits, r"sample\(32\) after fit has shape \(32, 3\), expected \(32, 2\)"),
-    (family("ints", IntegerSamples), check_family_fits, r"has dtype int64, expected a float dtype"),
+    (family("ints", IntegerSamples), check_family_fits, r"has dtype int64, expected a float array"),
     (family("nan-loss", NonFiniteLoss), check_family_fits, r"fit\(\) statistic 'loss' is not finite"),
     (BrightImageFamily, check_family_fits, r"image samples after fit range over \[.*\], expected \[0, 1\]"),
     (family("unseeded", UnseededSamples), check_family_deterministic, r"same rng seeds gave different samples"),
@@ -370,7 +370,7 @@ class NeedsTheDensity(Policy):
         (NoDoc, r"has no docstring; its first line is what `retrainbench list` shows"),
         (BadDefault, r"the default of parameter 'steps' violates its own declaration: must be >= 1 \(got 0\)"),
         (NoHint, r"declares requires=\('some_module',\) but no install_hint"),
-        (VectorString, r"data_kinds must be a non-empty tuple of 'vector'/'image', got 'vector'"),
+        (VectorString, r"data_kinds must be a non-empty tuple of vector/image/sequence, got 'vector'"),
         (WordyDirection, r"higher_is_better must be True, False or None, got 'lower'"),
         (UnknownNeed, r"needs must be a set drawn from .*, got frozenset\("),
     ],
