@@ -83,7 +83,7 @@ class ReferenceChain:
 
     def __init__(self, size: int, temperature: float = 1.0) -> None:
         ranks = (np.arange(size)[None, :] - 2 * np.arange(size)[:, None]) % size + 1.0  # each row's own favourites
-        logits = -1.2 * np.log(ranks) / temperature
+        logits = -1.5 * np.log(ranks) / temperature
         self.log_first = logits[0] - np.log(np.sum(np.exp(logits[0])))
         self.log_next = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
 
@@ -100,17 +100,17 @@ class ReferenceChain:
 
 
 class ReferenceSequences(Dataset):
-    """Sequences of 12 tokens ("a" to "h") from an order-1 Markov chain: the kit's sequence data, with exact
+    """Sequences of 12 tokens ("a" to "p") from an order-1 Markov chain: the kit's sequence data, with exact
     log-probabilities."""
 
     name = "conformance-sequences"
     kind = "sequence"
     provides = frozenset({"source"})
     length = 12
-    chain = ReferenceChain(8)
+    chain = ReferenceChain(16)
 
     def vocabulary(self) -> tuple[str, ...]:
-        return tuple("abcdefgh")
+        return tuple("abcdefghijklmnop")
 
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.chain.draw(n, self.length, rng)
