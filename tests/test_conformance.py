@@ -6,12 +6,14 @@ import os
 import sys
 import textwrap
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
 import numpy as np
 import pytest
 from conftest import environment_registry
+from test_text import write_text
 
 from benchmark import Dataset, DataSplits, Metric, Model, ModelFamily, Param, Policy, TrainingSet
 from benchmark.api.plugins import build_registry
@@ -58,8 +60,9 @@ def _tiny_params() -> dict[str, dict]:
     return out
 
 
-#: Datasets read from the user's local copy (never downloaded): only their declarations can be checked here.
-LOCAL_COPIES = {"image-folder", "mnist", "cifar10"}
+#: Datasets read from the user's local copy (never downloaded): only their declarations can be checked here
+#: (text-file reads a text the test writes, in test_text_component_conforms).
+LOCAL_COPIES = {"image-folder", "mnist", "cifar10", "text-file"}
 
 
 def _first_party_cases():
@@ -82,6 +85,37 @@ FIRST_PARTY_CASES = _first_party_cases()
 @pytest.mark.parametrize("case", FIRST_PARTY_CASES)
 def test_first_party_component_conforms(case):
     case.run()
+
+
+#: The text components, loaded by module name (the shared install may not know their entry points yet).
+TEXT_MODULES = ("plugins.datasets.text", "plugins.families.ngram", "plugins.metrics.text")
+TEXT_CASES = [
+    pytest.param(case, id=case.id)
+    for entry in build_registry(TEXT_MODULES, autoload=False)
+    if entry.plugin in TEXT_MODULES
+    for case in component_cases(entry.kind, entry.component, budget=BUDGET)
+]
+
+
+@pytest.mark.parametrize("case", TEXT_CASES)
+def test_text_component_conforms(case, tmp_path):
+    if case.name == "text-file":  # a text of its own: 40,000 characters make 625 windows of 64
+        case = replace(case, params={"path": str(write_text(tmp_path / "text.txt", 40_000))})
+    case.run()
+
+
+def test_every_text_component_is_checked():
+    assert {(p.values[0].kind, p.values[0].name) for p in TEXT_CASES} >= {
+        ("dataset", "markov-text"),
+        ("dataset", "text-file"),
+        ("model", "ngram"),
+        ("metric", "perplexity"),
+        ("metric", "source-kl"),
+        ("metric", "tail-coverage"),
+        ("metric", "tail-mass"),
+        ("metric", "distinct-n"),
+        ("metric", "vocab-coverage"),
+    }
 
 
 def test_every_first_party_component_is_checked():

@@ -296,3 +296,44 @@ def test_perplexity_is_infinite_when_the_model_gives_test_text_probability_zero(
     model.fit(splits.train, warm_start=False, rng=stream(0, 0, "fit"))
     result = Perplexity().compute(_evaluation(splits.test, splits.test, model))
     assert result.value == math.inf and "test sequences have probability 0" in result.detail
+
+
+# ---------------------------------------------------------------- resume after a kill
+
+
+@pytest.mark.slow
+def test_a_text_grid_killed_mid_grid_resumes_to_the_numbers_of_an_uninterrupted_one(tmp_path):
+    import os
+    import signal
+    import time
+
+    import pandas as pd
+    from conftest import run_benchmark
+    from test_store_resume import cli, stored_generations, values
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        'name = "text-resume"\ngenerations = 8\nseeds = [0, 1]\nn_real = 400\nn_test = 200\nn_eval = 400\n'
+        '[[datasets]]\nname = "markov-text"\nparams = { vocab = 200, length = 24 }\n'
+        '[[models]]\nname = "ngram"\n[[policies]]\nname = "accumulate"\n[[policies]]\nname = "replace"\n'
+        '[[metrics]]\nname = "perplexity"\n[[metrics]]\nname = "tail-coverage"\n'
+    )
+    env = {"RETRAINBENCH_PLUGINS": ",".join(TEXT_MODULES)}
+    args = ["run", grid, "--store", tmp_path / "reference", "--executor", "inline", "--no-progress"]
+    done = run_benchmark(args, cwd=tmp_path, env=env)
+    assert done.code == 0, done.err
+    expected = values(tmp_path / "reference")
+
+    store = tmp_path / "store"
+    command = ("run", str(grid), "--store", str(store), "--executor", "inline", "--no-progress")
+    proc = cli(*command, env={**os.environ, **env})
+    deadline = time.monotonic() + 120
+    while stored_generations(store) < 12 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert 0 < stored_generations(store) < 36, "the kill must land mid-grid"
+    resumed = cli(*command, env={**os.environ, **env})
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    pd.testing.assert_frame_equal(values(store), expected)
