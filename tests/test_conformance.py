@@ -44,6 +44,7 @@ REGISTRY = environment_registry()
 TINY = {
     "model:flow": {"depth": 2, "hidden": 16, "blocks": 1, "batch_size": 64},
     "model:ddpm": {"width": 8, "depth": 1, "timesteps": 20, "sampling_timesteps": 5, "batch_size": 32},
+    "model:char-lm": {"embedding": 8, "hidden": 16, "batch_size": 32},
     # feature metrics: flattened pixels, not Inception at 299x299 (0.2 s an image on a CPU)
     **{f"metric:{name}": {"extractor": "raw"} for name in ("fid", "kid")},
 }
@@ -88,12 +89,12 @@ def test_first_party_component_conforms(case):
 
 
 #: The text components, loaded by module name (the shared install may not know their entry points yet).
-TEXT_MODULES = ("plugins.datasets.text", "plugins.families.ngram", "plugins.metrics.text")
+TEXT_MODULES = ("plugins.datasets.text", "plugins.families.ngram", "plugins.families.charlm", "plugins.metrics.text")
 TEXT_CASES = [
-    pytest.param(case, id=case.id)
+    pytest.param(case, id=case.id, marks=[pytest.mark.slow] if "torch" in case.component.requires else [])
     for entry in build_registry(TEXT_MODULES, autoload=False)
     if entry.plugin in TEXT_MODULES
-    for case in component_cases(entry.kind, entry.component, budget=BUDGET)
+    for case in component_cases(entry.kind, entry.component, params=TINY.get(f"model:{entry.name}"), budget=BUDGET)
 ]
 
 
@@ -105,10 +106,11 @@ def test_text_component_conforms(case, tmp_path):
 
 
 def test_every_text_component_is_checked():
-    assert {(p.values[0].kind, p.values[0].name) for p in TEXT_CASES} >= {
+    assert {(cast(Case, p.values[0]).kind, cast(Case, p.values[0]).name) for p in TEXT_CASES} >= {
         ("dataset", "markov-text"),
         ("dataset", "text-file"),
         ("model", "ngram"),
+        ("model", "char-lm"),
         ("metric", "perplexity"),
         ("metric", "source-kl"),
         ("metric", "tail-coverage"),

@@ -21,7 +21,7 @@ from benchmark.run.seeding import stream
 from benchmark.run.store import Store
 from plugins.datasets.text import MarkovSource, MarkovText, TextFile
 from plugins.families.ngram import NGram
-from plugins.metrics.text import Perplexity, TailCoverage, VocabCoverage
+from plugins.metrics.text import Perplexity, TailCoverage, VocabCoverage, ngrams
 
 TEXT_MODULES = ("plugins.datasets.text", "plugins.families.ngram", "plugins.metrics.text")
 DATASET = {"name": "markov-text", "params": {"vocab": 12, "order": 1, "length": 8}}
@@ -147,6 +147,33 @@ def test_a_text_grid_stores_integer_state_and_decoded_samples_and_the_report_sho
     done = run_cli(["report", "--store", "store", "--out", "report"], env=env)
     assert done.code == 0, done.err
     assert f'<pre class="sample-text">{kept[0]}' in (tmp_path / "report" / "index.html").read_text()
+
+
+def test_the_kit_refuses_sequence_splits_without_a_vocabulary_or_with_ids_beyond_it():
+    from benchmark import Dataset
+    from benchmark.testing import check_dataset_loads
+
+    class Unnamed(Dataset):
+        """Token ids with no text."""
+
+        name = "unnamed-tokens"
+        kind = "sequence"
+
+        def draw(self, n, rng):
+            return rng.integers(0, 5, size=(n, 4))
+
+    class Short(Unnamed):
+        """Ids up to 4, a vocabulary of 3."""
+
+        name = "short-vocabulary"
+
+        def vocabulary(self):
+            return ("a", "b", "c")
+
+    with pytest.raises(AssertionError, match="sequence splits need a vocabulary"):
+        check_dataset_loads(Unnamed())
+    with pytest.raises(AssertionError, match=r"the train split has token ids in \[0, 4\], outside the vocabulary"):
+        check_dataset_loads(Short())
 
 
 # ---------------------------------------------------------------- datasets
@@ -337,3 +364,30 @@ def test_a_text_grid_killed_mid_grid_resumes_to_the_numbers_of_an_uninterrupted_
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     pd.testing.assert_frame_equal(values(store), expected)
+
+
+# ---------------------------------------------------------------- char-lm
+
+
+def _fitted_char_lm(**params):
+    from plugins.families.charlm import CharLM
+
+    splits = MarkovText({"vocab": 10, "length": 12}).load(300, 300, 0, stream(0, "data"))
+    tiny = {"embedding": 8, "hidden": 32, "steps": 150, "lr": 1e-2, **params}
+    model = CharLM(tiny).create(splits, RunContext(seed=0, device="cpu", threads=1))
+    model.fit(splits.train, warm_start=False, rng=stream(0, 0, "fit"))
+    return model, splits
+
+
+@pytest.mark.slow
+def test_char_lm_learns_the_source_and_its_sampling_bias_narrows_the_samples():
+    model, splits = _fitted_char_lm()
+    nll = -model.log_prob(splits.test).mean() / 12
+    assert nll < math.log(10) - 0.2  # clearly below the uniform model's log V (the source's rate is ~1.9 nats)
+    greedy, _ = _fitted_char_lm(top_k=1)
+    drawn = greedy.sample(50, stream(0, 1, "eval"))
+    assert len(np.unique(drawn, axis=0)) == 1  # top_k = 1 always draws the most likely token: one sequence
+    assert np.array_equal(greedy.log_prob(splits.test), model.log_prob(splits.test))  # the bias leaves log_prob
+    free = model.sample(300, stream(0, 1, "eval"))
+    cold = _fitted_char_lm(temperature=0.3)[0].sample(300, stream(0, 1, "eval"))
+    assert len(np.unique(ngrams(cold, 2, 10))) < len(np.unique(ngrams(free, 2, 10)))
