@@ -70,10 +70,15 @@ class NGramModel(Model):
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.int64)
+        fallback = self.unigram / max(int(self.unigram.sum()), 1)
+        totals = {m: table.sum(axis=1) + self.k * self.vocab for m, table in self.counts.items()}
         out = np.zeros(len(x))
-        with np.errstate(divide="ignore"):
-            for i, m in enumerate(self.orders):
-                out += np.log(self._probabilities(m, self._context(x, i))[np.arange(len(x)), x[:, i]])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for i, m in enumerate(self.orders):  # one entry per sequence, not the whole row: as _probabilities
+                contexts, tokens = self._context(x, i), x[:, i]
+                total = totals[m][contexts]
+                hit = (self.counts[m][contexts, tokens] + self.k) / np.where(total > 0, total, 1.0)
+                out += np.log(np.where(total > 0, hit, fallback[tokens]))
         return out
 
     def state_dict(self) -> dict[str, Any]:
