@@ -6,12 +6,14 @@ import os
 import sys
 import textwrap
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
 import numpy as np
 import pytest
 from conftest import environment_registry
+from test_text import write_text
 
 from benchmark import Dataset, DataSplits, Metric, Model, ModelFamily, Param, Policy, TrainingSet
 from benchmark.api.plugins import build_registry
@@ -42,6 +44,7 @@ REGISTRY = environment_registry()
 TINY = {
     "model:flow": {"depth": 2, "hidden": 16, "blocks": 1, "batch_size": 64},
     "model:ddpm": {"width": 8, "depth": 1, "timesteps": 20, "sampling_timesteps": 5, "batch_size": 32},
+    "model:char-lm": {"embedding": 8, "hidden": 16, "batch_size": 32},
     # feature metrics: flattened pixels, not Inception at 299x299 (0.2 s an image on a CPU)
     **{f"metric:{name}": {"extractor": "raw"} for name in ("fid", "kid")},
 }
@@ -58,8 +61,9 @@ def _tiny_params() -> dict[str, dict]:
     return out
 
 
-#: Datasets read from the user's local copy (never downloaded): only their declarations can be checked here.
-LOCAL_COPIES = {"image-folder", "mnist", "cifar10"}
+#: Datasets read from the user's local copy (never downloaded): only their declarations can be checked here
+#: (text-file reads a text the test writes, in test_text_component_conforms).
+LOCAL_COPIES = {"image-folder", "mnist", "cifar10", "text-file"}
 
 
 def _first_party_cases():
@@ -82,6 +86,38 @@ FIRST_PARTY_CASES = _first_party_cases()
 @pytest.mark.parametrize("case", FIRST_PARTY_CASES)
 def test_first_party_component_conforms(case):
     case.run()
+
+
+#: The text components, loaded by module name (the shared install may not know their entry points yet).
+TEXT_MODULES = ("plugins.datasets.text", "plugins.families.ngram", "plugins.families.charlm", "plugins.metrics.text")
+TEXT_CASES = [
+    pytest.param(case, id=case.id, marks=[pytest.mark.slow] if "torch" in case.component.requires else [])
+    for entry in build_registry(TEXT_MODULES, autoload=False)
+    if entry.plugin in TEXT_MODULES
+    for case in component_cases(entry.kind, entry.component, params=TINY.get(f"model:{entry.name}"), budget=BUDGET)
+]
+
+
+@pytest.mark.parametrize("case", TEXT_CASES)
+def test_text_component_conforms(case, tmp_path):
+    if case.name == "text-file":  # a text of its own: 40,000 characters make 625 windows of 64
+        case = replace(case, params={"path": str(write_text(tmp_path / "text.txt", 40_000))})
+    case.run()
+
+
+def test_every_text_component_is_checked():
+    assert {(cast(Case, p.values[0]).kind, cast(Case, p.values[0]).name) for p in TEXT_CASES} >= {
+        ("dataset", "markov-text"),
+        ("dataset", "text-file"),
+        ("model", "ngram"),
+        ("model", "char-lm"),
+        ("metric", "perplexity"),
+        ("metric", "source-kl"),
+        ("metric", "tail-coverage"),
+        ("metric", "tail-mass"),
+        ("metric", "distinct-n"),
+        ("metric", "vocab-coverage"),
+    }
 
 
 def test_every_first_party_component_is_checked():
@@ -265,7 +301,7 @@ def test_a_correct_family_passes_every_check():
 
 BROKEN_FAMILIES = [
     (family("wide", WideSamples), check_family_fits, r"sample\(32\) after fit has shape \(32, 3\), expected \(32, 2\)"),
-    (family("ints", IntegerSamples), check_family_fits, r"has dtype int64, expected a float dtype"),
+    (family("ints", IntegerSamples), check_family_fits, r"has dtype int64, expected a float array"),
     (family("nan-loss", NonFiniteLoss), check_family_fits, r"fit\(\) statistic 'loss' is not finite"),
     (BrightImageFamily, check_family_fits, r"image samples after fit range over \[.*\], expected \[0, 1\]"),
     (family("unseeded", UnseededSamples), check_family_deterministic, r"same rng seeds gave different samples"),
@@ -370,7 +406,7 @@ class NeedsTheDensity(Policy):
         (NoDoc, r"has no docstring; its first line is what `retrainbench list` shows"),
         (BadDefault, r"the default of parameter 'steps' violates its own declaration: must be >= 1 \(got 0\)"),
         (NoHint, r"declares requires=\('some_module',\) but no install_hint"),
-        (VectorString, r"data_kinds must be a non-empty tuple of 'vector'/'image', got 'vector'"),
+        (VectorString, r"data_kinds must be a non-empty tuple of vector/image/sequence, got 'vector'"),
         (WordyDirection, r"higher_is_better must be True, False or None, got 'lower'"),
         (UnknownNeed, r"needs must be a set drawn from .*, got frozenset\("),
     ],

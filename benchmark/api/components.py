@@ -4,7 +4,8 @@ Every component is a class with a ``name``, declared ``parameters`` and, if it n
 libraries, ``requires`` (import names) and an ``install_hint``. Classes are registered, not
 instances, so registering costs nothing: heavy imports belong inside methods.
 All data crosses these interfaces as numpy arrays (vectors ``(n, d)``, images ``(n, c, h, w)``
-in [0, 1]); a family that works on a device converts at its own boundary.
+in [0, 1], sequences ``(n, length)`` of integer token ids: ``benchmark.api.kinds.DATA_KINDS``); a
+family that works on a device converts at its own boundary.
 """
 
 from __future__ import annotations
@@ -113,10 +114,17 @@ class DataSplits:
     test: np.ndarray
     pool: np.ndarray
     kind: str
+    #: Sequence data: the text of each token id (id i is ``vocabulary[i]``), so its length is the vocabulary
+    #: size families model and the loop checks ids against; empty for other kinds.
+    vocabulary: tuple[str, ...] = ()
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
         return tuple(self.train.shape[1:])
+
+    @property
+    def vocabulary_size(self) -> int:
+        return len(self.vocabulary)
 
 
 #: Points per block of a dataset's pool (see ``Dataset.load``).
@@ -126,10 +134,12 @@ POOL_BLOCK = 1024
 class Dataset(Component):
     """A source of real data. Override ``draw`` for a generator, ``load`` for a finite set."""
 
-    #: "vector" for (n, d) data, "image" for (n, c, h, w) data in [0, 1].
+    #: "vector" for (n, d) data, "image" for (n, c, h, w) data in [0, 1], "sequence" for (n, length) integer
+    #: token ids (``load`` then returns splits with their ``vocabulary``; see ``benchmark.api.kinds``).
     kind: ClassVar[str] = "vector"
     #: What the dataset offers metrics (see ``benchmark.api.compatibility``): "density" when ``log_density``
-    #: gives the true density, "modes" when ``modes`` gives the mixture's centres.
+    #: gives the true density, "modes" when ``modes`` gives the mixture's centres, "source" when ``log_density``
+    #: gives the exact log-probability of token sequences (a known discrete source).
     provides: ClassVar[frozenset[str]] = frozenset()
     #: retrainbench 0.1's declaration, still honoured and kept equal to ``"density" in provides``.
     has_density: ClassVar[bool] = False
@@ -157,14 +167,21 @@ class Dataset(Component):
         data = self.draw(n_train + n_test, rng)
         blocks = [self.draw(POOL_BLOCK, stream) for stream in block_streams]
         pool = np.concatenate(blocks)[:n_pool] if blocks else data[:0]
-        return DataSplits(train=data[:n_train], test=data[n_train:], pool=pool, kind=self.kind)
+        return DataSplits(
+            train=data[:n_train], test=data[n_train:], pool=pool, kind=self.kind, vocabulary=self.vocabulary()
+        )
+
+    def vocabulary(self) -> tuple[str, ...]:
+        """Sequence data: the text of each token id (``DataSplits.vocabulary``); empty for other kinds."""
+        return ()
 
     def modes(self) -> np.ndarray | None:
         """Mode centres of a mixture dataset, for mode-coverage metrics; None when it has none."""
         return None
 
     def log_density(self, x: np.ndarray) -> np.ndarray:
-        """Log of the true density at ``x`` (datasets that provide "density")."""
+        """Log of the true density at ``x`` (datasets that provide "density"), or the exact log-probability of each
+        token sequence of ``x`` (datasets that provide "source")."""
         raise NotImplementedError(f"dataset {self.name!r} has no known density")
 
     def density_box(self, outside: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -331,7 +348,8 @@ class Metric(Component):
     #: The ideal value when there is one (0 for a distance, 1 for a ratio).
     optimum: ClassVar[float | None] = None
     #: What the metric uses: "samples", "log_prob" (model density), "density" (true density),
-    #: "modes" (dataset modes), "features" (a feature extractor).
+    #: "modes" (dataset modes), "features" (a feature extractor), "tokens" (sequence data: token ids and
+    #: their vocabulary), "source" (the exact probability of sequences).
     needs: ClassVar[frozenset[str]] = frozenset({"samples"})
 
     @abstractmethod

@@ -137,7 +137,8 @@ class CurveFigure:
 
 @dataclass(frozen=True)
 class GalleryRow:
-    """One configuration's samples: a PNG data URI per shown generation, None where none was kept."""
+    """One configuration's samples: a PNG data URI (or decoded text, for sequence data) per shown generation, None
+    where none was kept."""
 
     label: Swatch
     seed: int
@@ -377,9 +378,12 @@ def _curves(
 
 
 def _picture(samples: np.ndarray | None, limits: plots.Limits | None) -> str | None:
-    """Kept samples as a PNG data URI: images as a mosaic, points on ``limits`` (their own if None)."""
+    """Kept samples as a PNG data URI: images as a mosaic, points on ``limits`` (their own if None); text (sequence
+    data, kept decoded) as its lines, which the page shows as text."""
     if samples is None or not len(samples):
         return None
+    if samples.dtype.kind == "U":
+        return "\n".join(str(line) for line in samples)
     if samples.ndim == 4:
         return plots.png_uri(plots.mosaic(samples))
     axes = limits if limits is not None else plots.limits(samples.reshape(len(samples), -1))
@@ -399,7 +403,11 @@ def _galleries(store: Store, runs: pd.DataFrame, colours: Mapping[str, str]) -> 
             generations = plots.shown_generations(int(group["generations"].max()))
             records = sorted(group.to_dict("records"), key=lambda r: plots.natural_key(str(r["row"])))
             kept = {(str(r["run_id"]), t): store.gallery(str(r["run_id"]), t) for r in records for t in generations}
-            reference = [a.reshape(len(a), -1) for (_, t), a in kept.items() if t == generations[0] and a is not None]
+            reference = [
+                a.reshape(len(a), -1)
+                for (_, t), a in kept.items()
+                if t == generations[0] and a is not None and a.dtype.kind != "U"
+            ]
             limits = plots.limits(np.concatenate(reference)) if reference else None  # the first generation's axes
             rows = [
                 GalleryRow(

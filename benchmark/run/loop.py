@@ -38,6 +38,7 @@ from benchmark.api.components import (
     RunContext,
     TrainingSet,
 )
+from benchmark.api.kinds import DATA_KINDS, decode, expected_values, values_problem
 from benchmark.api.registry import Registry
 from benchmark.errors import ContractViolation, Diverged
 from benchmark.run.features import FeatureSpace
@@ -46,7 +47,7 @@ from benchmark.run.seeding import stream
 from benchmark.run.spec import ComponentSpec, RunSpec
 
 #: Evaluation samples kept per generation for galleries: images, and points of vector data.
-GALLERY_IMAGES, GALLERY_POINTS = 64, 1000
+GALLERY_IMAGES, GALLERY_POINTS = DATA_KINDS["image"].gallery, DATA_KINDS["vector"].gallery
 
 
 @dataclass(frozen=True)
@@ -108,22 +109,37 @@ def _require_finite(what: str, generation: int, array: np.ndarray) -> np.ndarray
     return array
 
 
-def _require_points(who: str, generation: int, x: Any, rows: int | None, sample_shape: tuple[int, ...]) -> np.ndarray:
-    """``x`` when it is a float array of ``rows`` points (None: at least one) shaped like the data.
+def _require_points(who: str, generation: int, x: Any, rows: int | None, data: DataSplits) -> np.ndarray:
+    """``x`` when it holds ``rows`` points (None: at least one) shaped like the data, with the values of its data kind
+    (floats; token ids within the vocabulary for sequences, ``benchmark.api.kinds.values_problem``).
 
     Otherwise ContractViolation naming ``who``, the component that broke the contract, rather than
     whichever later step would trip over its array.
     """
+    sample_shape = data.sample_shape
     expected = str((rows, *sample_shape)) if rows is not None else f"(m, {', '.join(map(str, sample_shape))}), m >= 1"
     if not isinstance(x, np.ndarray):
         got = f"a {type(x).__name__}"
     elif x.ndim == 0 or x.shape[1:] != sample_shape or (len(x) == 0 if rows is None else len(x) != rows):
         got = f"shape {x.shape}"
-    elif not np.issubdtype(x.dtype, np.floating):
-        got = f"dtype {x.dtype}"
+    elif (problem := values_problem(data.kind, x, data.vocabulary_size)) is not None:
+        got = problem
     else:
         return x
-    raise ContractViolation(f"{who} at generation {generation} returned {got}, expected a float array {expected}")
+    raise ContractViolation(
+        f"{who} at generation {generation} returned {got}, expected {expected_values(data.kind, data.vocabulary_size)}"
+        f" {expected}"
+    )
+
+
+def kept_samples(samples: np.ndarray, data: DataSplits) -> np.ndarray:
+    """The evaluation samples the store keeps for the report: the first few, as float32 points or images, or
+    decoded to text for sequences (a string array, which numpy saves without pickles)."""
+    kind = DATA_KINDS.get(data.kind)
+    kept = samples[: kind.gallery if kind else GALLERY_POINTS]
+    if kind is not None and kind.integer:
+        return np.array(decode(kept, data.vocabulary), dtype=str)
+    return kept.astype(np.float32)
 
 
 def read_only(array: np.ndarray) -> np.ndarray:
@@ -174,7 +190,7 @@ class _Generation:
         who = f"policy {self.run.policy.label!r} build()"
         with untouched_global_random_state(f"{who} at generation {self.t}"):
             built = self.parts.policy.build(step)
-        _require_points(who, self.t, built.data, None, self.data.sample_shape)
+        _require_points(who, self.t, built.data, None, self.data)
         if sum(built.composition.values()) != len(built.data):
             raise ContractViolation(
                 f"{who} at generation {self.t} reported composition {dict(built.composition)} "
@@ -190,7 +206,7 @@ class _Generation:
             who = f"model {self.run.model.label!r} sample({n}), drawn by policy {self.run.policy.label!r},"
             with untouched_global_random_state(f"{who} at generation {self.t}"):
                 drawn = self.model.sample(n, rng)
-            samples = _require_points(who, self.t, drawn, n, self.data.sample_shape)
+            samples = _require_points(who, self.t, drawn, n, self.data)
             return _require_finite("synthetic samples", self.t, samples)
 
         return sample
@@ -236,7 +252,7 @@ class _Generation:
         who = f"model {self.run.model.label!r} sample({n})"
         with untouched_global_random_state(f"{who} at generation {self.t}"):
             drawn = self.model.sample(n, self.rng("eval"))
-        samples = _require_points(who, self.t, drawn, n, self.data.sample_shape)
+        samples = _require_points(who, self.t, drawn, n, self.data)
         return read_only(_require_finite("samples", self.t, samples))
 
     def measure(self, samples: np.ndarray) -> dict[str, dict[str, Any]]:
@@ -293,7 +309,6 @@ def generations(
         model.load_state_dict(resume.model_state)
         policy_state = resume.policy_state
         start = resume.generation + 1
-    keep = GALLERY_IMAGES if data.kind == "image" else GALLERY_POINTS
 
     for t in range(start, run.generations + 1):
         generation = _Generation(run, parts, data, space, model, t)
@@ -315,4 +330,4 @@ def generations(
             "fit": fit,
             "seconds": seconds,
         }
-        yield GenerationResult(t, record, model.state_dict(), dict(policy_state), samples[:keep].astype(np.float32))
+        yield GenerationResult(t, record, model.state_dict(), dict(policy_state), kept_samples(samples, data))

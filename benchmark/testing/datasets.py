@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from benchmark.api.components import Dataset, DataSplits
+from benchmark.api.kinds import DATA_KINDS, expected_values, values_problem
 from benchmark.run.loop import read_only
 from benchmark.run.seeding import stream
 from benchmark.testing.common import describe, judged_as_in_the_loop
@@ -21,26 +22,27 @@ def _load(dataset: Dataset, budget: Budget, n_pool: int, seed: int | None = None
     return splits
 
 
-def _check_points(who: str, name: str, x: object, rows: int, kind: str, sample_shape: tuple[int, ...]) -> None:
-    ndim = 2 if kind == "vector" else 4
-    if not isinstance(x, np.ndarray) or x.ndim != ndim or len(x) != rows or x.shape[1:] != sample_shape:
+def _check_points(who: str, name: str, x: object, rows: int, splits: DataSplits) -> None:
+    kind, sample_shape = DATA_KINDS[splits.kind], splits.sample_shape
+    if not isinstance(x, np.ndarray) or x.ndim != kind.ndim or len(x) != rows or x.shape[1:] != sample_shape:
         shape = x.shape if isinstance(x, np.ndarray) else type(x).__name__
         raise AssertionError(
-            f"{who}: the {name} split has shape {shape}, expected {rows} {kind} points "
-            f"({'(n, d)' if kind == 'vector' else '(n, c, h, w)'}) shaped like the training split {sample_shape}"
+            f"{who}: the {name} split has shape {shape}, expected {rows} {kind.name} points "
+            f"({kind.layout}) shaped like the training split {sample_shape}"
         )
-    if not np.issubdtype(x.dtype, np.floating):
-        raise AssertionError(f"{who}: the {name} split has dtype {x.dtype}, expected a float dtype")
-    if not np.all(np.isfinite(x)):
+    if (problem := values_problem(kind.name, x, splits.vocabulary_size)) is not None:
+        expected = expected_values(kind.name, splits.vocabulary_size)
+        raise AssertionError(f"{who}: the {name} split has {problem}, expected {expected}")
+    if not kind.integer and not np.all(np.isfinite(x)):
         raise AssertionError(f"{who}: the {name} split has {int(np.sum(~np.isfinite(x)))} non-finite values")
-    if kind == "image" and len(x) and (x.min() < 0 or x.max() > 1):
+    if kind.name == "image" and len(x) and (x.min() < 0 or x.max() > 1):
         raise AssertionError(f"{who}: the {name} split ranges over [{x.min():.3g}, {x.max():.3g}], expected [0, 1]")
 
 
 @judged_as_in_the_loop
 def check_dataset_loads(dataset: Dataset, budget: Budget = Budget()) -> None:
-    """Train, test and pool of the sizes asked for, finite floats shaped alike (images in [0, 1]); the density and
-    the modes it provides have the shapes metrics expect."""
+    """Train, test and pool of the sizes asked for, shaped alike: finite floats (images in [0, 1]) or token ids within
+    the splits' vocabulary (sequences); the density and the modes it provides have the shapes metrics expect."""
     who = describe(dataset)
     n_pool = budget.n_policy
     splits = _load(dataset, budget, n_pool)
@@ -48,10 +50,17 @@ def check_dataset_loads(dataset: Dataset, budget: Budget = Budget()) -> None:
         raise AssertionError(
             f"{who}: load() returned {splits.kind!r} splits, but the dataset declares kind {dataset.kind!r}"
         )
+    if dataset.kind not in DATA_KINDS:
+        raise AssertionError(f"{who}: kind {dataset.kind!r} is none of the data kinds {', '.join(DATA_KINDS)}")
+    vocabulary = splits.vocabulary
+    if DATA_KINDS[dataset.kind].integer and (
+        not isinstance(vocabulary, tuple) or not vocabulary or not all(isinstance(t, str) for t in vocabulary)
+    ):
+        raise AssertionError(f"{who}: sequence splits need a vocabulary, a non-empty tuple of token strings")
     shape = splits.sample_shape
     for name, rows in (("train", budget.n_train), ("test", budget.n_test), ("pool", n_pool)):
-        _check_points(who, name, getattr(splits, name), rows, dataset.kind, shape)
-    if "density" in dataset.provides:
+        _check_points(who, name, getattr(splits, name), rows, splits)
+    if {"density", "source"} & dataset.provides:
         log_density = dataset.log_density(read_only(splits.test))
         if not isinstance(log_density, np.ndarray) or log_density.shape != (budget.n_test,):
             got = getattr(log_density, "shape", type(log_density).__name__)

@@ -6,6 +6,7 @@ import math
 
 from benchmark.api.compatibility import CAPABILITIES, POLICY_CAPABILITIES, PROVIDED_BY
 from benchmark.api.components import Component, Dataset, Metric, ModelFamily, Policy
+from benchmark.api.kinds import DATA_KINDS
 from benchmark.api.params import ParamError
 from benchmark.testing.common import describe
 
@@ -37,8 +38,9 @@ def check_declaration(component: type[Component]) -> None:
         raise AssertionError(f"{who}: 'version' must be a string, got {component.version!r}")
     if issubclass(component, ModelFamily):
         kinds = component.data_kinds
-        if isinstance(kinds, str) or not kinds or not set(kinds) <= {"vector", "image"}:
-            raise AssertionError(f"{who}: data_kinds must be a non-empty tuple of 'vector'/'image', got {kinds!r}")
+        if isinstance(kinds, str) or not kinds or not set(kinds) <= set(DATA_KINDS):
+            allowed = "/".join(DATA_KINDS)
+            raise AssertionError(f"{who}: data_kinds must be a non-empty tuple of {allowed}, got {kinds!r}")
         if not isinstance(component.warm_start_default, bool):
             raise AssertionError(
                 f"{who}: warm_start_default must be True or False, got {component.warm_start_default!r}"

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.api.components import DataSplits, Model, ModelFamily
+from benchmark.api.kinds import expected_values, values_problem
 from benchmark.run.loop import read_only
 from benchmark.run.seeding import stream
 from benchmark.testing.common import describe, judged_as_in_the_loop, round_trip
@@ -45,8 +46,9 @@ def _check_samples(who: str, x: Any, n: int, data: DataSplits, when: str) -> np.
         raise AssertionError(f"{who}: sample() {when} returned {type(x).__name__}, expected a numpy array {expected}")
     if x.shape != expected:
         raise AssertionError(f"{who}: sample({n}) {when} has shape {x.shape}, expected {expected} (n, *data shape)")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise AssertionError(f"{who}: sample() {when} has dtype {x.dtype}, expected a float dtype")
+    if (problem := values_problem(data.kind, x, data.vocabulary_size)) is not None:
+        wanted = expected_values(data.kind, data.vocabulary_size)
+        raise AssertionError(f"{who}: sample() {when} has {problem}, expected {wanted}")
     if not np.all(np.isfinite(x)):
         raise AssertionError(f"{who}: sample() {when} returned {int(np.sum(~np.isfinite(x)))} non-finite values")
     if data.kind == "image" and (x.min() < 0 or x.max() > 1):
@@ -73,7 +75,8 @@ def _iterative(family: ModelFamily, iterative: bool | None) -> bool:
 
 @judged_as_in_the_loop
 def check_family_fits(family: ModelFamily, kind: str = "vector", budget: Budget = Budget()) -> None:
-    """Fits on its declared data kind and samples ``(n, *shape)`` finite floats (images in [0, 1])."""
+    """Fits on its declared data kind and samples ``(n, *shape)`` finite floats (images in [0, 1]) or token ids
+    within the vocabulary (sequences)."""
     who = describe(family)
     if kind not in family.data_kinds:
         raise AssertionError(f"{who}: checked on {kind!r} data, but it declares data_kinds={family.data_kinds!r}")

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from benchmark.api.components import Dataset, Evaluation, Measured, Metric, Model
+from benchmark.api.components import Dataset, DataSplits, Evaluation, Measured, Metric, Model
 from benchmark.run.loop import read_only
 from benchmark.run.seeding import stream
 from benchmark.testing.common import describe, judged_as_in_the_loop
-from benchmark.testing.reference import Budget, reference_data
+from benchmark.testing.reference import Budget, ReferenceChain, ReferenceSequences, reference_data
 
 if TYPE_CHECKING:
     from benchmark.api.registry import Registry
@@ -49,21 +49,76 @@ class _AffineModel(Model):
         pass
 
 
-def _evaluations(metric: Metric, budget: Budget, registry: Registry | None) -> tuple[Evaluation, Evaluation]:
-    """(identical, degraded): samples equal to the test set from the true model, then shrunk and shifted ones."""
-    from benchmark.run.features import FeatureSpace
+class _ChainModel(Model):
+    """A Markov chain of the reference sequences' vocabulary as a model: the source itself, or a sharpened one."""
 
-    kind = "image" if "features" in metric.needs else "vector"
+    def __init__(self, chain: ReferenceChain, length: int) -> None:
+        self.chain, self.length = chain, length
+
+    def fit(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Mapping[str, float]:
+        return {}
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.chain.draw(n, self.length, rng)
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        return self.chain.log_prob(x)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pass
+
+
+def _metric_data_kind(metric: Metric) -> str:
+    if "features" in metric.needs:
+        return "image"
+    return "sequence" if {"tokens", "source"} & metric.needs else "vector"
+
+
+def _sequence_models(dataset: Dataset, data: DataSplits) -> tuple[Model, Model]:
+    """(true, degraded) models of the reference sequences: the source, and its chain at temperature 0.25 (its rare
+    tokens all but vanish)."""
+    source = cast(ReferenceSequences, dataset)
+    length = data.sample_shape[0]
+    return _ChainModel(source.chain, length), _ChainModel(ReferenceChain(len(data.vocabulary), 0.25), length)
+
+
+def _evaluations(metric: Metric, budget: Budget, registry: Registry | None) -> tuple[Evaluation, Evaluation]:
+    """(identical, degraded): samples equal to the test set from the true model, then shrunk and shifted ones (a
+    sharpened chain, for sequences)."""
+    kind = _metric_data_kind(metric)
     dataset, data = reference_data(kind, budget)
-    context = budget.context()
+    models = _sequence_models(dataset, data) if kind == "sequence" else _affine_models(dataset, data)
+    return _evaluations_of(metric, budget, registry, dataset, data, *models)
+
+
+def _affine_models(dataset: Dataset, data: DataSplits) -> tuple[Model, Model]:
+    """(true, degraded) models of vector or image reference data: the data itself, then shrunk and shifted."""
+    kind = dataset.kind
     flat = data.train.reshape(len(data.train), -1)
     centre = flat.mean(axis=0).reshape(data.sample_shape)
     if kind == "image":
         scale, shift = 0.3, np.full(data.sample_shape, 0.6)
     else:  # squeeze to 30% of the spread and move by three standard deviations: every aspect degrades
         scale, shift = 0.3, 3.0 * flat.std(axis=0).reshape(data.sample_shape)
-    truth = _AffineModel(dataset, centre, 1.0, np.zeros(data.sample_shape))
-    worse = _AffineModel(dataset, centre, scale, shift)
+    return _AffineModel(dataset, centre, 1.0, np.zeros(data.sample_shape)), _AffineModel(dataset, centre, scale, shift)
+
+
+def _evaluations_of(
+    metric: Metric,
+    budget: Budget,
+    registry: Registry | None,
+    dataset: Dataset,
+    data: DataSplits,
+    truth: Model,
+    worse: Model,
+) -> tuple[Evaluation, Evaluation]:
+    """The two evaluations of ``_evaluations``: ``truth`` with the test set as samples, ``worse`` with its own."""
+    from benchmark.run.features import FeatureSpace
+
+    kind, context = dataset.kind, budget.context()
     out = []
     for generation, (model, samples) in enumerate(
         (

@@ -1,7 +1,8 @@
 """The kit's own reference data and budget (the core never imports a plugin, so not the first-party datasets).
 
 ``Budget`` says how small the checks run; ``reference_data(kind)`` gives a dataset with known
-modes and density (vectors) or small images, drawn from the budget's seed.
+modes and density (vectors), small images, or token sequences of a known Markov chain, drawn from the
+budget's seed.
 """
 
 from __future__ import annotations
@@ -75,12 +76,59 @@ class ReferenceImages(Dataset):
         return np.clip(images, 0.0, 1.0)
 
 
-REFERENCE_DATASETS: dict[str, type[Dataset]] = {"vector": ReferenceMixture, "image": ReferenceImages}
+class ReferenceChain:
+    """An order-1 Markov chain over ``size`` tokens with Zipf-like rows, raised to the power 1 / ``temperature`` and
+    renormalised (below 1: sharper, the frequent tokens crowd out the rare ones): a sequence source with exact
+    log-probabilities, for the reference sequences and the metric checks' true and degraded models."""
+
+    def __init__(self, size: int, temperature: float = 1.0) -> None:
+        ranks = (np.arange(size)[None, :] - 2 * np.arange(size)[:, None]) % size + 1.0  # each row's own favourites
+        logits = -1.5 * np.log(ranks) / temperature
+        self.log_first = logits[0] - np.log(np.sum(np.exp(logits[0])))
+        self.log_next = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
+
+    def draw(self, n: int, length: int, rng: np.random.Generator) -> np.ndarray:
+        x = np.zeros((n, length), dtype=np.int64)
+        cumulative = np.cumsum(np.exp(self.log_next), axis=1)
+        x[:, 0] = np.searchsorted(np.cumsum(np.exp(self.log_first)), rng.random(n) * (1 - 1e-12))
+        for i in range(1, length):
+            x[:, i] = np.sum(cumulative[x[:, i - 1]] < rng.random((n, 1)) * (1 - 1e-12), axis=1)
+        return x
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        return self.log_first[x[:, 0]] + np.sum(self.log_next[x[:, :-1], x[:, 1:]], axis=1)
+
+
+class ReferenceSequences(Dataset):
+    """Sequences of 12 tokens ("a" to "p") from an order-1 Markov chain: the kit's sequence data, with exact
+    log-probabilities."""
+
+    name = "conformance-sequences"
+    kind = "sequence"
+    provides = frozenset({"source"})
+    length = 12
+    chain = ReferenceChain(16)
+
+    def vocabulary(self) -> tuple[str, ...]:
+        return tuple("abcdefghijklmnop")
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.chain.draw(n, self.length, rng)
+
+    def log_density(self, x: np.ndarray) -> np.ndarray:
+        return self.chain.log_prob(x)
+
+
+REFERENCE_DATASETS: dict[str, type[Dataset]] = {
+    "vector": ReferenceMixture,
+    "image": ReferenceImages,
+    "sequence": ReferenceSequences,
+}
 
 
 def reference_data(kind: str, budget: Budget = Budget(), *, n_pool: int = 0) -> tuple[Dataset, DataSplits]:
-    """The reference dataset of ``kind`` ("vector" or "image") and its splits, drawn from ``budget.seed``, read-only
-    as the loop hands them to components."""
+    """The reference dataset of ``kind`` ("vector", "image" or "sequence") and its splits, drawn from
+    ``budget.seed``, read-only as the loop hands them to components."""
     if kind not in REFERENCE_DATASETS:
         raise AssertionError(f"no reference data of kind {kind!r}: the kit knows {', '.join(REFERENCE_DATASETS)}")
     dataset = REFERENCE_DATASETS[kind]()
