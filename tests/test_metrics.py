@@ -357,7 +357,8 @@ FEATURE_PARAMS = {"extractor": "raw"}
 
 
 def test_every_first_party_metric_is_at_its_optimum_on_identical_sets_and_moves_the_declared_way(registry):
-    names = first_party_metrics(registry)
+    # the metrics of points; those of token sequences have their own checks in tests/test_text.py
+    names = [n for n in first_party_metrics(registry) if "tokens" not in registry.get("metric", n).component.needs]
     assert {"precision", "w1", "w2", "mmd", "tv", "kl", "mode-coverage", "fid", "kid", "recall"} <= set(names)
     dataset = EightGaussians()
     test = dataset.draw(400, stream(18, "optimum"))

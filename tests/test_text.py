@@ -427,3 +427,23 @@ def test_under_replace_perplexity_rises_and_the_tail_goes_while_accumulate_stays
     assert difference > 3 * se, f"perplexity: replace - accumulate = {difference:.3g}, SE {se:.3g}"
     difference, se = gap("tail-coverage[n=2]")
     assert -difference > 3 * se, f"tail coverage: replace - accumulate = {difference:.3g}, SE {se:.3g}"
+
+
+def test_metrics_of_points_are_skipped_on_token_ids_and_text_metrics_on_points():
+    """w2, mmd, variance and the feature metrics compute on values of a continuous space; token ids are labels,
+    so a distance between them would be a plausible, meaningless number: the grid skips them on sequence data
+    (they need "points"), as it skips the text metrics on vectors (they need "tokens")."""
+    from benchmark.api.compatibility import unmet_need
+    from benchmark.api.components import Dataset, Metric
+
+    registry = build_registry(
+        [*TEXT_MODULES, "plugins.metrics.basic", "plugins.metrics.samples", "plugins.datasets.toy"],
+        autoload=False,
+    )
+    text, vectors = registry.component(Dataset, "markov-text"), registry.component(Dataset, "eight-gaussians")
+    family = registry.component(ModelFamily, "ngram")
+    for name in ("w2", "mmd", "variance", "precision"):
+        metric = registry.component(Metric, name)
+        assert unmet_need(metric, text, family) == ("points of a continuous space (vector or image data)", "dataset")
+        assert unmet_need(metric, vectors, family) is None
+    assert unmet_need(registry.component(Metric, "distinct-n"), vectors, family) == ("token sequences", "dataset")

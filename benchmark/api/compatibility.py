@@ -3,7 +3,8 @@ of what the run's components provide.
 
 A dataset provides ``density`` (its ``log_density`` is the true density), ``modes`` (its
 ``modes()`` are the mixture's centres) and ``source`` (its ``log_density`` is the exact probability of
-token sequences); its data kind provides ``tokens`` for sequence data (``benchmark.api.kinds.DATA_KINDS``);
+token sequences); its data kind provides ``points`` for vector and image data and ``tokens`` for sequence data
+(``benchmark.api.kinds.DATA_KINDS``);
 a model family provides ``log_prob``; every run provides ``samples``, and ``features`` through the metric's
 own feature extractor. A policy may need ``log_prob`` only
 (``PolicyStep.log_prob``, the previous generation's model's likelihood).
@@ -23,6 +24,7 @@ PROVIDED_BY = {
     "modes": ("mixture modes", "dataset"),
     "source": ("the exact source distribution", "dataset"),
     "tokens": ("token sequences", "dataset"),
+    "points": ("points of a continuous space (vector or image data)", "dataset"),
 }
 #: Every word a metric may use in ``needs``.
 CAPABILITIES = ALWAYS | set(PROVIDED_BY)

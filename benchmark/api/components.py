@@ -347,10 +347,11 @@ class Metric(Component):
     higher_is_better: ClassVar[bool | None] = False
     #: The ideal value when there is one (0 for a distance, 1 for a ratio).
     optimum: ClassVar[float | None] = None
-    #: What the metric uses: "samples", "log_prob" (model density), "density" (true density),
-    #: "modes" (dataset modes), "features" (a feature extractor), "tokens" (sequence data: token ids and
-    #: their vocabulary), "source" (the exact probability of sequences).
-    needs: ClassVar[frozenset[str]] = frozenset({"samples"})
+    #: What the metric uses: "samples", "points" (vector or image data: values in a continuous space, which
+    #: token ids are not), "log_prob" (model density), "density" (true density), "modes" (dataset modes),
+    #: "features" (a feature extractor), "tokens" (sequence data: token ids and their vocabulary), "source"
+    #: (the exact probability of sequences). The default suits a metric of distances or moments between points.
+    needs: ClassVar[frozenset[str]] = frozenset({"samples", "points"})
 
     @abstractmethod
     def compute(self, evaluation: Evaluation) -> float | Measured:

@@ -78,8 +78,9 @@ class DataKind:
 DATA_KINDS: dict[str, DataKind] = {
     kind.name: kind
     for kind in (
-        DataKind("vector", "(n, d)", 2),
-        DataKind("image", "(n, c, h, w) in [0, 1]", 4, gallery=64),
+        # "points": values in a continuous space, what distances, moments and feature extractors compute on
+        DataKind("vector", "(n, d)", 2, provides=frozenset({"points"})),
+        DataKind("image", "(n, c, h, w) in [0, 1]", 4, provides=frozenset({"points"}), gallery=64),
         # Fixed length: every policy concatenates and subsamples rows, which needs one shape. Variable-length
         # text is cut into windows of that length by its dataset (see README, "Text").
         DataKind(

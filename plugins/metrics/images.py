@@ -34,7 +34,7 @@ _REFERENCE = Param("test", str, "real split the samples are compared with", choi
 class _FeatureMetric(Metric):
     """Base of metrics computed on features of the samples and of a real split."""
 
-    needs = frozenset({"samples", "features"})
+    needs = frozenset({"samples", "points", "features"})
 
     def features(self, evaluation: Evaluation) -> tuple[np.ndarray, np.ndarray]:
         """(sample features, real features)."""

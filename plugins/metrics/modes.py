@@ -29,7 +29,7 @@ def _modes_of(evaluation: Evaluation, metric: str) -> np.ndarray:
 class _ModeMetric(Metric):
     higher_is_better = True
     optimum = 1.0
-    needs = frozenset({"samples", "modes"})
+    needs = frozenset({"samples", "points", "modes"})
 
     def _radius(self, test: np.ndarray, modes: np.ndarray) -> tuple[float, str]:
         if self.params["radius"] is not None:

@@ -49,7 +49,7 @@ class _DensityDistance(Metric):
 
     higher_is_better = False
     optimum = 0.0
-    needs = frozenset({"samples", "log_prob", "density"})
+    needs = frozenset({"samples", "points", "log_prob", "density"})
     parameters = {
         "grid_points": Param(16384, int, "grid points in 1-2 dimensions (per axis: its square root in 2-D)", low=16),
         "pad": Param(
