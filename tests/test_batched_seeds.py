@@ -86,35 +86,25 @@ def assert_same_tensors(a, b, torch) -> None:
         assert a == b
 
 
+def plan(registry, grid, *, batch_seeds: bool = True, workers: int = 1) -> list[int]:
+    """Runs per task."""
+    tasks = plan_tasks(
+        list(grid.runs),
+        registry,
+        batch_seeds=batch_seeds,
+        make_run=lambda r: RunTask("s", r.describe()),
+        make_group=lambda g: GroupTask("s", tuple(r.describe() for r in g)),
+        workers=workers,
+    )
+    return [len(t.runs) if isinstance(t, GroupTask) else 1 for t in tasks]
+
+
 def test_seeds_of_a_configuration_share_tasks_only_where_the_family_opts_in(registry):
     flows = tiny_grid(registry, "flow", seeds=range(10))
-    tasks = plan_tasks(
-        list(flows.runs),
-        registry,
-        batch_seeds=True,
-        make_run=lambda r: RunTask("s", r.describe()),
-        make_group=lambda g: GroupTask("s", tuple(r.describe() for r in g)),
-    )
-    assert [len(t.runs) if isinstance(t, GroupTask) else 1 for t in tasks] == [8, 2]  # CPU_GROUP on a CPU grid
-    off = plan_tasks(
-        list(flows.runs),
-        registry,
-        batch_seeds=False,
-        make_run=lambda r: RunTask("s", r.describe()),
-        make_group=lambda g: GroupTask("s", tuple(r.describe() for r in g)),
-    )
-    assert all(isinstance(t, RunTask) for t in off) and len(off) == 10
-    analytic = parse_grid(grid_doc(seeds=[0, 1, 2]), registry)  # the gaussian family trains alone
-    assert all(
-        isinstance(t, RunTask)
-        for t in plan_tasks(
-            list(analytic.runs),
-            registry,
-            batch_seeds=True,
-            make_run=lambda r: RunTask("s", {}),
-            make_group=lambda g: GroupTask("s", ()),
-        )
-    )
+    assert plan(registry, flows) == [8, 2]  # CPU_GROUP = 8 runs at most on a CPU
+    assert plan(registry, flows, workers=4) == [3, 3, 3, 1]  # a task for each worker
+    assert plan(registry, flows, batch_seeds=False) == [1] * 10
+    assert plan(registry, parse_grid(grid_doc(seeds=[0, 1, 2]), registry)) == [1] * 3  # `gaussian` fits alone
 
 
 @needs_torch_families

@@ -300,20 +300,18 @@ def plan_tasks(
     batch_seeds: bool,
     make_run: Callable[[RunSpec], RunTask],
     make_group: Callable[[list[RunSpec]], GroupTask],
+    workers: int = 1,
 ) -> list[RunTask | GroupTask]:
     """One task per run, except that seeds of one configuration whose family trains seeds together share tasks
-    of up to ``seeds_per_task`` runs (when ``batch_seeds``). Tasks keep the order of the runs' first seeds."""
+    (when ``batch_seeds``): up to ``seeds_per_task`` runs each, and no more than leaves a task for each of the
+    executor's ``workers``. Tasks keep the order of the runs' first seeds."""
     groups: dict[str, list[RunSpec]] = {}
     for run in runs:
         together = batch_seeds and fits_together(registry.get("model", run.model.name).component)
-        key = _group_key(run) if together else run.run_id
-        groups.setdefault(key, []).append(run)
+        groups.setdefault(_group_key(run) if together else run.run_id, []).append(run)
     tasks: list[RunTask | GroupTask] = []
     for members in groups.values():
-        if len(members) == 1:
-            tasks.append(make_run(members[0]))
-            continue
-        size = seeds_per_task(members[0].device)
+        size = min(seeds_per_task(members[0].device), -(-len(runs) // workers)) if len(members) > 1 else 1
         for start in range(0, len(members), size):
             chunk = members[start : start + size]
             tasks.append(make_group(chunk) if len(chunk) > 1 else make_run(chunk[0]))
@@ -399,7 +397,12 @@ def run_grid(
         return GroupTask(root, tuple(r.describe() for r in group), retry_failed, threads, timeout)
 
     tasks: list[RunTask | GroupTask] = plan_tasks(
-        runs, registry, batch_seeds=getattr(grid, "batch_seeds", True), make_run=run_task, make_group=group_task
+        runs,
+        registry,
+        batch_seeds=getattr(grid, "batch_seeds", True),
+        make_run=run_task,
+        make_group=group_task,
+        workers=getattr(executor, "workers", None) or 1,
     )
     fn = partial(execute_task, registry=registry) if getattr(executor, "in_process", False) else execute_task
     bar = Progress(store, runs, bar=sys.stderr.isatty() if progress is None else progress)
