@@ -5,14 +5,20 @@ parameters (``torch.func``'s ``functional_call`` under ``vmap``) turns S small f
 passes into one of S-fold batched tensors, which costs about as much dispatch as one: the step time
 of these 2-D networks is mostly dispatch, not arithmetic.
 
-Bit-identity with the solo loop (``training.train``) is kept by construction where it cannot be
-checked: each member draws its minibatch indices from its own numpy stream and its random tensors
-from its own torch generator, in the solo order; the per-run parameters become views into the
-stacked tensors, so each run's own optimiser (with its clipping) and EMA step them exactly as alone.
-Only the forward and backward passes are batched. A batched matrix product does not always round as
-the solo one does (MKL's solo ``addmm`` fuses the bias add when a dimension is 1; ``bmm`` does not),
-so every linear layer's shapes are checked once per process: a layer whose batched products differ
-from the solo ones on random inputs is computed replica by replica inside the batch.
+Bit-identity with the solo loop (``training.train``) is kept by construction where it can be:
+each member draws its minibatch indices from its own numpy stream and its random tensors from its
+own torch generator, in the solo order; the per-run parameters become views into the stacked
+tensors; one fused Adam call steps every run's tensors with each run's own state (the fused kernel
+works tensor by tensor, so each is updated as its own optimiser would); clipping is torch's
+``clip_grad_norm_`` operation for operation on each run's slices; each run's EMA steps itself.
+The forward and backward passes are batched, and two things could round them apart from the solo
+ones. A batched matrix product: MKL's solo ``addmm`` fuses the bias add when a dimension is 1,
+``bmm`` does not, so every linear layer's shapes are checked once per process, and a layer whose
+batched products differ from the solo ones on random inputs is computed replica by replica inside
+the batch. And ATen's elementwise loops, which step by two SIMD vectors (``ALIGNED_ROWS`` floats) and finish
+with a scalar tail that may round a transcendental function differently: members stack only when
+their minibatch is a multiple of ``ALIGNED_ROWS``, so each run's tensors split into vectors and tail
+exactly as alone; other minibatch sizes train one member per stack.
 
 This module imports torch at the top; families import it only inside the methods that train.
 """
@@ -33,6 +39,10 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from benchmark.torch_support.training import LOSS_WINDOW
+
+#: Minibatch rows that keep each member's elementwise work aligned with ATen's CPU loops, which step by two
+#: SIMD vectors (2 x 16 float32 lanes with AVX-512) before a scalar tail.
+ALIGNED_ROWS = 32
 
 #: A loss on one member's minibatch: (the network, the minibatch, the member's extra tensors) -> scalar.
 BatchedLoss = Callable[..., torch.Tensor]
@@ -168,16 +178,17 @@ def train_together(
 
     ``loss_of(network, batch, *drawn, *constants)`` is one member's loss, written with ops vmap can batch;
     ``draws(member, batch)`` draws a member's random tensors for a step from ``member.generator``, in the
-    order the solo loss draws them from torch's global generator. Members whose minibatches differ in size
-    (training sets smaller than ``batch_size``) train in separate batches. A member whose loss stops being
+    order the solo loss draws them from torch's global generator. Members stack when their minibatches have
+    the same size, a multiple of ``ALIGNED_ROWS``; others train one per stack. A member whose loss stops being
     finite is stopped there, as the solo loop stops (its later state is never used: the run diverged);
     its siblings go on.
     """
-    by_batch: dict[int, list[int]] = {}
+    stacks: dict[tuple[int, int], list[int]] = {}
     for i, m in enumerate(members):
-        by_batch.setdefault(min(batch_size, len(m.data)), []).append(i)
+        batch = min(batch_size, len(m.data))
+        stacks.setdefault((batch, 0 if batch % ALIGNED_ROWS == 0 else i), []).append(i)
     results: dict[int, float] = {}
-    for batch, indices in by_batch.items():
+    for (batch, _), indices in stacks.items():
         stack = _Stack([members[i] for i in indices], loss_of, batch)
         try:
             for _ in range(steps):

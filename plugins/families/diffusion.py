@@ -12,7 +12,9 @@ magnitude grew generation after generation (from 2.8 to 7.5-9.6 on eight-gaussia
 continues the network, the Adam state and the EMA weights. Version 2 also runs Adam fused and the
 EMA with foreach updates (1.2x faster per step on the CPU). The library's ``Trainer`` is not used (it computes FID with
 downloaded weights); training is a plain loop here. Its samplers draw from torch's global
-generator, so every ``fit`` and ``sample`` seeds it from the run's stream first.
+generator, so every ``fit`` and ``sample`` seeds it from the run's stream first. Seeds of one
+configuration on vectors train as one batched denoiser (``DDPMFamily.fit_together``), each drawing its
+times and noise from its own generator in the library's order, bit for bit as alone.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ Version 2 made the arithmetic sound by design, so a diverged run means the model
 RealNVP coupling log-scales are soft-clamped to (-MAX_LOG_SCALE, MAX_LOG_SCALE) (one large
 gradient can no longer overflow ``exp``), gradients are clipped to ``max_grad_norm``, the scaling
 comes from the real data only, and Adam runs fused (about 1.25x faster per step on the CPU).
-torch and normflows are imported only when a model is built.
+Seeds of one configuration train as one batched RealNVP (``FlowFamily.fit_together``), bit for bit
+as alone. torch and normflows are imported only when a model is built.
 """
 
 from __future__ import annotations
