@@ -1,4 +1,4 @@
-"""Benchmark of the harness itself: overhead, start-up, parallel scaling, metric caching, memory.
+"""Benchmark of the harness itself: overhead, start-up, parallel scaling, metric caching, memory, seeds together.
 
 Every target is a ratio or a difference measured side by side in one run, because these
 machines are noisy. Prints a table and writes the figures as JSON:
@@ -465,6 +465,35 @@ def store_growth(tmp: Path, generations: int = 200, n: int = 1000) -> dict[str, 
     return figures
 
 
+def seeds_together(tmp: Path, quick: bool) -> dict[str, Any]:
+    """8 seeds of one flow and one DDPM configuration: `retrainbench run` with ``batch_seeds = false`` over the
+    same grid trained together (one torch thread, inline executor, store writes included), interleaved."""
+    import torch
+
+    torch.set_num_threads(1)  # one torch thread per worker, as the executors give each run
+    figures: dict[str, Any] = {}
+    for family in ("flow", "ddpm"):
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for attempt in range(1 if quick else 2):
+            for together in (False, True):
+                name = f"seeds-{family}-{together}-{attempt}"
+                grid = grid_text(
+                    name,
+                    generations=1 if quick else 2,
+                    dataset='name = "eight-gaussians"',
+                    model=f'name = "{family}"',
+                    policy='name = "mix"\nparams = { lambda = 0.5 }',
+                    metrics=["mean-distance"],
+                    n=500,
+                    seeds=tuple(range(8)),
+                    extra=f"train_steps = {50 if quick else 300}\nbatch_seeds = {str(together).lower()}",
+                )
+                times[together].append(harness_run(write(tmp, name, grid), tmp / name))
+        alone, batched = min(times[False]), min(times[True])
+        figures[family] = {"alone_s": alone, "together_s": batched, "ratio": alone / batched}
+    return figures
+
+
 def row(what: str, figure: str, target: str, met: bool | None) -> tuple[str, str, str, str]:
     return what, figure, target, {True: "met", False: "NOT MET", None: "-"}[met]
 
@@ -526,6 +555,7 @@ def main() -> int:
             ("progress", lambda: progress_overhead(tmp, 500 if args.quick else args.progress_runs, repeats)),
             ("store_growth", lambda: store_growth(tmp, 50 if args.quick else 200)),
             ("compute_floor", lambda: compute_floor(100 if args.quick else 300, repeats)),
+            ("seeds_together", lambda: seeds_together(tmp, args.quick)),
         ]
         for key, measure in steps:
             if args.only and key not in args.only:
@@ -643,6 +673,17 @@ def main() -> int:
                     f"{cf[name]['mflop_per_step']:.1f} MFLOP at {cf['sgemm_gflops']:.0f} GFLOP/s)",
                     "<= 3x",
                     cf[name]["over_floor"] <= 3,
+                )
+            )
+    st = figures["seeds_together"]
+    if "error" not in st:
+        for family, f in st.items():
+            rows.append(
+                row(
+                    f"8 seeds of one {family} configuration (2-D, one thread): one run at a time / trained together",
+                    f"{f['ratio']:.2f}x ({f['alone_s']:.1f} s vs {f['together_s']:.1f} s)",
+                    ">= 2x",
+                    f["ratio"] >= 2.0,
                 )
             )
     for key, value in figures.items():

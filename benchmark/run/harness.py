@@ -1,7 +1,11 @@
 """Runs a grid: hands each run to an executor, and each worker computes it against the store.
 
-The unit of work is one run. A worker claims the run's lock, skips it when the store already
-holds its outcome, resumes from its last finished generation otherwise, and records how it ended.
+The unit of work is one run, or a group of runs that differ only by seed when their family trains
+seeds together (``fit_together``; the grid's ``batch_seeds`` setting, on by default, and the device
+decide how many per group): the group advances generation by generation in lock step, each run
+computed and stored exactly as alone (benchmark/run/together.py). A worker claims the run's lock,
+skips it when the store already holds its outcome, resumes from its last finished generation
+otherwise, and records how it ended.
 A run that raises is recorded as failed (with its traceback) and the grid goes on. An interrupted
 grid (KeyboardInterrupt) stops its executor and raises ``Interrupted`` saying how much is left.
 """
@@ -25,10 +29,11 @@ from benchmark.api.plugins import default_registry
 from benchmark.api.registry import Registry
 from benchmark.errors import Diverged, Interrupted, StoreError
 from benchmark.run.environment import describe_environment, unchanged_since
-from benchmark.run.loop import generations
+from benchmark.run.loop import Resume, generations
 from benchmark.run.progress import Progress
 from benchmark.run.spec import GridSpec, RunSpec, run_spec_from_dict
 from benchmark.run.store import RunStatus, Store
+from benchmark.run.together import fits_together, lock_step
 
 #: Outcomes ``--retry-failed`` runs again.
 RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.DIVERGED, RunStatus.TIMED_OUT})
@@ -43,6 +48,18 @@ class RunTask:
     retry_failed: bool = False
     threads: int | None = None
     #: Seconds the run may take in this attempt before it is recorded as timed out.
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class GroupTask:
+    """Runs that differ only by seed, as plain data: computed in lock step as one batched model."""
+
+    store: str
+    runs: tuple[Mapping[str, Any], ...]
+    retry_failed: bool = False
+    threads: int | None = None
+    #: Seconds each run may take in this attempt; the group may take that times its number of runs.
     timeout: float | None = None
 
 
@@ -163,6 +180,148 @@ def execute_run(task: RunTask, registry: Registry | None = None) -> RunOutcome |
         return RunOutcome(run.run_id, run.label, status, done, reason)
 
 
+def execute_group(task: GroupTask, registry: Registry | None = None) -> list[RunOutcome | RunBusy]:
+    """Compute runs that differ only by seed together (or find them done): each run's outcome, as ``execute_run``
+    would give it alone. Runs stored up to different generations continue in sub-groups, one after the other."""
+    registry = registry or default_registry()
+    store = Store(task.store)
+    store.check(create=False)
+    runs = [run_spec_from_dict(r) for r in task.runs]
+    answers: dict[str, RunOutcome | RunBusy] = {}
+    with contextlib.ExitStack() as claims:
+        todo: list[RunSpec] = []
+        for run in runs:
+            if not claims.enter_context(store.claim(run.run_id)):
+                answers[run.run_id] = RunBusy(run.run_id)
+                continue
+            for problem in store.repair(run.run_id).problems:
+                print(f"retrainbench: note: {problem}; set aside in {store.root / 'quarantine'}", file=sys.stderr)
+            known = stored_outcome(store, run, computed=False)
+            if known is not None and not (task.retry_failed and known.status in RETRYABLE):
+                answers[run.run_id] = known
+                continue
+            store.clear_status(run.run_id)
+            store.begin(run.describe())
+            todo.append(run)
+        resumes: dict[str, Resume | None] = {}
+        for run in todo:
+            try:
+                resumes[run.run_id] = store.resume_point(run.run_id)
+            except Exception as exc:  # a damaged stored generation: the run fails alone, as it would alone
+                answers[run.run_id] = _finish(store, run, *_failure(exc))
+        by_start: dict[int, list[RunSpec]] = {}
+        for run in todo:
+            if run.run_id in resumes:
+                resume = resumes[run.run_id]
+                by_start.setdefault(-1 if resume is None else resume.generation, []).append(run)
+        for group in by_start.values():
+            answers.update(_compute_group(store, registry, group, [resumes[r.run_id] for r in group], task))
+    return [answers[run.run_id] for run in runs]
+
+
+def _failure(exc: BaseException) -> tuple[RunStatus, str, str]:
+    """(status, reason, traceback) of a run that raised ``exc``, as ``execute_run`` records them."""
+    if isinstance(exc, Diverged):
+        return RunStatus.DIVERGED, str(exc), ""
+    return RunStatus.FAILED, f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
+
+
+def _finish(store: Store, run: RunSpec, status: RunStatus, reason: str = "", trace: str = "") -> RunOutcome:
+    store.finish(run.run_id, status, generations=run.generations, reason=reason, traceback=trace)
+    return RunOutcome(run.run_id, run.label, status, len(store.finished_generations(run.run_id)), reason)
+
+
+def _compute_group(
+    store: Store, registry: Registry, runs: list[RunSpec], resumes: list[Resume | None], task: GroupTask
+) -> dict[str, RunOutcome]:
+    """Compute ``runs`` (claimed, resuming from one generation) in lock step; record each one's outcome."""
+    ended: dict[str, tuple[RunStatus, str, str]] = {}
+    descriptions = {run.run_id: run.describe() for run in runs}
+    timeout = None if task.timeout is None else task.timeout * len(runs)
+
+    def give_up() -> None:  # the watchdog's last resort (see execute_run)
+        for run in runs:
+            if run.run_id not in ended:
+                store.finish(run.run_id, RunStatus.TIMED_OUT, generations=run.generations, reason=timed_out)
+        os._exit(70)
+
+    timed_out = f"exceeded the {timeout:g} s timeout of its group of {len(runs)} runs" if timeout else ""
+    try:
+        with _deadline(timeout, give_up):
+            for i, result in lock_step(runs, registry, resumes, threads=task.threads, cache_dir=store.cache_dir):
+                run = runs[i]
+                if isinstance(result, Exception):
+                    ended[run.run_id] = _failure(result)
+                    continue
+                store.commit(run.run_id, result)
+                registry.hook.on_generation_end(run=descriptions[run.run_id], record=result.record)
+    except RunTimeout as exc:
+        for run in runs:
+            if run.run_id not in ended and len(store.finished_generations(run.run_id)) < run.generations + 1:
+                ended[run.run_id] = (RunStatus.TIMED_OUT, str(exc), "")
+    except Exception as exc:  # the group's own machinery failed: every run still going fails with it
+        for run in runs:
+            ended.setdefault(run.run_id, _failure(exc))
+    return {run.run_id: _finish(store, run, *ended.get(run.run_id, (RunStatus.DONE, "", ""))) for run in runs}
+
+
+def execute_task(task: RunTask | GroupTask, registry: Registry | None = None) -> tuple[RunOutcome | RunBusy, ...]:
+    """``execute_run`` or ``execute_group``: the outcomes of a task's runs (a tuple: the ``local`` executor
+    reserves lists for its own signals)."""
+    if isinstance(task, GroupTask):
+        return tuple(execute_group(task, registry))
+    return (execute_run(task, registry),)
+
+
+#: Runs a group holds at most on a CPU: 8 seeds gave 2x or more on the 2-D flow and DDPM (scripts/bench_harness.py).
+CPU_GROUP = 8
+
+
+def seeds_per_task(device: str) -> int:
+    """How many seeds of one configuration a task trains together on ``device`` (a grid's ``device`` setting).
+
+    ``CPU_GROUP`` on a CPU. One on a GPU for now: bit-identity with the solo runs is tested on CPUs only
+    (cuBLAS may round a batched product apart from the solo one, which ``batched_linear_matches`` catches
+    for linear layers, but other kernels are unchecked there); a GPU session sizes groups by memory once
+    tests/test_batched_seeds.py passes with ``device = "cuda"``.
+    """
+    if device in ("cpu", "mps"):
+        return CPU_GROUP if device == "cpu" else 1
+    import torch  # only grids of families that train seeds together get here, and those need torch
+
+    return 1 if torch.cuda.is_available() else CPU_GROUP
+
+
+def plan_tasks(
+    runs: list[RunSpec],
+    registry: Registry,
+    *,
+    batch_seeds: bool,
+    make_run: Callable[[RunSpec], RunTask],
+    make_group: Callable[[list[RunSpec]], GroupTask],
+    workers: int = 1,
+) -> list[RunTask | GroupTask]:
+    """One task per run, except that seeds of one configuration whose family trains seeds together share tasks
+    (when ``batch_seeds``): up to ``seeds_per_task`` runs each, and no more than leaves a task for each of the
+    executor's ``workers``. Tasks keep the order of the runs' first seeds."""
+    groups: dict[str, list[RunSpec]] = {}
+    for run in runs:
+        together = batch_seeds and fits_together(registry.get("model", run.model.name).component)
+        groups.setdefault(_group_key(run) if together else run.run_id, []).append(run)
+    tasks: list[RunTask | GroupTask] = []
+    for members in groups.values():
+        size = min(seeds_per_task(members[0].device), -(-len(runs) // workers)) if len(members) > 1 else 1
+        for start in range(0, len(members), size):
+            chunk = members[start : start + size]
+            tasks.append(make_group(chunk) if len(chunk) > 1 else make_run(chunk[0]))
+    return tasks
+
+
+def _group_key(run: RunSpec) -> str:
+    """What runs computed in lock step share: everything but the seed (the configuration, length and settings)."""
+    return repr({k: v for k, v in run.describe().items() if k not in ("run_id", "seed")})
+
+
 @dataclass
 class GridSummary:
     outcomes: list[RunOutcome] = field(default_factory=list)
@@ -229,8 +388,22 @@ def run_grid(
     runs = list({r.run_id: r for r in grid.runs}.values())
     threads = getattr(executor, "threads_per_run", None)
     root = str(store.root.resolve())  # workers elsewhere (dask, SLURM) may start in another directory
-    tasks = [RunTask(root, r.describe(), retry_failed, threads, timeout) for r in runs]
-    fn = partial(execute_run, registry=registry) if getattr(executor, "in_process", False) else execute_run
+
+    def run_task(run: RunSpec) -> RunTask:
+        return RunTask(root, run.describe(), retry_failed, threads, timeout)
+
+    def group_task(group: list[RunSpec]) -> GroupTask:
+        return GroupTask(root, tuple(r.describe() for r in group), retry_failed, threads, timeout)
+
+    tasks: list[RunTask | GroupTask] = plan_tasks(
+        runs,
+        registry,
+        batch_seeds=getattr(grid, "batch_seeds", True),
+        make_run=run_task,
+        make_group=group_task,
+        workers=getattr(executor, "workers", None) or 1,
+    )
+    fn = partial(execute_task, registry=registry) if getattr(executor, "in_process", False) else execute_task
     bar = Progress(store, runs, bar=sys.stderr.isatty() if progress is None else progress)
     summary = GridSummary()
     by_id = {r.run_id: r for r in runs}
@@ -238,40 +411,48 @@ def run_grid(
     def finished(outcome: RunOutcome) -> None:
         summary.outcomes.append(outcome)
         said = f"{outcome.status}: {outcome.label}"
-        bar.run_finished(outcome.run_id, outcome.generations, said=said, done=len(summary.outcomes), total=len(tasks))
+        bar.run_finished(outcome.run_id, outcome.generations, said=said, done=len(summary.outcomes), total=len(runs))
         if on_outcome is not None:
             on_outcome(outcome)
 
-    outcomes: Iterator[RunOutcome | RunBusy | TaskLost] = iter(())
+    outcomes: Iterator[tuple[RunOutcome | RunBusy, ...] | TaskLost] = iter(())
     try:
         todo = tasks
         while todo:
             outcomes = executor.map(fn, todo)
             busy = []
-            for outcome in outcomes:
-                if isinstance(outcome, TaskLost):
-                    finished(_record_lost(store, by_id[outcome.task.run["run_id"]], outcome.reason))
-                elif isinstance(outcome, RunBusy):
-                    busy.append(by_id[outcome.run_id])  # another process holds it: come back at the end
-                else:
-                    finished(outcome)
+            for answer in outcomes:
+                if isinstance(answer, TaskLost):
+                    for lost in _task_runs(answer.task):
+                        finished(_record_lost(store, by_id[lost["run_id"]], answer.reason))
+                    answer = ()
+                for outcome in answer:
+                    if isinstance(outcome, RunBusy):
+                        busy.append(by_id[outcome.run_id])  # another process holds it: come back at the end
+                    else:
+                        finished(outcome)
                 if fail_fast and summary.failed:
                     _stop(outcomes)
-                    summary.not_run = len(tasks) - len(summary.outcomes)
+                    summary.not_run = len(runs) - len(summary.outcomes)
                     return summary
-            for run in busy:  # wait until the other process lets go, then hand the run to the executor again
-                with store.claim(run.run_id, wait=True):
+            for waiting in busy:  # wait until the other process lets go, then hand the run to the executor again
+                with store.claim(waiting.run_id, wait=True):
                     pass
-            todo = [task for task in tasks if task.run["run_id"] in {r.run_id for r in busy}]
+            todo = [run_task(waiting) for waiting in busy]
     except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM / SIGHUP where the CLI turned them into Interrupted
         _stop(outcomes)
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-        unfinished = len(tasks) - len(summary.outcomes)
+        unfinished = len(runs) - len(summary.outcomes)
         detail = f"{len(summary.outcomes)} runs finished, {unfinished} unfinished; rerun the same command to resume"
         raise Interrupted(signum, detail) from None
     finally:
         bar.close()
     return summary
+
+
+def _task_runs(task: Any) -> tuple[Mapping[str, Any], ...]:
+    """The runs (as stored dicts) a task was computing."""
+    return task.runs if isinstance(task, GroupTask) else (task.run,)
 
 
 def _stop(outcomes: Iterator[Any]) -> None:

@@ -237,10 +237,17 @@ class _Generation:
 
         return log_prob
 
+    @property
+    def warm_start(self) -> bool:
+        return self.t > 0 and self.run.warm_start
+
     def fit(self, train: np.ndarray) -> dict[str, float]:
-        warm = self.t > 0 and self.run.warm_start
         with untouched_global_random_state(f"model {self.run.model.label!r} fit() at generation {self.t}"):
-            losses = self.model.fit(train, warm_start=warm, rng=self.rng("fit"))
+            losses = self.model.fit(train, warm_start=self.warm_start, rng=self.rng("fit"))
+        return self.fitted(losses)
+
+    def fitted(self, losses: Mapping[str, float]) -> dict[str, float]:
+        """A fit's reported losses as floats; Diverged when one is not finite."""
         fit = {k: float(v) for k, v in losses.items()}
         if not all(math.isfinite(v) for v in fit.values()):
             raise Diverged(f"non-finite training loss at generation {self.t}: {fit}")
@@ -278,20 +285,42 @@ class _Generation:
         return metrics
 
 
-def generations(
-    run: RunSpec,
-    registry: Registry,
-    resume: Resume | None = None,
-    *,
-    threads: int | None = None,
-    cache_dir: Path | None = None,
-) -> Iterator[GenerationResult]:
-    """Yield generations ``resume.generation + 1`` (or 0) .. ``run.generations`` of ``run``.
+@dataclass
+class OpenRun:
+    """A run ready for its next generation: components, data, model and policy state."""
 
-    ``cache_dir`` keeps what is reused across runs (real-data features). Raises Diverged when
-    the model's samples or training losses stop being finite, ContractViolation when a plugin
-    returns what its interface forbids.
-    """
+    run: RunSpec
+    parts: RunParts
+    data: DataSplits
+    space: FeatureSpace
+    model: Model
+    policy_state: Mapping[str, np.ndarray]
+    #: The first generation still to compute.
+    start: int
+
+    def generation(self, t: int) -> _Generation:
+        return _Generation(self.run, self.parts, self.data, self.space, self.model, t)
+
+    def result(self, t: int, built: TrainingSet, fit: dict[str, float], samples: np.ndarray, metrics, seconds):
+        """Generation ``t``'s result (the policy state moves on to ``built.state``)."""
+        self.policy_state = built.state
+        record = {
+            "generation": t,
+            "metrics": metrics,
+            "composition": dict(built.composition),
+            "training_size": len(built.data),
+            "fit": fit,
+            "seconds": seconds,
+        }
+        return GenerationResult(
+            t, record, self.model.state_dict(), dict(self.policy_state), kept_samples(samples, self.data)
+        )
+
+
+def open_run(
+    run: RunSpec, registry: Registry, resume: Resume | None, *, threads: int | None, cache_dir: Path | None
+) -> OpenRun:
+    """``run``'s components built, its data loaded and its model created (and restored from ``resume``)."""
     parts = RunParts.build(run, registry, threads)
     n_pool = parts.policy.pool_size(run.n_real, run.generations)
     with untouched_global_random_state(f"dataset {run.dataset.label!r} load()"):
@@ -309,25 +338,33 @@ def generations(
         model.load_state_dict(resume.model_state)
         policy_state = resume.policy_state
         start = resume.generation + 1
+    return OpenRun(run, parts, data, space, model, policy_state, start)
 
-    for t in range(start, run.generations + 1):
-        generation = _Generation(run, parts, data, space, model, t)
+
+def generations(
+    run: RunSpec,
+    registry: Registry,
+    resume: Resume | None = None,
+    *,
+    threads: int | None = None,
+    cache_dir: Path | None = None,
+) -> Iterator[GenerationResult]:
+    """Yield generations ``resume.generation + 1`` (or 0) .. ``run.generations`` of ``run``.
+
+    ``cache_dir`` keeps what is reused across runs (real-data features). Raises Diverged when
+    the model's samples or training losses stop being finite, ContractViolation when a plugin
+    returns what its interface forbids.
+    """
+    opened = open_run(run, registry, resume, threads=threads, cache_dir=cache_dir)
+    for t in range(opened.start, run.generations + 1):
+        generation = opened.generation(t)
         seconds: dict[str, float] = {}
         with stopwatch(seconds, "policy"):
-            built = generation.training_set(policy_state)
+            built = generation.training_set(opened.policy_state)
         with stopwatch(seconds, "fit"):
             fit = generation.fit(built.data)
         with stopwatch(seconds, "sample"):
             samples = generation.sample()
         with stopwatch(seconds, "metrics"):
             metrics = generation.measure(samples)
-        policy_state = built.state
-        record = {
-            "generation": t,
-            "metrics": metrics,
-            "composition": dict(built.composition),
-            "training_size": len(built.data),
-            "fit": fit,
-            "seconds": seconds,
-        }
-        yield GenerationResult(t, record, model.state_dict(), dict(policy_state), kept_samples(samples, data))
+        yield opened.result(t, built, fit, samples, metrics, seconds)

@@ -134,6 +134,14 @@ class GridSettings:
         )
     )
     executor: dict[str, Any] | None = field(metadata=setting(dict, "where runs execute: a table with name and params"))
+    batch_seeds: bool = field(
+        metadata=setting(
+            bool,
+            "train the seeds of one configuration together as one batched model where the family can "
+            "(same numbers as one at a time; false: one run at a time)",
+            default=True,
+        )
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -118,6 +118,8 @@ class GridSpec:
     #: Combinations left out as incompatible (for example an image dataset with a vector-only family).
     skipped: tuple[str, ...] = field(default=())
     source: str = ""
+    #: Seeds of one configuration train together where the family can (numbers unchanged either way).
+    batch_seeds: bool = True
 
 
 def _expand(where: str, key: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -299,6 +301,7 @@ def parse_grid(
         description=grid.description,
         skipped=tuple(dict.fromkeys(skipped)),
         source=source,
+        batch_seeds=grid.batch_seeds,
     )
 
 

@@ -12,14 +12,16 @@ magnitude grew generation after generation (from 2.8 to 7.5-9.6 on eight-gaussia
 continues the network, the Adam state and the EMA weights. Version 2 also runs Adam fused and the
 EMA with foreach updates (1.2x faster per step on the CPU). The library's ``Trainer`` is not used (it computes FID with
 downloaded weights); training is a plain loop here. Its samplers draw from torch's global
-generator, so every ``fit`` and ``sample`` seeds it from the run's stream first.
+generator, so every ``fit`` and ``sample`` seeds it from the run's stream first. Seeds of one
+configuration on vectors train as one batched denoiser (``DDPMFamily.fit_together``), each drawing its
+times and noise from its own generator in the library's order, bit for bit as alone.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     import torch
     from denoising_diffusion_pytorch import GaussianDiffusion, GaussianDiffusion1D
     from ema_pytorch import EMA
+
+    from benchmark.torch_support.batched import Member
 
     #: The library's diffusion for images (Unet) or for vectors (sequences of length 1).
     Diffusion: TypeAlias = GaussianDiffusion | GaussianDiffusion1D
@@ -70,6 +74,21 @@ def _mlp_denoiser():
             return self.out(h)[..., None]
 
     return MLPDenoiser
+
+
+def _batched_loss(diffusion: Diffusion, batch: torch.Tensor, times: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """The diffusion's training loss with its random times and noise given, for one member of a batched fit."""
+    return diffusion(batch, times=times, noise=noise)
+
+
+def _draws(member: Member, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What ``GaussianDiffusion1D.forward`` draws from torch's global generator, in its order: times, then noise."""
+    import torch
+
+    timesteps: int = member.network.num_timesteps  # type: ignore[assignment]  # the diffusion's, an int
+    times = torch.randint(0, timesteps, (len(batch),), device=batch.device, generator=member.generator).long()
+    noise = torch.randn(batch.shape, device=batch.device, dtype=batch.dtype, generator=member.generator)
+    return times, noise
 
 
 class DDPMModel(Model):
@@ -171,6 +190,22 @@ class DDPMModel(Model):
         )
         return {"loss": loss}
 
+    def member(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Member:
+        """This model's part in a batched fit: ``fit``'s preparation, then its network, EMA and streams."""
+        from benchmark.torch_support.batched import Member, continued_generator
+        from benchmark.torch_support.devices import seed_torch
+        from benchmark.torch_support.training import to_tensor
+
+        seed_torch(rng, self.context.threads)
+        x = to_tensor(data, self.device)
+        if not (warm_start and self.diffusion is not None):
+            self._new_network()
+        diffusion, optimizer = self._network()
+        diffusion.train()
+        encoded = self.encode(x)
+        after_step = self.ema.update if self.ema is not None else None
+        return Member(diffusion, optimizer, encoded, rng, continued_generator(self.device), after_step=after_step)
+
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         import torch
 
@@ -267,6 +302,30 @@ class DDPMFamily(ModelFamily):
                     f"use a smaller depth or a size divisible by {factor}"
                 )
         return DDPMModel(p, data.train, data.kind, context)
+
+    def fit_together(
+        self,
+        models: Sequence[DDPMModel],
+        datasets: Sequence[np.ndarray],
+        *,
+        warm_start: bool,
+        rngs: Sequence[np.random.Generator],
+    ) -> list[Mapping[str, float]]:
+        """``fit`` on each model (same parameters, different seeds), trained as one batched denoiser.
+
+        Each model ends exactly as its own ``fit`` leaves it (benchmark.torch_support.batched); images
+        (the library's Unet) are fitted one by one.
+        """
+        first = models[0]
+        if first.kind != "vector":
+            return [m.fit(d, warm_start=warm_start, rng=r) for m, d, r in zip(models, datasets, rngs, strict=True)]
+        from benchmark.torch_support.batched import train_together
+
+        members = [m.member(d, warm_start=warm_start, rng=r) for m, d, r in zip(models, datasets, rngs, strict=True)]
+        losses = train_together(
+            members, _batched_loss, steps=first.steps, batch_size=self.params["batch_size"], draws=_draws
+        )
+        return [{"loss": loss} for loss in losses]
 
 
 @hookimpl

@@ -15,7 +15,8 @@ Version 2 made the arithmetic sound by design, so a diverged run means the model
 RealNVP coupling log-scales are soft-clamped to (-MAX_LOG_SCALE, MAX_LOG_SCALE) (one large
 gradient can no longer overflow ``exp``), gradients are clipped to ``max_grad_norm``, the scaling
 comes from the real data only, and Adam runs fused (about 1.25x faster per step on the CPU).
-torch and normflows are imported only when a model is built.
+Seeds of one configuration train as one batched RealNVP (``FlowFamily.fit_together``), bit for bit
+as alone. torch and normflows are imported only when a model is built.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +35,8 @@ from benchmark.torch_support.parameters import DEFAULT_STEPS, WARM_START, traini
 if TYPE_CHECKING:
     import torch
     from normflows import NormalizingFlow
+
+    from benchmark.torch_support.batched import Member
 
 #: Logit-space boundary for images: pixels map into [ALPHA, 1 - ALPHA] before the logit, so 0 and 1 stay finite.
 ALPHA = 0.05
@@ -109,6 +112,32 @@ def build_flow(architecture: str, dim: int, depth: int, hidden: int, blocks: int
                 layers.append(_inverted_flow()(nf.flows.MaskedAffineAutoregressive(dim, hidden, num_blocks=blocks)))
             layers.append(nf.flows.LULinearPermute(dim))
     return nf.NormalizingFlow(nf.distributions.DiagGaussian(dim, trainable=False), layers)
+
+
+def _log_prob_out_of_place(flow: NormalizingFlow, z: torch.Tensor) -> torch.Tensor:
+    """``flow.log_prob(z)`` for RealNVP with the same operations in the same order, but summing log-determinants
+    out of place (normflows adds them in place into fresh zeros, which vmap cannot batch)."""
+    import normflows as nf
+
+    log_q = z.new_zeros(z.shape[0])
+    for layer in reversed(flow.flows):
+        if isinstance(layer, nf.flows.AffineCouplingBlock):
+            log_det = z.new_zeros(z.shape[0])
+            for part in reversed(layer.flows):
+                z, part_log_det = part.inverse(z)
+                log_det = log_det + part_log_det
+        else:
+            z, log_det = layer.inverse(z)
+        log_q = log_q + log_det
+    return log_q + flow.q0.log_prob(z)
+
+
+def _batched_loss(flow: NormalizingFlow, batch: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``FlowModel.fit``'s loss on vectors, operation for operation, for one member of a batched fit."""
+    import torch
+
+    z, log_det = (batch - shift) / scale, torch.zeros(len(batch), device=batch.device) - scale.log().sum()
+    return -(_log_prob_out_of_place(flow, z) + log_det).mean()
 
 
 class FlowModel(Model):
@@ -217,6 +246,20 @@ class FlowModel(Model):
         )
         return {"loss": loss}
 
+    def member(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Member:
+        """This model's part in a batched fit: ``fit``'s preparation, then its network and streams."""
+        from benchmark.torch_support.batched import Member, continued_generator
+        from benchmark.torch_support.devices import seed_torch
+        from benchmark.torch_support.training import to_tensor
+
+        seed_torch(rng, self.context.threads)
+        x = to_tensor(data.reshape(len(data), -1), self.device)
+        if not (warm_start and self.flow is not None):
+            self._new_flow()
+        flow, optimizer = self._network()
+        flow.train()
+        return Member(flow, optimizer, x, rng, continued_generator(self.device), constants=(self.shift, self.scale))
+
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         import torch
 
@@ -319,6 +362,34 @@ class FlowFamily(ModelFamily):
                 "flow architecture 'nsf-coupling' needs data of at least 2 dimensions; use 'realnvp' or 'maf'"
             )
         return FlowModel(self.params, data.train, data.kind, context)
+
+    def fit_together(
+        self,
+        models: Sequence[FlowModel],
+        datasets: Sequence[np.ndarray],
+        *,
+        warm_start: bool,
+        rngs: Sequence[np.random.Generator],
+    ) -> list[Mapping[str, float]]:
+        """``fit`` on each model (same parameters, different seeds), trained as one batched RealNVP.
+
+        Each model ends exactly as its own ``fit`` leaves it (benchmark.torch_support.batched). Other
+        architectures, 1-D data and images are fitted one by one.
+        """
+        first = models[0]
+        if not (self.params["architecture"] == "realnvp" and first.dim >= 2 and first.kind == "vector"):
+            return [m.fit(d, warm_start=warm_start, rng=r) for m, d, r in zip(models, datasets, rngs, strict=True)]
+        from benchmark.torch_support.batched import train_together
+
+        members = [m.member(d, warm_start=warm_start, rng=r) for m, d, r in zip(models, datasets, rngs, strict=True)]
+        losses = train_together(
+            members,
+            _batched_loss,
+            steps=first.steps,
+            batch_size=self.params["batch_size"],
+            max_grad_norm=self.params["max_grad_norm"],
+        )
+        return [{"loss": loss} for loss in losses]
 
 
 @hookimpl

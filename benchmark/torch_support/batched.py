@@ -1,0 +1,305 @@
+"""Several runs' copies of one network trained as one batched model, each bit for bit as if trained alone.
+
+Runs of one configuration that differ only by seed train networks of identical shapes. Stacking their
+parameters (``torch.func``'s ``functional_call`` under ``vmap``) turns S small forward and backward
+passes into one of S-fold batched tensors, which costs about as much dispatch as one: the step time
+of these 2-D networks is mostly dispatch, not arithmetic.
+
+Bit-identity with the solo loop (``training.train``) is kept by construction where it can be:
+each member draws its minibatch indices from its own numpy stream and its random tensors from its
+own torch generator, in the solo order; the per-run parameters become views into the stacked
+tensors; one fused Adam call steps every run's tensors with each run's own state (the fused kernel
+works tensor by tensor, so each is updated as its own optimiser would); clipping is torch's
+``clip_grad_norm_`` operation for operation on each run's slices; each run's EMA steps itself.
+The forward and backward passes are batched, and two things could round them apart from the solo
+ones. A batched matrix product: MKL's solo ``addmm`` fuses the bias add when a dimension is 1,
+``bmm`` does not, so every linear layer's shapes are checked once per process, and a layer whose
+batched products differ from the solo ones on random inputs is computed replica by replica inside
+the batch. And ATen's elementwise loops, which step by two SIMD vectors (``ALIGNED_ROWS`` floats) and finish
+with a scalar tail that may round a transcendental function differently: members stack only when
+their minibatch is a multiple of ``ALIGNED_ROWS``, so each run's tensors split into vectors and tail
+exactly as alone; other minibatch sizes train one member per stack.
+
+This module imports torch at the top; families import it only inside the methods that train.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from benchmark.torch_support.training import LOSS_WINDOW
+
+#: Minibatch rows that keep each member's elementwise work aligned with ATen's CPU loops, which step by two
+#: SIMD vectors (2 x 16 float32 lanes with AVX-512) before a scalar tail.
+ALIGNED_ROWS = 32
+
+#: A loss on one member's minibatch: (the network, the minibatch, the member's extra tensors) -> scalar.
+BatchedLoss = Callable[..., torch.Tensor]
+
+
+@dataclass
+class Member:
+    """One run's part in a batched fit: its network, optimiser, data and random streams."""
+
+    network: nn.Module
+    optimizer: torch.optim.Optimizer
+    data: torch.Tensor
+    #: The run's fit stream: minibatch indices, as in the solo loop.
+    rng: np.random.Generator
+    #: Continues the run's seeded torch stream (what the solo code draws from torch's global generator).
+    generator: torch.Generator
+    #: Tensors of this run the loss reads every step (e.g. its data scaling).
+    constants: tuple[torch.Tensor, ...] = ()
+    after_step: Callable[[], None] | None = None
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=LOSS_WINDOW))
+    #: The first non-finite loss, where the solo loop would have stopped.
+    stopped: float | None = None
+
+    def result(self) -> float:
+        """What ``training.train`` returns: the first non-finite loss, else the mean of the last ones."""
+        if self.stopped is not None:
+            return self.stopped
+        return float(np.mean(self.recent)) if self.recent else math.nan
+
+
+class _PerReplicaLinear(torch.autograd.Function):
+    """``F.linear``; under vmap computed replica by replica, so its rounding is the solo one."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        return nn.functional.linear(x, weight, bias)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx, grad):  # pragma: no cover - the vmap rule's plain ops carry the gradient
+        raise NotImplementedError("_PerReplicaLinear is differentiated through its vmap rule")
+
+    @staticmethod
+    def vmap(info, in_dims, x, weight, bias):
+        def split(t: torch.Tensor, dim: int | None) -> Sequence[torch.Tensor]:
+            return [t] * info.batch_size if dim is None else t.unbind(dim)
+
+        biases = [bias] * info.batch_size if bias is None or in_dims[2] is None else bias.unbind(in_dims[2])
+        parts = zip(split(x, in_dims[0]), split(weight, in_dims[1]), biases, strict=True)
+        outs = [nn.functional.linear(part_x, part_w, part_b) for part_x, part_w, part_b in parts]
+        return torch.stack(outs), 0
+
+
+class _ExactLinear(nn.Linear):
+    """A Linear whose batched product is computed replica by replica (``_PerReplicaLinear``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _PerReplicaLinear.apply(x, self.weight, self.bias)
+
+
+@functools.cache
+def batched_linear_matches(rows: int, inputs: int, outputs: int, replicas: int, device: str) -> bool:
+    """Whether a vmapped ``F.linear`` (forward, and gradients of input, weight, bias) equals the solo one bit for bit
+    on random float32 inputs of these shapes on ``device``: whether the batched kernels round as the solo ones."""
+    generator = torch.Generator(device=device).manual_seed(0)
+
+    def draw(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator, device=device)
+
+    x, w, b = draw(replicas, rows, inputs), draw(replicas, outputs, inputs), draw(replicas, outputs)
+    upstream = draw(replicas, rows, outputs)
+    solo: list[list[torch.Tensor]] = []
+    for i in range(replicas):
+        xi, wi, bi = (t[i].clone().requires_grad_() for t in (x, w, b))
+        out = nn.functional.linear(xi, wi, bi)
+        out.backward(upstream[i])
+        solo.append([out.detach(), *(cast(torch.Tensor, t.grad) for t in (xi, wi, bi))])
+    xs, ws, bs = (t.clone().requires_grad_() for t in (x, w, b))
+    out = vmap(nn.functional.linear)(xs, ws, bs)
+    out.backward(upstream)
+    batched = [out.detach(), *(cast(torch.Tensor, t.grad) for t in (xs, ws, bs))]
+    return all(
+        torch.equal(mine[i], theirs) for i, one in enumerate(solo) for mine, theirs in zip(batched, one, strict=True)
+    )
+
+
+class _Bound(nn.Module):
+    """The loss as a module of the network, so ``functional_call`` can substitute a member's parameters."""
+
+    def __init__(self, network: nn.Module, loss_of: BatchedLoss) -> None:
+        super().__init__()
+        self.network, self.loss_of = network, loss_of
+
+    def forward(self, batch: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.loss_of(self.network, batch, *inputs)
+
+
+def _template(network: nn.Module, rows: int, replicas: int) -> nn.Module:
+    """A copy of ``network`` to run under vmap, its linear layers made exact where batched products round apart."""
+    template = copy.deepcopy(network)
+    device = str(next(network.parameters()).device)
+    for module in template.modules():
+        if type(module) is nn.Linear and not batched_linear_matches(
+            rows, module.in_features, module.out_features, replicas, device
+        ):
+            module.__class__ = _ExactLinear
+    return template
+
+
+def continued_generator(device: torch.device) -> torch.Generator:
+    """A generator in the state of torch's global one on ``device``: it draws what the solo code would draw next."""
+    generator = torch.Generator(device=device)
+    if device.type == "cuda":
+        generator.set_state(torch.cuda.get_rng_state(device))
+    else:
+        generator.set_state(torch.get_rng_state())
+    return generator
+
+
+def train_together(
+    members: Sequence[Member],
+    loss_of: BatchedLoss,
+    *,
+    steps: int,
+    batch_size: int,
+    draws: Callable[[Member, torch.Tensor], tuple[torch.Tensor, ...]] | None = None,
+    max_grad_norm: float | None = None,
+) -> list[float]:
+    """``training.train`` for every member at once; each member's returned loss and final state are its solo ones.
+
+    ``loss_of(network, batch, *drawn, *constants)`` is one member's loss, written with ops vmap can batch;
+    ``draws(member, batch)`` draws a member's random tensors for a step from ``member.generator``, in the
+    order the solo loss draws them from torch's global generator. Members stack when their minibatches have
+    the same size, a multiple of ``ALIGNED_ROWS``; others train one per stack. A member whose loss stops being
+    finite is stopped there, as the solo loop stops (its later state is never used: the run diverged);
+    its siblings go on.
+    """
+    stacks: dict[tuple[int, int], list[int]] = {}
+    for i, m in enumerate(members):
+        batch = min(batch_size, len(m.data))
+        stacks.setdefault((batch, 0 if batch % ALIGNED_ROWS == 0 else i), []).append(i)
+    results: dict[int, float] = {}
+    for (batch, _), indices in stacks.items():
+        stack = _Stack([members[i] for i in indices], loss_of, batch)
+        try:
+            for _ in range(steps):
+                stack.step(draws, max_grad_norm)
+        finally:
+            stack.release()
+        results.update((i, members[i].result()) for i in indices)
+    return [results[i] for i in range(len(members))]
+
+
+class _Stack:
+    """Members' parameters stacked into one batched model; each run's parameters are views of its slice."""
+
+    def __init__(self, members: Sequence[Member], loss_of: BatchedLoss, batch: int) -> None:
+        self.members, self.batch = members, batch
+        first = members[0].network
+        self.names = [name for name, _ in first.named_parameters()]
+        self.own = [dict(m.network.named_parameters()) for m in members]
+        self.buffers = {
+            f"network.{name}": torch.stack([dict(m.network.named_buffers())[name] for m in members])
+            for name, _ in first.named_buffers()
+        }
+        with torch.no_grad():
+            self.stacked = {name: torch.stack([p[name] for p in self.own]).requires_grad_() for name in self.names}
+            for i, parameters in enumerate(self.own):  # each run's parameter now reads and writes its slice
+                for name in self.names:
+                    parameters[name].data = self.stacked[name].data[i]
+        bound = _Bound(_template(first, batch, len(members)), loss_of)
+
+        def one(params: dict[str, torch.Tensor], bufs: dict[str, torch.Tensor], x, *inputs) -> torch.Tensor:
+            return functional_call(bound, {**{f"network.{k}": v for k, v in params.items()}, **bufs}, (x, *inputs))
+
+        self.loss = vmap(one)
+        self.optimizer = _joint_optimizer([m.optimizer for m in members])
+
+    def step(self, draws: Callable[[Member, torch.Tensor], tuple[torch.Tensor, ...]] | None, max_norm: float | None):
+        """One optimiser step of every member, as ``training.train`` takes it alone."""
+        xs, extras = [], []
+        for m in self.members:  # each member draws from its own streams, in the solo order
+            index = torch.as_tensor(m.rng.integers(0, len(m.data), size=self.batch), device=m.data.device)
+            x = m.data[index]
+            xs.append(x)
+            extras.append((*(draws(m, x) if draws is not None else ()), *m.constants))
+        inputs = [torch.stack(column) for column in zip(*extras, strict=True)]
+        losses = self.loss(self.stacked, self.buffers, torch.stack(xs), *inputs)
+        for p in self.stacked.values():
+            p.grad = None
+        losses.sum().backward()  # d(sum)/d(loss_i) = 1: each member's gradient is its solo one
+        grads = [cast(torch.Tensor, self.stacked[name].grad) for name in self.names]
+        if max_norm is not None:
+            _clip_each(grads, max_norm, len(self.members))
+        for i in range(len(self.members)):
+            for name, grad in zip(self.names, grads, strict=True):
+                self.own[i][name].grad = grad[i]
+        if self.optimizer is not None:
+            self.optimizer.step()
+        else:
+            for m in self.members:
+                m.optimizer.step()
+        for m in self.members:
+            if m.after_step is not None:
+                m.after_step()
+        for m, value in zip(self.members, losses.detach().tolist(), strict=True):
+            if m.stopped is None and not math.isfinite(value):
+                m.stopped = value
+            elif m.stopped is None:
+                m.recent.append(value)
+
+    def release(self) -> None:
+        """Give each run's parameters storage of their own again, and its optimiser its state."""
+        with torch.no_grad():
+            for parameters in self.own:
+                for name in self.names:
+                    parameters[name].data = parameters[name].data.clone()
+                    parameters[name].grad = None
+        if self.optimizer is not None:
+            for m in self.members:
+                for group in m.optimizer.param_groups:
+                    for p in group["params"]:
+                        m.optimizer.state[p] = self.optimizer.state[p]
+
+
+def _joint_optimizer(optimizers: Sequence[torch.optim.Optimizer]) -> torch.optim.Optimizer | None:
+    """One fused Adam over every member's parameters, sharing their state, when each is a one-group fused Adam with
+    the same settings (it updates each tensor as that member's own would: the fused kernel works tensor by tensor);
+    else None (each member's optimiser steps on its own)."""
+    settings = [{k: v for k, v in o.param_groups[0].items() if k != "params"} for o in optimizers]
+    if not all(type(o) is torch.optim.Adam and len(o.param_groups) == 1 for o in optimizers):
+        return None
+    if not settings[0].get("fused") or any(s != settings[0] for s in settings):
+        return None
+    parameters = [p for o in optimizers for p in o.param_groups[0]["params"]]
+    joint = torch.optim.Adam(parameters, **settings[0])
+    for o in optimizers:
+        for p in o.param_groups[0]["params"]:
+            if p in o.state:
+                joint.state[p] = o.state[p]
+    return joint
+
+
+def _clip_each(grads: Sequence[torch.Tensor], max_norm: float, replicas: int) -> None:
+    """``torch.nn.utils.clip_grad_norm_(..., foreach=True)`` on each replica's slices of the stacked gradients,
+    operation for operation: each replica's norm is its own."""
+    slices = [[grad[i] for grad in grads] for i in range(replicas)]
+    norms = torch._foreach_norm([g for one in slices for g in one], 2.0)
+    totals = torch.stack(
+        [
+            torch.linalg.vector_norm(torch.stack(norms[i * len(grads) : (i + 1) * len(grads)]), 2.0)
+            for i in range(replicas)
+        ]
+    )
+    coefficients = torch.clamp(max_norm / (totals + 1e-6), max=1.0)
+    for grad in grads:
+        grad.mul_(coefficients.view(-1, *[1] * (grad.dim() - 1)))

@@ -1,0 +1,173 @@
+"""Seeds trained together (``batch_seeds``): every run's numbers, checkpoints and outcome are those it gets alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import grid_doc
+
+from benchmark.report.leaderboard import results_frame
+from benchmark.run import checkpoint
+from benchmark.run.harness import GroupTask, RunTask, plan_tasks, run_grid
+from benchmark.run.spec import parse_grid
+from benchmark.run.store import RunStatus, Store
+from plugins.families.diffusion import DDPMFamily
+from plugins.families.flows import FlowFamily
+
+needs_torch_families = pytest.mark.skipif(
+    bool(FlowFamily.missing_requirements() or DDPMFamily.missing_requirements()),
+    reason='needs "retrainbench[flows,diffusion]"',
+)
+
+#: Minibatches of 32 points (a multiple of ALIGNED_ROWS), so the seeds do stack.
+MODELS = {
+    "flow": {"name": "flow", "params": {"depth": 2, "hidden": 16, "batch_size": 32}},
+    "ddpm": {
+        "name": "ddpm",
+        "params": {"width": 16, "depth": 1, "timesteps": 50, "sampling_timesteps": 5, "batch_size": 32},
+    },
+}
+
+
+def tiny_grid(registry, family: str, *, generations: int = 1, seeds=(0, 1, 2), batch_seeds: bool = True, **more):
+    doc = grid_doc(
+        name=f"batched-{family}",
+        generations=generations,
+        seeds=list(seeds),
+        n_real=100,
+        n_test=100,
+        n_eval=100,
+        train_steps=15,
+        batch_seeds=batch_seeds,
+        datasets=[{"name": "eight-gaussians"}],
+        models=[MODELS[family]],
+        policies=[{"name": "mix", "params": {"lambda": 0.5}}],
+        metrics=[{"name": "mean-distance"}, *([{"name": "nll"}] if family == "flow" else [])],
+        **more,
+    )
+    return parse_grid(doc, registry)
+
+
+def run(registry, grid, store: Store):
+    return run_grid(grid, store, registry.get("executor", "inline").component(), registry, progress=False)
+
+
+def numbers(store: Store):
+    """results.csv's rows without wall-clock columns, ordered by run and generation."""
+    frame = results_frame(store)
+    frame = frame[[c for c in frame.columns if "seconds" not in c]]
+    return frame.sort_values(list(frame.columns[:6])).reset_index(drop=True)
+
+
+def checkpoints(store: Store, grid) -> tuple[dict, Any]:
+    import torch
+
+    out = {}
+    for r in grid.runs:
+        for g in store.finished_generations(r.run_id):
+            state = checkpoint.load(store.run_dir(r.run_id) / f"gen-{g:04d}", "model")
+            out[(r.run_id, g)] = state
+    assert out and all(isinstance(v, dict) for v in out.values())
+    return out, torch
+
+
+def assert_same_tensors(a, b, torch) -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert_same_tensors(a[k], b[k], torch)
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_same_tensors(x, y, torch)
+    elif isinstance(a, np.ndarray):
+        assert np.array_equal(a, b)
+    else:
+        assert a == b
+
+
+def plan(registry, grid, *, batch_seeds: bool = True, workers: int = 1) -> list[int]:
+    """Runs per task."""
+    tasks = plan_tasks(
+        list(grid.runs),
+        registry,
+        batch_seeds=batch_seeds,
+        make_run=lambda r: RunTask("s", r.describe()),
+        make_group=lambda g: GroupTask("s", tuple(r.describe() for r in g)),
+        workers=workers,
+    )
+    return [len(t.runs) if isinstance(t, GroupTask) else 1 for t in tasks]
+
+
+def test_seeds_of_a_configuration_share_tasks_only_where_the_family_opts_in(registry):
+    flows = tiny_grid(registry, "flow", seeds=range(10))
+    assert plan(registry, flows) == [8, 2]  # CPU_GROUP = 8 runs at most on a CPU
+    assert plan(registry, flows, workers=4) == [3, 3, 3, 1]  # a task for each worker
+    assert plan(registry, flows, batch_seeds=False) == [1] * 10
+    assert plan(registry, parse_grid(grid_doc(seeds=[0, 1, 2]), registry)) == [1] * 3  # `gaussian` fits alone
+
+
+@needs_torch_families
+@pytest.mark.parametrize("family", ["flow", "ddpm"])
+def test_batched_seeds_store_what_one_run_at_a_time_stores(registry, tmp_path, family):
+    """Bit-identity: results.csv rows, every checkpoint tensor and the galleries, batched vs ``batch_seeds = false``."""
+    together, alone = tiny_grid(registry, family), tiny_grid(registry, family, batch_seeds=False)
+    assert [r.run_id for r in together.runs] == [r.run_id for r in alone.runs]  # the setting is no part of a run's id
+    batched, solo = Store(tmp_path / "batched"), Store(tmp_path / "solo")
+    assert run(registry, together, batched).counts == {RunStatus.DONE: 3}
+    assert run(registry, alone, solo).counts == {RunStatus.DONE: 3}
+    assert numbers(batched).equals(numbers(solo))
+    (a, torch), (b, _) = checkpoints(batched, together), checkpoints(solo, alone)
+    assert a.keys() == b.keys() and len(a) == 6
+    assert_same_tensors(a, b, torch)
+
+
+@needs_torch_families
+def test_a_run_that_diverges_in_a_group_is_recorded_alone_and_its_siblings_finish(registry, tmp_path, monkeypatch):
+    """One seed's training set holds a NaN from generation 1 on, so its loss turns NaN inside the batched model: that
+    run is recorded diverged at generation 1, and the other two store what they store alone."""
+    from plugins.families.flows import FlowModel
+
+    grid = tiny_grid(registry, "flow")
+    doomed = grid.runs[1].seed
+    member = FlowModel.member
+
+    def poisoned(self, data, *, warm_start, rng):
+        if self.context.seed == doomed and warm_start:
+            data = data.copy()
+            data[0] = np.nan
+        return member(self, data, warm_start=warm_start, rng=rng)
+
+    monkeypatch.setattr(FlowModel, "member", poisoned)
+    store = Store(tmp_path / "batched")
+    outcomes = {o.run_id: o for o in run(registry, grid, store).outcomes}
+    diverged = outcomes[grid.runs[1].run_id]
+    assert diverged.status is RunStatus.DIVERGED and "non-finite training loss at generation 1" in diverged.reason
+    assert store.finished_generations(diverged.run_id) == [0]
+    assert [outcomes[r.run_id].status for r in grid.runs if r.seed != doomed] == [RunStatus.DONE] * 2
+
+    siblings = [r.seed for r in grid.runs if r.seed != doomed]
+    solo = Store(tmp_path / "solo")
+    run(registry, tiny_grid(registry, "flow", seeds=siblings, batch_seeds=False), solo)
+    kept = numbers(store)
+    assert kept[kept["seed"] != doomed].reset_index(drop=True).equals(numbers(solo))
+
+
+@needs_torch_families
+def test_a_group_resumed_after_a_kill_equals_an_uninterrupted_one(registry, tmp_path):
+    """A store killed mid-group (seed 0 at generation 2, seeds 1 and 2 at generation 1) resumes in sub-groups to the
+    numbers and checkpoints of an uninterrupted batched grid."""
+    whole, cut = Store(tmp_path / "whole"), Store(tmp_path / "cut")
+    run(registry, tiny_grid(registry, "ddpm", generations=2), whole)
+    run(registry, tiny_grid(registry, "ddpm", generations=1), cut)  # the group stopped after generation 1
+    run(registry, tiny_grid(registry, "ddpm", generations=2, seeds=[0], batch_seeds=False), cut)
+    resumed = run(registry, tiny_grid(registry, "ddpm", generations=2), cut)
+    assert resumed.counts == {RunStatus.DONE: 3}
+    assert numbers(cut).equals(numbers(whole))
+    grid = tiny_grid(registry, "ddpm", generations=2)
+    (a, torch), (b, _) = checkpoints(cut, grid), checkpoints(whole, grid)
+    assert_same_tensors(a, b, torch)
