@@ -78,6 +78,18 @@ def _mlp_velocity():
     return MLPVelocity
 
 
+def ot_pairs(
+    plans: OTPlanSampler, x0: torch.Tensor, x1: torch.Tensor, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """As torchcfm's ``sample_plan``: len(x0) pairs drawn from the exact OT plan, with replacement; drawn by ``rng``."""
+    import torch
+
+    plan = plans.get_map(x0, x1)
+    weights = plan.ravel() / plan.sum()
+    source, target = np.divmod(rng.choice(weights.size, size=len(x0), p=weights), plan.shape[1])
+    return x0[torch.as_tensor(source, device=x0.device)], x1[torch.as_tensor(target, device=x1.device)]
+
+
 class CFMModel(Model):
     """One run's OT-CFM: velocity network, Adam state and EMA weights on the run's device, and the data scaling."""
 
@@ -158,23 +170,12 @@ class CFMModel(Model):
 
     # ------------------------------------------------------------ training and sampling
 
-    def _ot_pairs(
-        self, plans: OTPlanSampler, x0: torch.Tensor, x1: torch.Tensor, rng: np.random.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """As torchcfm's ``sample_plan`` (pairs drawn from the exact OT plan, with replacement), drawn by ``rng``."""
-        import torch
-
-        plan = plans.get_map(x0, x1)
-        weights = plan.ravel() / plan.sum()
-        source, target = np.divmod(rng.choice(weights.size, size=len(x0), p=weights), plan.shape[1])
-        return x0[torch.as_tensor(source, device=x0.device)], x1[torch.as_tensor(target, device=x1.device)]
-
     def _loss(self, net: nn.Module, matcher: ConditionalFlowMatcher, plans: OTPlanSampler, rng: np.random.Generator):
         """The OT-CFM loss of a minibatch of encoded data: squared error of the velocity on the coupled path."""
         import torch
 
         def loss_of(x1: torch.Tensor) -> torch.Tensor:
-            x0, x1 = self._ot_pairs(plans, torch.randn_like(x1), x1, rng)
+            x0, x1 = ot_pairs(plans, torch.randn_like(x1), x1, rng)
             t, xt, ut = matcher.sample_location_and_conditional_flow(x0, x1)
             return ((net(t, xt) - ut) ** 2).mean()
 
