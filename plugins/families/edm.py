@@ -239,7 +239,12 @@ class EDMFamily(ModelFamily):
             low=1,
             optional=True,
         ),
-        "sampling_steps": Param(32, int, "noise levels of the Heun sampler (2 network calls each but the last)", low=2),
+        "sampling_steps": Param(
+            18,
+            int,
+            "noise levels of the Heun sampler, 2 network calls each but the last (Karras et al.'s 18 for CIFAR-10)",
+            low=2,
+        ),
         "churn": Param(
             0.0,
             float,
