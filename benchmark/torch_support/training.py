@@ -40,6 +40,14 @@ def adam(parameters: Iterable[torch.nn.Parameter], *, lr: float) -> torch.optim.
         return torch.optim.Adam(parameters, lr=lr, foreach=True)
 
 
+def ema(module: torch.nn.Module, decay: float) -> Any:
+    """ema_pytorch's EMA of ``module``'s weights, updated every step from the start (the library ramps the decay
+    up to ``decay`` itself), with foreach updates: the sampling weights of the diffusion and flow-matching families."""
+    from ema_pytorch import EMA
+
+    return EMA(module, beta=decay, update_after_step=0, update_every=1, include_online_model=False, use_foreach=True)
+
+
 def train(
     loss_of: Callable[[torch.Tensor], torch.Tensor],
     optimizer: torch.optim.Optimizer,

@@ -123,9 +123,10 @@ class CFMModel(Model):
 
     def _new_network(self) -> tuple[nn.Module, torch.optim.Optimizer]:
         """A fresh velocity network, its Adam state and EMA weights, which become the model's."""
-        import torch
-        from ema_pytorch import EMA
+
         from torchcfm.models.unet.unet import UNetModel
+
+        from benchmark.torch_support.training import adam, ema
 
         p = self.params
         net: nn.Module
@@ -144,11 +145,10 @@ class CFMModel(Model):
             (dim,) = self.shape
             net = _mlp_velocity()(dim, self.width, self.depth)
         net = net.to(self.device)
-        optimizer = torch.optim.Adam(net.parameters(), lr=p["lr"])
+        optimizer = adam(net.parameters(), lr=p["lr"])
         self.net, self.optimizer, self.ema = net, optimizer, None
         if p["ema"] > 0:
-            # update every step from the start; the library's warm-up ramps the decay up to ``ema``
-            self.ema = EMA(net, beta=p["ema"], update_after_step=0, update_every=1, include_online_model=False)
+            self.ema = ema(net, p["ema"])
         return net, optimizer
 
     def _network(self) -> tuple[nn.Module, torch.optim.Optimizer]:

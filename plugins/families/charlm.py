@@ -61,11 +61,12 @@ class CharLMModel(Model):
         self.optimizer: torch.optim.Optimizer | None = None
 
     def _new_network(self) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-        import torch
+
+        from benchmark.torch_support.training import adam
 
         p = self.params
         self.net = _network(self.vocab, p["embedding"], p["hidden"], p["layers"]).to(self.device)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=p["lr"])
+        self.optimizer = adam(self.net.parameters(), lr=p["lr"])
         return self.net, self.optimizer
 
     def _fitted(self) -> tuple[torch.nn.Module, torch.optim.Optimizer]:

@@ -111,9 +111,8 @@ class DDPMModel(Model):
     def _new_network(self) -> tuple[Diffusion, torch.optim.Optimizer]:
         """A fresh diffusion, its Adam state and EMA weights, which become the model's."""
         from denoising_diffusion_pytorch import GaussianDiffusion, GaussianDiffusion1D, Unet
-        from ema_pytorch import EMA
 
-        from benchmark.torch_support.training import adam
+        from benchmark.torch_support.training import adam, ema
 
         p = self.params
         steps = {"timesteps": p["timesteps"], "sampling_timesteps": p["sampling_timesteps"], "auto_normalize": False}
@@ -128,15 +127,7 @@ class DDPMModel(Model):
         optimizer = adam(diffusion.parameters(), lr=p["lr"])
         self.diffusion, self.optimizer, self.ema = diffusion, optimizer, None
         if p["ema"] > 0:
-            # update every step from the start; the library's warm-up ramps the decay up to ``ema``
-            self.ema = EMA(
-                diffusion,
-                beta=p["ema"],
-                update_after_step=0,
-                update_every=1,
-                include_online_model=False,
-                use_foreach=True,
-            )
+            self.ema = ema(diffusion, p["ema"])
         return diffusion, optimizer
 
     def _network(self) -> tuple[Diffusion, torch.optim.Optimizer]:

@@ -106,9 +106,10 @@ class EDMModel(Model):
 
     def _new_network(self) -> tuple[ElucidatedDiffusion, torch.optim.Optimizer]:
         """A fresh diffusion, its Adam state and EMA weights, which become the model's."""
-        import torch
+
         from denoising_diffusion_pytorch import ElucidatedDiffusion, Unet
-        from ema_pytorch import EMA
+
+        from benchmark.torch_support.training import adam, ema
 
         p = self.params
         if self.kind == "image":
@@ -130,11 +131,10 @@ class EDMModel(Model):
             num_sample_steps=p["sampling_steps"],
             S_churn=p["churn"],
         ).to(self.device)
-        optimizer = torch.optim.Adam(diffusion.parameters(), lr=p["lr"])
+        optimizer = adam(diffusion.parameters(), lr=p["lr"])
         self.diffusion, self.optimizer, self.ema = diffusion, optimizer, None
         if p["ema"] > 0:
-            # update every step from the start; the library's warm-up ramps the decay up to ``ema``
-            self.ema = EMA(diffusion, beta=p["ema"], update_after_step=0, update_every=1, include_online_model=False)
+            self.ema = ema(diffusion, p["ema"])
         return diffusion, optimizer
 
     def _network(self) -> tuple[ElucidatedDiffusion, torch.optim.Optimizer]:
