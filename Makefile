@@ -51,7 +51,7 @@ smoke: $(CORE)
 
 test: $(FULL)
 	bash scripts/install_browser.sh $(BIN)/python
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 # Style and types, as CI checks them: ruff's rules and formatting, then mypy (configured in pyproject.toml).
 lint: $(FULL)
