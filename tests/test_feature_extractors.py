@@ -92,6 +92,21 @@ def test_domain_training_is_seeded(monkeypatch):
     np.testing.assert_array_equal(a.extract(train, CONTEXT), b.extract(train, CONTEXT))
 
 
+def test_preparing_the_domain_extractor_leaves_torch_s_global_random_state_alone(tmp_path, monkeypatch):
+    """A metric's feature space is prepared inside the loop's check of global random state: trained or loaded
+    from the cache, the extractor must not draw from torch's global generator (building its layers did, which
+    failed an images-digits run whose process had imported torch before)."""
+    import torch
+
+    monkeypatch.setattr(feature_extractors, "_ENCODERS", {})
+    train = stream(3, "domain").random((32, 1, 8, 8))
+    for _ in ("trained", "from the cache"):
+        torch.manual_seed(123)
+        before = torch.random.get_rng_state()
+        Domain(SMALL).prepare(splits(train), CONTEXT, tmp_path)
+        assert torch.equal(torch.random.get_rng_state(), before)
+
+
 def test_domain_refuses_vectors_and_use_before_prepare():
     vectors = DataSplits(np.zeros((10, 2)), np.zeros((0, 2)), np.zeros((0, 2)), "vector")
     wanted = r"feature extractor 'domain' needs images \(n, c, h, w\), got shape \(10, 2\)"

@@ -295,7 +295,8 @@ class Domain(FeatureExtractor):
                 if path is not None:
                     write_atomic(path, lambda fh: torch.save(_ENCODERS[key], fh))
         channels, height, width = data.sample_shape  # an image: _check_images made sure
-        encoder, _ = _autoencoder((channels, height, width), self.params["features"])
+        with torch.random.fork_rng(devices=[]):  # building layers draws their initial weights: not from the run's
+            encoder, _ = _autoencoder((channels, height, width), self.params["features"])
         encoder.load_state_dict(_ENCODERS[key])
         self._encoder = encoder.to(resolve_device(context.device)).eval()
 
