@@ -180,3 +180,78 @@ def plugin_dir(tmp_path: Path) -> Iterator[Callable[[str, str], Path]]:
     sys.path.remove(str(folder))
     for name in written:
         sys.modules.pop(name, None)
+
+
+# ---------------------------------------------------------------- shared checks of the torch model families
+
+
+def resume_grid(name: str, model: Mapping[str, Any], generations: int, metrics: Sequence[str]) -> dict[str, Any]:
+    """A one-run grid of ``model`` (mix, lambda 1, on 200 eight-gaussians points, 20 steps a generation)."""
+    return grid_doc(
+        name=f"{name}-resume",
+        generations=generations,
+        n_real=200,
+        n_test=200,
+        n_eval=200,
+        train_steps=20,
+        datasets=[{"name": "eight-gaussians"}],
+        models=[dict(model)],
+        policies=[{"name": "mix", "params": {"lambda": 1.0}}],
+        metrics=[{"name": m} for m in metrics],
+    )
+
+
+def assert_resume_equals_uninterrupted(
+    registry: Registry, tmp_path: Path, model: Mapping[str, Any], network: str, metrics: Sequence[str]
+) -> None:
+    """A run stopped after generation 1 and continued from its stored checkpoint gives the same numbers, and the
+    same final weights (the checkpoint's ``network`` entry), as the run made in one go."""
+    from benchmark.run.harness import RunOutcome, RunTask, execute_run
+    from benchmark.run.spec import parse_grid
+    from benchmark.run.store import Store
+
+    (run,) = parse_grid(resume_grid(model["name"], model, 2, metrics), registry).runs
+    (shorter,) = parse_grid(resume_grid(model["name"], model, 1, metrics), registry).runs
+    assert shorter.run_id == run.run_id
+
+    whole, resumed = Store(tmp_path / "whole"), Store(tmp_path / "resumed")
+    for store in (whole, resumed):
+        store.check(create=True)
+    first, part = (
+        execute_run(RunTask(str(s.root), r.describe()), registry) for s, r in ((whole, run), (resumed, shorter))
+    )
+    assert isinstance(first, RunOutcome) and first.status == "done"
+    assert isinstance(part, RunOutcome) and part.generations == 2
+    outcome = execute_run(RunTask(str(resumed.root), run.describe()), registry)  # continues from generation 1
+    assert isinstance(outcome, RunOutcome) and (outcome.status, outcome.generations) == ("done", 3)
+
+    def numbers(store: Store) -> list:
+        return [(r["metrics"], r["fit"], r["composition"]) for r in store.records(run.run_id)]
+
+    assert numbers(resumed) == numbers(whole)
+    points = [s.resume_point(run.run_id) for s in (whole, resumed)]
+    assert points[0] is not None and points[1] is not None
+    last_whole, last_resumed = points[0].model_state[network], points[1].model_state[network]
+    assert last_whole.keys() == last_resumed.keys()
+    for key, value in last_whole.items():
+        assert value.equal(last_resumed[key]), key
+
+
+def assert_training_reaches_the_modes(fit_and_sample: Callable[[int], Any]) -> None:
+    """Each sample's distance to its nearest eight-gaussians mode falls from 1 training step to 600, by more than
+    4 standard errors of the difference of the two means. ``fit_and_sample(steps)`` trains a fresh model on the
+    data and returns 500 of its samples."""
+    import math
+
+    import numpy as np
+
+    from plugins.datasets.toy import EightGaussians
+
+    modes = EightGaussians().modes()
+    gaps = []
+    for steps in (1, 600):
+        samples = fit_and_sample(steps)
+        gaps.append(np.min(np.linalg.norm(samples[:, None, :] - modes[None], axis=2), axis=1))
+    untrained, trained = gaps
+    se = math.sqrt(untrained.var(ddof=1) / len(untrained) + trained.var(ddof=1) / len(trained))
+    assert untrained.mean() - trained.mean() > 4 * se, (untrained.mean(), trained.mean(), se)

@@ -7,16 +7,14 @@ import math
 
 import numpy as np
 import pytest
-from conftest import grid_doc
+from conftest import assert_resume_equals_uninterrupted, assert_training_reaches_the_modes, resume_grid
 
 from benchmark import DataSplits, ParamError, RunContext
 from benchmark.api.plugins import build_registry
 from benchmark.errors import GridError
 from benchmark.run import checkpoint
 from benchmark.run.global_random import untouched_global_random_state
-from benchmark.run.harness import RunOutcome, RunTask, execute_run
 from benchmark.run.spec import parse_grid
-from benchmark.run.store import Store
 from plugins.datasets.toy import EightGaussians
 from plugins.families.edm import FILL, EDMFamily
 
@@ -196,68 +194,24 @@ def test_device_auto_resolves_to_cuda_when_present_else_the_cpu():
     assert {p.device.type for p in model.ema.ema_model.parameters()} == {expected}
 
 
-def distance_to_nearest_mode(x: np.ndarray) -> np.ndarray:
-    modes = EightGaussians().modes()
-    return np.min(np.linalg.norm(x[:, None, :] - modes[None], axis=2), axis=1)
-
-
 @needs_edm
 def test_training_brings_samples_to_the_modes_of_eight_gaussians():
-    """Each sample's distance to its nearest mode falls with training, by more than 4 standard errors."""
     train = EightGaussians().draw(1000, np.random.default_rng(0))
-    gaps = []
-    for steps in (1, 600):
+
+    def fit_and_sample(steps: int) -> np.ndarray:
         model = model_for(train, width=64, depth=2, sampling_steps=16, steps=steps, batch_size=128)
         model.fit(train, warm_start=False, rng=np.random.default_rng(1))
-        gaps.append(distance_to_nearest_mode(model.sample(500, np.random.default_rng(2))))
-    untrained, trained = gaps
-    se = math.sqrt(untrained.var(ddof=1) / len(untrained) + trained.var(ddof=1) / len(trained))
-    assert untrained.mean() - trained.mean() > 4 * se, (untrained.mean(), trained.mean(), se)
+        return model.sample(500, np.random.default_rng(2))
+
+    assert_training_reaches_the_modes(fit_and_sample)
 
 
-def tiny_grid(generations: int) -> dict:
-    return grid_doc(
-        name="edm-resume",
-        generations=generations,
-        n_real=200,
-        n_test=200,
-        n_eval=200,
-        train_steps=20,
-        datasets=[{"name": "eight-gaussians"}],
-        models=[{"name": "edm", "params": {"width": 16, "depth": 1, "sampling_steps": 4}}],
-        policies=[{"name": "mix", "params": {"lambda": 1.0}}],
-        metrics=[{"name": "w1"}, {"name": "variance-ratio"}],
-    )
+TINY_RUN = {"name": "edm", "params": {"width": 16, "depth": 1, "sampling_steps": 4}}
 
 
 @needs_edm
 def test_a_resumed_run_equals_an_uninterrupted_one(registry, tmp_path):
-    """A run stopped after generation 1 and continued (from the stored checkpoint) gives the same numbers."""
-    (run,) = parse_grid(tiny_grid(2), registry).runs
-    (shorter,) = parse_grid(tiny_grid(1), registry).runs
-    assert shorter.run_id == run.run_id
-
-    whole, resumed = Store(tmp_path / "whole"), Store(tmp_path / "resumed")
-    for store in (whole, resumed):
-        store.check(create=True)
-    first, part = (
-        execute_run(RunTask(str(s.root), r.describe()), registry) for s, r in ((whole, run), (resumed, shorter))
-    )
-    assert isinstance(first, RunOutcome) and first.status == "done"
-    assert isinstance(part, RunOutcome) and part.generations == 2
-    outcome = execute_run(RunTask(str(resumed.root), run.describe()), registry)  # continues from generation 1
-    assert isinstance(outcome, RunOutcome) and (outcome.status, outcome.generations) == ("done", 3)
-
-    def numbers(store: Store) -> list:
-        return [(r["metrics"], r["fit"], r["composition"]) for r in store.records(run.run_id)]
-
-    assert numbers(resumed) == numbers(whole)
-    points = [s.resume_point(run.run_id) for s in (whole, resumed)]
-    assert points[0] is not None and points[1] is not None
-    last_whole, last_resumed = points[0].model_state, points[1].model_state
-    assert last_whole["diffusion"].keys() == last_resumed["diffusion"].keys()
-    for key, value in last_whole["diffusion"].items():
-        assert value.equal(last_resumed["diffusion"][key]), key
+    assert_resume_equals_uninterrupted(registry, tmp_path, TINY_RUN, "diffusion", ["w1", "variance-ratio"])
 
 
 @pytest.mark.parametrize(
@@ -291,7 +245,7 @@ def test_without_the_library_the_family_is_unavailable_and_a_grid_fails_before_r
     entry = registry.get("model", "edm")
     assert entry.unavailable_reason() == 'needs denoising_diffusion_pytorch: pip install "retrainbench[diffusion]"'
     with pytest.raises(GridError) as caught:
-        parse_grid(tiny_grid(1), registry, where="g.toml")
+        parse_grid(resume_grid("edm", TINY_RUN, 1, ["w1"]), registry, where="g.toml")
     assert str(caught.value) == (
         "g.toml: models[0].name: model 'edm' is unavailable: "
         'needs denoising_diffusion_pytorch: pip install "retrainbench[diffusion]"'

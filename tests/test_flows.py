@@ -7,14 +7,12 @@ import math
 
 import numpy as np
 import pytest
-from conftest import grid_doc, write_grid
+from conftest import assert_resume_equals_uninterrupted, resume_grid, write_grid
 
 from benchmark import DataSplits, RunContext, checkpoint
 from benchmark.api.plugins import PLUGINS_ENV
 from benchmark.errors import GridError
-from benchmark.run.harness import RunTask, execute_run
 from benchmark.run.spec import parse_grid
-from benchmark.run.store import Store
 from plugins.datasets.toy import EightGaussians
 from plugins.families.flows import ALPHA, ARCHITECTURES, MAX_LOG_SCALE, FlowFamily
 
@@ -191,44 +189,12 @@ def test_device_auto_resolves_to_the_cpu_here():
     assert {p.device.type for p in model.flow.parameters()} == {expected}
 
 
-def tiny_grid(generations: int) -> dict:
-    return grid_doc(
-        name="flow-resume",
-        generations=generations,
-        n_real=200,
-        n_test=200,
-        n_eval=200,
-        train_steps=20,
-        datasets=[{"name": "eight-gaussians"}],
-        models=[{"name": "flow", "params": {"depth": 2, "hidden": 16}}],
-        policies=[{"name": "mix", "params": {"lambda": 1.0}}],
-        metrics=[{"name": "nll"}, {"name": "variance-ratio"}],
-    )
+TINY_RUN = {"name": "flow", "params": {"depth": 2, "hidden": 16}}
 
 
 @needs_flows
 def test_a_resumed_run_equals_an_uninterrupted_one(registry, tmp_path):
-    """A run stopped after generation 1 and continued (from the stored checkpoint) gives the same numbers."""
-    (run,) = parse_grid(tiny_grid(2), registry).runs
-    (shorter,) = parse_grid(tiny_grid(1), registry).runs
-    assert shorter.run_id == run.run_id
-
-    whole, resumed = Store(tmp_path / "whole"), Store(tmp_path / "resumed")
-    for store in (whole, resumed):
-        store.check(create=True)
-    assert execute_run(RunTask(str(whole.root), run.describe()), registry).status == "done"
-    assert execute_run(RunTask(str(resumed.root), shorter.describe()), registry).generations == 2
-    outcome = execute_run(RunTask(str(resumed.root), run.describe()), registry)  # continues from generation 1
-    assert (outcome.status, outcome.generations) == ("done", 3)
-
-    def numbers(store: Store) -> list:
-        return [(r["metrics"], r["fit"], r["composition"]) for r in store.records(run.run_id)]
-
-    assert numbers(resumed) == numbers(whole)
-    last_whole, last_resumed = (s.resume_point(run.run_id).model_state for s in (whole, resumed))
-    assert last_whole["flow"].keys() == last_resumed["flow"].keys()
-    for key, value in last_whole["flow"].items():
-        assert value.equal(last_resumed["flow"][key]), key
+    assert_resume_equals_uninterrupted(registry, tmp_path, TINY_RUN, "flow", ["nll", "variance-ratio"])
 
 
 # ---------------------------------------------------------------- missing dependency
@@ -246,7 +212,7 @@ def test_without_normflows_the_family_is_unavailable_and_a_grid_fails_before_run
     assert not entry.available
     assert entry.unavailable_reason() == 'needs normflows: pip install "retrainbench[flows]"'
     with pytest.raises(GridError) as caught:
-        parse_grid(tiny_grid(1), registry, where="g.toml")
+        parse_grid(resume_grid("flow", TINY_RUN, 1, ["nll"]), registry, where="g.toml")
     assert str(caught.value) == (
         "g.toml: models[0].name: model 'flow' is unavailable: needs normflows: pip install \"retrainbench[flows]\""
     )
