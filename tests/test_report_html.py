@@ -553,3 +553,27 @@ def test_a_grid_sweeping_two_parameters_gets_a_phase_diagram():
     assert [c and c.text for c in levels] == ["+0.4", "+0.8", "+1.6"]
     shades = [c and c.shade for c in low_levels]  # levels 0.1, 0.2, 0.4 against a tolerance of 0.2
     assert shades[:2] == ["#ffffff", "#ffffff"] and shades[2] not in ("", "#ffffff")  # within it: white
+
+
+def test_parameters_swept_together_are_one_axis_of_the_phase_diagram():
+    """ddpm width and depth swept as pairs (a good and a weak first model) x mix lambda: one diagram, the pairs down;
+    a grid whose two model parameters vary independently has three axes and gets none."""
+
+    def phases(pairs: list[tuple[int, int]]) -> list[html.PhaseDiagram]:
+        rows: list[dict[str, object]] = []
+        params: list[dict[str, object]] = []
+        for width, depth in pairs:
+            for lam in (1.0, 4.0):
+                config = f"w{width}d{depth}-{lam}"
+                model = f"ddpm[depth={depth},width={width}]"
+                rows.append(_board_row(model, f"mix[lambda={lam}]", config, "stable", 0.0))
+                params.append({"config": config, "model.depth": depth, "model.width": width, "policy.lambda": lam})
+        (dataset,) = html._answers(pd.DataFrame(rows), pd.DataFrame(params), {}, ["m"])
+        (view,) = dataset.entries
+        return view.phases
+
+    (phase,) = phases([(128, 3), (16, 1)])
+    assert phase.verdicts.corner == "depth,width \\ lambda"
+    assert [label for label, _ in phase.verdicts.rows] == ["depth=1 width=16", "depth=3 width=128"]
+    assert [c.label for c in phase.verdicts.columns] == ["lambda=1.0", "lambda=4.0"]
+    assert phases([(128, 3), (16, 1), (16, 3)]) == []

@@ -256,8 +256,9 @@ def _matrix(group: pd.DataFrame, colours: Mapping[str, str], metric: str) -> Mat
 
 
 def _sweeps(group: pd.DataFrame, params: pd.DataFrame) -> list[tuple[str, str, str, pd.DataFrame]]:
-    """(model name / policy name, x, y, rows) for each model x policy pair whose configurations differ in exactly
-    two parameters (x: the policy's where it has one)."""
+    """(model name / policy name, x, y, rows) for each model x policy pair whose configurations differ along exactly
+    two axes (x: the policy's where it has one). Parameters that change together, one value of each always with the
+    same value of the other (a network's width and depth swept as pairs), are one axis."""
     out = []
     rows = group.join(params, on="config")
     pairs = rows.assign(
@@ -265,10 +266,40 @@ def _sweeps(group: pd.DataFrame, params: pd.DataFrame) -> list[tuple[str, str, s
     )
     for pair, by_pair in pairs.groupby("pair", sort=True):
         swept = [c for c in params.columns if by_pair[c].astype(str).nunique() > 1]
-        if len(swept) == 2:
-            x, y = sorted(swept, key=lambda c: (not c.startswith("policy."), c))
+        by_pair, axes = _axes(by_pair, swept)
+        if len(axes) == 2:
+            x, y = sorted(axes, key=lambda c: (not c.startswith("policy."), c))
             out.append((str(pair), x, y, by_pair))
     return out
+
+
+def _axes(rows: pd.DataFrame, swept: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The swept columns grouped into axes; an axis of several columns becomes one column "kind.a,b" of values
+    "a=1 b=2"."""
+    values = rows[swept].astype(str)
+    groups: list[list[str]] = []
+    for column in swept:
+        for members in groups:
+            head = members[0]
+            same_kind = head.split(".", 1)[0] == column.split(".", 1)[0]
+            if same_kind and values[[head, column]].drop_duplicates().shape[0] == values[head].nunique() == values[column].nunique():
+                members.append(column)
+                break
+        else:
+            groups.append([column])
+    axes = []
+    for members in groups:
+        if len(members) == 1:
+            axes.append(members[0])
+            continue
+        kind = members[0].split(".", 1)[0]
+        names = [m.split(".", 1)[-1] for m in members]
+        axis = f"{kind}.{','.join(names)}"
+        rows = rows.assign(
+            **{axis: [" ".join(f"{n}={v}" for n, v in zip(names, r, strict=True)) for r in values[members].values]}
+        )
+        axes.append(axis)
+    return rows, axes
 
 
 def _phases(group: pd.DataFrame, params: pd.DataFrame, metric: str) -> list[PhaseDiagram]:
@@ -277,7 +308,7 @@ def _phases(group: pd.DataFrame, params: pd.DataFrame, metric: str) -> list[Phas
         xs = sorted(set(rows[x].astype(str)), key=plots.natural_key)
         ys = sorted(set(rows[y].astype(str)), key=plots.natural_key)
         found = {(str(r[y]), str(r[x])): r for r in rows.to_dict("records")}
-        heads = [Swatch(f"{x.split('.', 1)[-1]}={v}", "") for v in xs]
+        heads = [Swatch(v if "," in x else f"{x.split('.', 1)[-1]}={v}", "") for v in xs]
         corner = f"{y.split('.', 1)[-1]} \\ {x.split('.', 1)[-1]}"
         verdicts = [(v, [_cell(found[v, u], metric) if (v, u) in found else None for u in xs]) for v in ys]
         levels = [
