@@ -410,7 +410,7 @@ def test_the_fully_synthetic_loop_loses_recall_before_precision_and_fresh_data_k
 def test_the_figures_script_gives_mean_and_standard_error_over_the_seeds_that_reached_a_generation(tmp_path, run_cli):
     rows = [
         ("d", "c", "m", "replace", seed, t, "w2", value, status)
-        for seed, values, status in ((0, [1.0, 2.0], "done"), (1, [3.0, 4.0], "done"), (2, [5.0], "diverged"))
+        for seed, values, status in ((0, [1.0, 2.0], "done"), (1, [3.0, 5.0], "done"), (2, [5.0], "diverged"))
         for t, value in enumerate(values)
     ]
     path = tmp_path / "results.csv"
@@ -419,7 +419,13 @@ def test_the_figures_script_gives_mean_and_standard_error_over_the_seeds_that_re
     script = GRIDS.parents[1] / "scripts" / "reproduction_figures.py"
     code, out, err = run_cli([script, path, "--generations", "0,1"], command=[sys.executable])
     assert code == 0, err
-    # t = 0: mean 3, SE = std([1, 3, 5], ddof=1) / sqrt(3) = 2 / sqrt(3) = 1.15; t = 1: mean 3, SE 1, 2 seeds left
-    assert "| m | replace | 3 ± 1.2 | 3 ± 1 (2 seeds) | 2 done, 1 diverged |" in out
+    # t = 0: mean 3, SE = std([1, 3, 5], ddof=1) / sqrt(3) = 2 / sqrt(3) = 1.15; t = 1: mean 3.5, SE 1.5, 2 seeds
+    assert "| m | replace | 3 ± 1.2 | 3.5 ± 1.5 (2 seeds) | 2 done, 1 diverged |" in out
     code, _, err = run_cli([script, path, "--metrics", "w3"], command=[sys.executable])
     assert code == 2 and "no metric w3 (has w2)" in err
+    # slopes over t = 0..1: seed 0 +1, seed 1 +2 (seed 2 stopped at t = 0 and has none): mean 1.5, SE 0.5
+    code, out, err = run_cli([script, path, "--generations", "0", "--slope", "0:1"], command=[sys.executable])
+    assert code == 0, err
+    assert "| m | replace | 3 ± 1.2 | +1.5 ± 0.5 (2 seeds) | 2 done, 1 diverged |" in out
+    code, _, err = run_cli([script, path, "--slope", "3:1"], command=[sys.executable])
+    assert code == 2 and "--slope 3:1: expected A:B" in err

@@ -282,7 +282,8 @@ def _axes(rows: pd.DataFrame, swept: list[str]) -> tuple[pd.DataFrame, list[str]
         for members in groups:
             head = members[0]
             same_kind = head.split(".", 1)[0] == column.split(".", 1)[0]
-            if same_kind and values[[head, column]].drop_duplicates().shape[0] == values[head].nunique() == values[column].nunique():
+            pairs = len(values[[head, column]].drop_duplicates())
+            if same_kind and pairs == values[head].nunique() == values[column].nunique():  # one-to-one
                 members.append(column)
                 break
         else:
