@@ -48,7 +48,8 @@ def slope(runs: pd.DataFrame, first: int, last: int) -> str:
     for _, seed in runs.groupby("seed"):
         values = seed.set_index("generation")["value"].reindex(wanted)
         if values.notna().all() and np.isfinite(values).all():
-            slopes.append(float(np.polyfit(np.asarray(wanted, dtype=float), values.to_numpy(float), 1)[0]))
+            fitted = float(np.polyfit(np.asarray(wanted, dtype=float), values.to_numpy(float), 1)[0])
+            slopes.append(0.0 if abs(fitted) < 1e-12 else fitted)  # a constant chain's slope is 0, not 2e-17
     if not slopes:
         return "—"
     if len(slopes) == 1:
