@@ -20,8 +20,8 @@ from benchmark.run.memory import run_in_memory
 from benchmark.run.seeding import stream
 from benchmark.run.store import Store
 from plugins.datasets.text import MarkovSource, MarkovText, TextFile
-from plugins.families.ngram import NGram
-from plugins.metrics.text import Perplexity, TailCoverage, VocabCoverage, ngrams
+from plugins.families.ngram import NGram, NGramModel
+from plugins.metrics.text import NextTokens, Perplexity, SourceKL, TailCoverage, VocabCoverage, ngrams
 
 TEXT_MODULES = ("plugins.datasets.text", "plugins.families.ngram", "plugins.metrics.text")
 DATASET = {"name": "markov-text", "params": {"vocab": 12, "order": 1, "length": 8}}
@@ -323,6 +323,85 @@ def test_perplexity_is_infinite_when_the_model_gives_test_text_probability_zero(
     model.fit(splits.train, warm_start=False, rng=stream(0, 0, "fit"))
     result = Perplexity().compute(_evaluation(splits.test, splits.test, model))
     assert result.value == math.inf and "test sequences have probability 0" in result.detail
+
+
+# ---------------------------------------------------------------- exact source-kl
+
+
+def _fitted_ngram(dataset: MarkovText, n: int, k: float, n_train: int, seed: int = 0) -> NGramModel:
+    splits = dataset.load(n_train, 10, 0, stream(seed, "data"))
+    model = NGram({"n": n, "k": k}).create(splits, RunContext(seed=seed))
+    assert isinstance(model, NGramModel)
+    model.fit(splits.train, warm_start=False, rng=stream(seed, 0, "fit"))
+    return model
+
+
+def _source_kl(dataset: MarkovText, model: Model, test: np.ndarray) -> tuple[float, str]:
+    evaluation = Evaluation(
+        samples=test,
+        test=test,
+        train=test,
+        model=model,
+        dataset=dataset,
+        rng=stream(0, "m"),
+        context=RunContext(seed=0),
+    )
+    result = SourceKL().compute(evaluation)
+    return result.value, result.detail
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])  # model context shorter than, equal to and longer than the source's
+def test_source_kl_is_exact_against_enumerating_every_sequence(n):
+    import itertools
+
+    dataset = MarkovText({"vocab": 3, "order": 1, "length": 4, "source_seed": 2})
+    model = _fitted_ngram(dataset, n, k=0.5, n_train=6)
+    every = np.array(list(itertools.product(range(3), repeat=4)))
+    p, q = dataset.log_density(every), model.log_prob(every)
+    enumerated = float(np.sum(np.exp(p) * (p - q)) / 4)
+    value, detail = _source_kl(dataset, model, every[:2])
+    assert value == pytest.approx(enumerated, rel=1e-12, abs=1e-15) and detail.startswith("exact")
+
+
+def test_source_kl_exact_agrees_with_the_sample_mean_within_its_standard_error():
+    dataset = MarkovText({"vocab": 20, "order": 1, "length": 16})
+    model = _fitted_ngram(dataset, n=2, k=0.1, n_train=200)
+    test = dataset.draw(20000, stream(1, "test"))
+    gap = (dataset.log_density(test) - model.log_prob(test)) / 16
+    exact, _ = _source_kl(dataset, model, test[:2])
+    assert abs(exact - gap.mean()) < 4 * gap.std(ddof=1) / math.sqrt(len(gap))
+
+
+def test_next_token_probabilities_chain_to_the_same_log_prob_as_the_whole_sequence():
+    dataset = MarkovText({"vocab": 6, "order": 2, "length": 7})
+    x = dataset.draw(50, stream(0, "x"))
+    ngram = _fitted_ngram(dataset, n=3, k=0.0, n_train=30)  # k = 0: the unigram fallback too
+    pairs: list[tuple[NextTokens, np.ndarray]] = [(dataset, dataset.log_density(x)), (ngram, ngram.log_prob(x))]
+    for distribution, whole in pairs:
+        chained = np.zeros(len(x))
+        for i in range(7):
+            contexts = x[:, i - distribution.context_length(i) : i]
+            chained += distribution.next_log_probs(i, contexts)[np.arange(len(x)), x[:, i]]
+        assert np.allclose(chained, whole)
+
+
+def test_source_kl_falls_back_to_the_sample_mean_and_says_so(monkeypatch):
+    dataset = MarkovText({"vocab": 8, "order": 1, "length": 5})
+    test = dataset.draw(100, stream(0, "test"))
+    ngram = _fitted_ngram(dataset, n=2, k=0.1, n_train=50)
+
+    class Opaque(Model):  # the same model without its next-token probabilities
+        fit, sample, state_dict, load_state_dict = ngram.fit, ngram.sample, ngram.state_dict, ngram.load_state_dict
+        log_prob = staticmethod(ngram.log_prob)
+
+    value, detail = _source_kl(dataset, Opaque(), test)
+    gap = (dataset.log_density(test) - ngram.log_prob(test)) / 5
+    assert value == pytest.approx(gap.mean()) and detail.startswith("sample mean (source or model gives no")
+    _, detail = _source_kl(dataset, ngram, test)
+    assert detail.startswith("exact")
+    monkeypatch.setattr("plugins.metrics.text.MAX_HISTORIES", 8**2 - 1)  # bigrams of 8 tokens: 8^2 entries
+    value, detail = _source_kl(dataset, ngram, test)
+    assert value == pytest.approx(gap.mean()) and detail.startswith("sample mean: 8^h histories exceed 63")
 
 
 # ---------------------------------------------------------------- resume after a kill

@@ -3,7 +3,8 @@
 - ``markov-text``: an order-k Markov source over a vocabulary with Zipf-like frequencies. Its transition
   table is drawn once from ``source_seed`` (a parameter, so part of every run id), the sequences from the
   run's data stream; ``log_density`` is the exact log-probability of a sequence, so metrics against the
-  true source are exact (it provides "source").
+  true source are exact (it provides "source"). It also gives its next-token probabilities for a context
+  (``context_length`` and ``next_log_probs``, as ngram does), so ``source-kl`` can be computed exactly.
 - ``text-file``: a local UTF-8 file, or every ``*.txt`` file of a folder, as characters (or bytes) cut into
   non-overlapping windows; train, test and pool are drawn from a permutation of the windows by the run's
   data stream. Nothing downloads.
@@ -52,6 +53,17 @@ class MarkovSource:
         )
         logits = log_f[None, :] + spread * noise
         self.log_next = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+
+    def context_length(self, position: int) -> int:
+        """Tokens the distribution at ``position`` depends on: none before ``order`` (drawn independently)."""
+        return self.order if position >= self.order else 0
+
+    def next_log_probs(self, position: int, contexts: np.ndarray) -> np.ndarray:
+        """Rows (n, vocab): log-probability of each token at ``position`` after each context, a row of
+        ``contexts`` (n, context_length(position)) holding the tokens right before ``position``."""
+        if not self.context_length(position):
+            return np.broadcast_to(self.log_first, (len(contexts), self.vocab))
+        return self.log_next[self.context(contexts, self.order)]
 
     def context(self, x: np.ndarray, i: int) -> np.ndarray:
         """The index of the context of position ``i`` (the ``order`` tokens before it, in base ``vocab``)."""
@@ -116,6 +128,12 @@ class MarkovText(Dataset):
 
     def log_density(self, x: np.ndarray) -> np.ndarray:
         return self.source.log_prob(np.asarray(x, dtype=np.int64))
+
+    def context_length(self, position: int) -> int:
+        return self.source.context_length(position)
+
+    def next_log_probs(self, position: int, contexts: np.ndarray) -> np.ndarray:
+        return self.source.next_log_probs(position, np.asarray(contexts, dtype=np.int64))
 
 
 class TextFile(Dataset):
