@@ -526,3 +526,39 @@ def test_metrics_of_points_are_skipped_on_token_ids_and_text_metrics_on_points()
         assert unmet_need(metric, text, family) == ("points of a continuous space (vector or image data)", "dataset")
         assert unmet_need(metric, vectors, family) is None
     assert unmet_need(registry.component(Metric, "distinct-n"), vectors, family) == ("token sequences", "dataset")
+
+
+# ---------------------------------------------------------------- the report's text gallery
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="no /usr/bin/chromium (scripts/install_browser.sh)")
+def test_the_text_gallery_of_thirty_generations_fits_a_1280_px_page(run_cli, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from benchmark.report.leaderboard import write_report
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        'name = "text"\ngenerations = 30\nseeds = [0]\nn_real = 30\nn_test = 30\nn_eval = 30\n'
+        '[[datasets]]\nname = "markov-text"\nparams = { vocab = 100, length = 32 }\n'  # lines of about 100 characters
+        '[[models]]\nname = "ngram"\n[[policies]]\nname = "accumulate"\n[[policies]]\nname = "replace"\n'
+        '[[metrics]]\nname = "perplexity"\n'
+    )
+    env = {"RETRAINBENCH_PLUGINS": ",".join(TEXT_MODULES)}
+    done = run_cli(["run", grid, "--store", "store", "--executor", "inline", "--no-progress"], env=env)
+    assert done.code == 0, done.err
+    write_report(tmp_path / "store", tmp_path / "report", grid="text", registry=text_registry())
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto((tmp_path / "report" / "index.html").as_uri(), wait_until="load")
+            right = page.evaluate("document.querySelector('table.gallery').getBoundingClientRect().right")
+            headers = page.locator("table.gallery thead th").all_inner_texts()
+            page_width = page.evaluate("document.documentElement.scrollWidth")
+        finally:
+            browser.close()
+    assert headers[1] == "generation 0" and headers[-1] == "generation 30"
+    assert right <= 1280 and page_width <= 1280
