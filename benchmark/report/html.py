@@ -390,7 +390,7 @@ def _picture(samples: np.ndarray | None, limits: plots.Limits | None) -> str | N
     return plots.png_uri(plots.scatter(samples, *axes))
 
 
-def _kept_text(store: Store, records: Iterable[Mapping[str, Any]]) -> bool:
+def _kept_text(store: Store, records: Iterable[Mapping[Any, Any]]) -> bool:
     """Whether the runs kept decoded text (sequence data): the first generation-0 samples any of them kept."""
     for record in records:
         kept = store.gallery(str(record["run_id"]), 0)
