@@ -7,7 +7,8 @@
   (``context_length`` and ``next_log_probs``, as ngram does), so ``source-kl`` can be computed exactly.
 - ``text-file``: a local UTF-8 file, or every ``*.txt`` file of a folder, as characters (or bytes) cut into
   non-overlapping windows; train, test and pool are drawn from a permutation of the windows by the run's
-  data stream. Nothing downloads.
+  data stream. Nothing downloads. A relative path that does not exist is looked up among the texts shipped
+  in ``plugins/datasets/texts`` (``SHIPPED``; see its README: ``us-founding`` is public-domain English).
 
 Both are fixed-length: the ``sequence`` data kind is ``(n, length)`` integer ids (``benchmark.api.kinds``).
 """
@@ -23,6 +24,8 @@ import numpy as np
 
 from benchmark import Dataset, DataSplits, Param, ParamError, hookimpl
 
+#: Texts shipped with the package (public domain; see the README there), found by a relative ``path``.
+SHIPPED = Path(__file__).parent / "texts"
 #: Largest transition table markov-text builds (contexts x vocabulary entries): 32 MB of floats.
 MAX_TABLE = 4_000_000
 _CONSONANTS, _VOWELS = "bdfgklmnprstvz", "aeiou"
@@ -143,7 +146,11 @@ class TextFile(Dataset):
     kind = "sequence"
     parameters = {
         "path": Param(
-            None, str, "a UTF-8 text file, or a folder of *.txt files (read recursively, sorted)", required=True
+            None,
+            str,
+            "a UTF-8 text file, or a folder of *.txt files (read recursively, sorted); a relative path that does "
+            "not exist is looked up in the shipped texts (us-founding)",
+            required=True,
         ),
         "tokens": Param("char", str, "what a token is", choices=("char", "byte")),
         "length": Param(64, int, "tokens per window", low=2),
@@ -162,6 +169,8 @@ class TextFile(Dataset):
 
     def files(self) -> list[Path]:
         path = Path(self.params["path"]).expanduser()
+        if not path.exists() and not path.is_absolute() and (SHIPPED / path).exists():
+            path = SHIPPED / path
         if path.is_file():
             return [path]
         if not path.is_dir():
