@@ -213,6 +213,27 @@ def test_text_file_windows_decode_back_to_the_text(tmp_path, tokens):
     assert set(decoded) <= windows and len(set(decoded)) == 70  # distinct, non-overlapping windows
 
 
+def test_text_file_finds_the_shipped_text_by_a_relative_path_and_the_wheel_ships_it(tmp_path, monkeypatch):
+    import tomllib
+
+    from plugins.datasets.text import SHIPPED
+
+    monkeypatch.chdir(tmp_path)  # no us-founding here: the shipped folder is used
+    shipped = TextFile({"path": "us-founding", "length": 32})
+    assert shipped.files() == sorted((SHIPPED / "us-founding").glob("*.txt")) and len(shipped.files()) == 2
+    assert (
+        decode(shipped.windows[:1], shipped.vocabulary())[0]
+        in (SHIPPED / "us-founding" / "constitution.txt").read_text()
+    )
+    (tmp_path / "us-founding").mkdir()
+    write_text(tmp_path / "us-founding" / "mine.txt", 100)
+    assert [p.name for p in TextFile({"path": "us-founding"}).files()] == ["mine.txt"]  # the working directory first
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["plugins.datasets"]
+    packaged = {p for pattern in patterns for p in SHIPPED.parent.glob(pattern)}
+    assert set(SHIPPED.rglob("*.txt")) | {SHIPPED / "README.md"} <= packaged
+
+
 def test_text_file_reads_a_folder_and_refuses_too_little_or_non_utf8_text(tmp_path):
     folder = tmp_path / "books"
     folder.mkdir()
