@@ -419,7 +419,12 @@ def test_source_kl_falls_back_to_the_sample_mean_and_says_so(monkeypatch):
     gap = (dataset.log_density(test) - ngram.log_prob(test)) / 5
     assert value == pytest.approx(gap.mean()) and detail.startswith("sample mean (source or model gives no")
     _, detail = _source_kl(dataset, ngram, test)
-    assert detail.startswith("exact")
+    assert detail.startswith("exact over")
+    unsmoothed = _fitted_ngram(dataset, n=2, k=0.0, n_train=3)  # 3 sequences miss some of the 64 bigrams
+    assert _source_kl(dataset, unsmoothed, test[:2]) == (
+        math.inf,
+        "exact: the model gives probability 0 to a token the source can produce",
+    )
     monkeypatch.setattr("plugins.metrics.text.MAX_HISTORIES", 8**2 - 1)  # bigrams of 8 tokens: 8^2 entries
     value, detail = _source_kl(dataset, ngram, test)
     assert value == pytest.approx(gap.mean()) and detail.startswith("sample mean: 8^h histories exceed 63")

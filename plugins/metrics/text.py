@@ -146,6 +146,8 @@ class SourceKL(Metric):
         if isinstance(source, NextTokens) and isinstance(model, NextTokens):
             vocab = len(source.vocabulary())
             exact = exact_kl_per_token(source, model, test.shape[1], vocab)
+            if exact == math.inf:
+                return Measured(exact, "exact: the model gives probability 0 to a token the source can produce")
             if exact is not None:
                 return Measured(exact, f"exact over the source's histories ({vocab} tokens, {test.shape[1]} positions)")
             fallback = f"sample mean: {vocab}^h histories exceed {MAX_HISTORIES} entries; "
