@@ -20,8 +20,8 @@ from benchmark.run.memory import run_in_memory
 from benchmark.run.seeding import stream
 from benchmark.run.store import Store
 from plugins.datasets.text import MarkovSource, MarkovText, TextFile
-from plugins.families.ngram import NGram
-from plugins.metrics.text import Perplexity, TailCoverage, VocabCoverage, ngrams
+from plugins.families.ngram import NGram, NGramModel
+from plugins.metrics.text import NextTokens, Perplexity, SourceKL, TailCoverage, VocabCoverage, ngrams
 
 TEXT_MODULES = ("plugins.datasets.text", "plugins.families.ngram", "plugins.metrics.text")
 DATASET = {"name": "markov-text", "params": {"vocab": 12, "order": 1, "length": 8}}
@@ -213,6 +213,27 @@ def test_text_file_windows_decode_back_to_the_text(tmp_path, tokens):
     assert set(decoded) <= windows and len(set(decoded)) == 70  # distinct, non-overlapping windows
 
 
+def test_text_file_finds_the_shipped_text_by_a_relative_path_and_the_wheel_ships_it(tmp_path, monkeypatch):
+    import tomllib
+
+    from plugins.datasets.text import SHIPPED
+
+    monkeypatch.chdir(tmp_path)  # no us-founding here: the shipped folder is used
+    shipped = TextFile({"path": "us-founding", "length": 32})
+    assert shipped.files() == sorted((SHIPPED / "us-founding").glob("*.txt")) and len(shipped.files()) == 2
+    assert (
+        decode(shipped.windows[:1], shipped.vocabulary())[0]
+        in (SHIPPED / "us-founding" / "constitution.txt").read_text()
+    )
+    (tmp_path / "us-founding").mkdir()
+    write_text(tmp_path / "us-founding" / "mine.txt", 100)
+    assert [p.name for p in TextFile({"path": "us-founding"}).files()] == ["mine.txt"]  # the working directory first
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["plugins.datasets"]
+    packaged = {p for pattern in patterns for p in SHIPPED.parent.glob(pattern)}
+    assert set(SHIPPED.rglob("*.txt")) | {SHIPPED / "README.md"} <= packaged
+
+
 def test_text_file_reads_a_folder_and_refuses_too_little_or_non_utf8_text(tmp_path):
     folder = tmp_path / "books"
     folder.mkdir()
@@ -323,6 +344,90 @@ def test_perplexity_is_infinite_when_the_model_gives_test_text_probability_zero(
     model.fit(splits.train, warm_start=False, rng=stream(0, 0, "fit"))
     result = Perplexity().compute(_evaluation(splits.test, splits.test, model))
     assert result.value == math.inf and "test sequences have probability 0" in result.detail
+
+
+# ---------------------------------------------------------------- exact source-kl
+
+
+def _fitted_ngram(dataset: MarkovText, n: int, k: float, n_train: int, seed: int = 0) -> NGramModel:
+    splits = dataset.load(n_train, 10, 0, stream(seed, "data"))
+    model = NGram({"n": n, "k": k}).create(splits, RunContext(seed=seed))
+    assert isinstance(model, NGramModel)
+    model.fit(splits.train, warm_start=False, rng=stream(seed, 0, "fit"))
+    return model
+
+
+def _source_kl(dataset: MarkovText, model: Model, test: np.ndarray) -> tuple[float, str]:
+    evaluation = Evaluation(
+        samples=test,
+        test=test,
+        train=test,
+        model=model,
+        dataset=dataset,
+        rng=stream(0, "m"),
+        context=RunContext(seed=0),
+    )
+    result = SourceKL().compute(evaluation)
+    return result.value, result.detail
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])  # model context shorter than, equal to and longer than the source's
+def test_source_kl_is_exact_against_enumerating_every_sequence(n):
+    import itertools
+
+    dataset = MarkovText({"vocab": 3, "order": 1, "length": 4, "source_seed": 2})
+    model = _fitted_ngram(dataset, n, k=0.5, n_train=6)
+    every = np.array(list(itertools.product(range(3), repeat=4)))
+    p, q = dataset.log_density(every), model.log_prob(every)
+    enumerated = float(np.sum(np.exp(p) * (p - q)) / 4)
+    value, detail = _source_kl(dataset, model, every[:2])
+    assert value == pytest.approx(enumerated, rel=1e-12, abs=1e-15) and detail.startswith("exact")
+
+
+def test_source_kl_exact_agrees_with_the_sample_mean_within_its_standard_error():
+    dataset = MarkovText({"vocab": 20, "order": 1, "length": 16})
+    model = _fitted_ngram(dataset, n=2, k=0.1, n_train=200)
+    test = dataset.draw(20000, stream(1, "test"))
+    gap = (dataset.log_density(test) - model.log_prob(test)) / 16
+    exact, _ = _source_kl(dataset, model, test[:2])
+    assert abs(exact - gap.mean()) < 4 * gap.std(ddof=1) / math.sqrt(len(gap))
+
+
+def test_next_token_probabilities_chain_to_the_same_log_prob_as_the_whole_sequence():
+    dataset = MarkovText({"vocab": 6, "order": 2, "length": 7})
+    x = dataset.draw(50, stream(0, "x"))
+    ngram = _fitted_ngram(dataset, n=3, k=0.0, n_train=30)  # k = 0: the unigram fallback too
+    pairs: list[tuple[NextTokens, np.ndarray]] = [(dataset, dataset.log_density(x)), (ngram, ngram.log_prob(x))]
+    for distribution, whole in pairs:
+        chained = np.zeros(len(x))
+        for i in range(7):
+            contexts = x[:, i - distribution.context_length(i) : i]
+            chained += distribution.next_log_probs(i, contexts)[np.arange(len(x)), x[:, i]]
+        assert np.allclose(chained, whole)
+
+
+def test_source_kl_falls_back_to_the_sample_mean_and_says_so(monkeypatch):
+    dataset = MarkovText({"vocab": 8, "order": 1, "length": 5})
+    test = dataset.draw(100, stream(0, "test"))
+    ngram = _fitted_ngram(dataset, n=2, k=0.1, n_train=50)
+
+    class Opaque(Model):  # the same model without its next-token probabilities
+        fit, sample, state_dict, load_state_dict = ngram.fit, ngram.sample, ngram.state_dict, ngram.load_state_dict
+        log_prob = staticmethod(ngram.log_prob)
+
+    value, detail = _source_kl(dataset, Opaque(), test)
+    gap = (dataset.log_density(test) - ngram.log_prob(test)) / 5
+    assert value == pytest.approx(gap.mean()) and detail.startswith("sample mean (source or model gives no")
+    _, detail = _source_kl(dataset, ngram, test)
+    assert detail.startswith("exact over")
+    unsmoothed = _fitted_ngram(dataset, n=2, k=0.0, n_train=3)  # 3 sequences miss some of the 64 bigrams
+    assert _source_kl(dataset, unsmoothed, test[:2]) == (
+        math.inf,
+        "exact: the model gives probability 0 to a token the source can produce",
+    )
+    monkeypatch.setattr("plugins.metrics.text.MAX_HISTORIES", 8**2 - 1)  # bigrams of 8 tokens: 8^2 entries
+    value, detail = _source_kl(dataset, ngram, test)
+    assert value == pytest.approx(gap.mean()) and detail.startswith("sample mean: 8^h histories exceed 63")
 
 
 # ---------------------------------------------------------------- resume after a kill
@@ -447,3 +552,39 @@ def test_metrics_of_points_are_skipped_on_token_ids_and_text_metrics_on_points()
         assert unmet_need(metric, text, family) == ("points of a continuous space (vector or image data)", "dataset")
         assert unmet_need(metric, vectors, family) is None
     assert unmet_need(registry.component(Metric, "distinct-n"), vectors, family) == ("token sequences", "dataset")
+
+
+# ---------------------------------------------------------------- the report's text gallery
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="no /usr/bin/chromium (scripts/install_browser.sh)")
+def test_the_text_gallery_of_thirty_generations_fits_a_1280_px_page(run_cli, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from benchmark.report.leaderboard import write_report
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        'name = "text"\ngenerations = 30\nseeds = [0]\nn_real = 30\nn_test = 30\nn_eval = 30\n'
+        '[[datasets]]\nname = "markov-text"\nparams = { vocab = 100, length = 32 }\n'  # lines of about 100 characters
+        '[[models]]\nname = "ngram"\n[[policies]]\nname = "accumulate"\n[[policies]]\nname = "replace"\n'
+        '[[metrics]]\nname = "perplexity"\n'
+    )
+    env = {"RETRAINBENCH_PLUGINS": ",".join(TEXT_MODULES)}
+    done = run_cli(["run", grid, "--store", "store", "--executor", "inline", "--no-progress"], env=env)
+    assert done.code == 0, done.err
+    write_report(tmp_path / "store", tmp_path / "report", grid="text", registry=text_registry())
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto((tmp_path / "report" / "index.html").as_uri(), wait_until="load")
+            right = page.evaluate("document.querySelector('table.gallery').getBoundingClientRect().right")
+            headers = page.locator("table.gallery thead th").all_inner_texts()
+            page_width = page.evaluate("document.documentElement.scrollWidth")
+        finally:
+            browser.close()
+    assert headers[1] == "generation 0" and headers[-1] == "generation 30"
+    assert right <= 1280 and page_width <= 1280

@@ -422,6 +422,15 @@ def _picture(samples: np.ndarray | None, limits: plots.Limits | None) -> str | N
     return plots.png_uri(plots.scatter(samples, *axes))
 
 
+def _kept_text(store: Store, records: Iterable[Mapping[Any, Any]]) -> bool:
+    """Whether the runs kept decoded text (sequence data): the first generation-0 samples any of them kept."""
+    for record in records:
+        kept = store.gallery(str(record["run_id"]), 0)
+        if kept is not None:
+            return kept.dtype.kind == "U"
+    return False
+
+
 def _galleries(store: Store, runs: pd.DataFrame, colours: Mapping[str, str]) -> list[PerDataset[Gallery]]:
     """Per dataset and model: one row per configuration (its smallest seed), one column per shown generation."""
     if runs.empty:
@@ -432,8 +441,9 @@ def _galleries(store: Store, runs: pd.DataFrame, colours: Mapping[str, str]) -> 
     for dataset, by_dataset in first.groupby("dataset", sort=True):
         galleries = []
         for model, group in by_dataset.groupby("model", sort=True):
-            generations = plots.shown_generations(int(group["generations"].max()))
             records = sorted(group.to_dict("records"), key=lambda r: plots.natural_key(str(r["row"])))
+            columns = plots.GALLERY_TEXT_COLUMNS if _kept_text(store, records) else plots.GALLERY_COLUMNS
+            generations = plots.shown_generations(int(group["generations"].max()), columns)
             kept = {(str(r["run_id"]), t): store.gallery(str(r["run_id"]), t) for r in records for t in generations}
             reference = [
                 a.reshape(len(a), -1)

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 #: At most this many generations per gallery row (evenly spaced, first and last included).
 GALLERY_COLUMNS = 6
+#: As many for decoded text, whose cells are wider than a picture: the table then fits a 1280 px page.
+GALLERY_TEXT_COLUMNS = 4
 #: Axis limits of a scatter panel: (xmin, xmax), (ymin, ymax).
 Limits = tuple[tuple[float, float], tuple[float, float]]
 _STYLE: dict[RcKeyType, Any] = {"text.parse_math": False, "font.size": 10, "axes.titlesize": 11}

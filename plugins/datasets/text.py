@@ -3,10 +3,12 @@
 - ``markov-text``: an order-k Markov source over a vocabulary with Zipf-like frequencies. Its transition
   table is drawn once from ``source_seed`` (a parameter, so part of every run id), the sequences from the
   run's data stream; ``log_density`` is the exact log-probability of a sequence, so metrics against the
-  true source are exact (it provides "source").
+  true source are exact (it provides "source"). It also gives its next-token probabilities for a context
+  (``context_length`` and ``next_log_probs``, as ngram does), so ``source-kl`` can be computed exactly.
 - ``text-file``: a local UTF-8 file, or every ``*.txt`` file of a folder, as characters (or bytes) cut into
   non-overlapping windows; train, test and pool are drawn from a permutation of the windows by the run's
-  data stream. Nothing downloads.
+  data stream. Nothing downloads. A relative path that does not exist is looked up among the texts shipped
+  in ``plugins/datasets/texts`` (``SHIPPED``; see its README: ``us-founding`` is public-domain English).
 
 Both are fixed-length: the ``sequence`` data kind is ``(n, length)`` integer ids (``benchmark.api.kinds``).
 """
@@ -22,6 +24,8 @@ import numpy as np
 
 from benchmark import Dataset, DataSplits, Param, ParamError, hookimpl
 
+#: Texts shipped with the package (public domain; see the README there), found by a relative ``path``.
+SHIPPED = Path(__file__).parent / "texts"
 #: Largest transition table markov-text builds (contexts x vocabulary entries): 32 MB of floats.
 MAX_TABLE = 4_000_000
 _CONSONANTS, _VOWELS = "bdfgklmnprstvz", "aeiou"
@@ -52,6 +56,17 @@ class MarkovSource:
         )
         logits = log_f[None, :] + spread * noise
         self.log_next = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+
+    def context_length(self, position: int) -> int:
+        """Tokens the distribution at ``position`` depends on: none before ``order`` (drawn independently)."""
+        return self.order if position >= self.order else 0
+
+    def next_log_probs(self, position: int, contexts: np.ndarray) -> np.ndarray:
+        """Rows (n, vocab): log-probability of each token at ``position`` after each context, a row of
+        ``contexts`` (n, context_length(position)) holding the tokens right before ``position``."""
+        if not self.context_length(position):
+            return np.broadcast_to(self.log_first, (len(contexts), self.vocab))
+        return self.log_next[self.context(contexts, self.order)]
 
     def context(self, x: np.ndarray, i: int) -> np.ndarray:
         """The index of the context of position ``i`` (the ``order`` tokens before it, in base ``vocab``)."""
@@ -117,6 +132,12 @@ class MarkovText(Dataset):
     def log_density(self, x: np.ndarray) -> np.ndarray:
         return self.source.log_prob(np.asarray(x, dtype=np.int64))
 
+    def context_length(self, position: int) -> int:
+        return self.source.context_length(position)
+
+    def next_log_probs(self, position: int, contexts: np.ndarray) -> np.ndarray:
+        return self.source.next_log_probs(position, np.asarray(contexts, dtype=np.int64))
+
 
 class TextFile(Dataset):
     """A local UTF-8 text file, or every *.txt file of a folder, as characters (or bytes) in fixed-length windows."""
@@ -125,7 +146,11 @@ class TextFile(Dataset):
     kind = "sequence"
     parameters = {
         "path": Param(
-            None, str, "a UTF-8 text file, or a folder of *.txt files (read recursively, sorted)", required=True
+            None,
+            str,
+            "a UTF-8 text file, or a folder of *.txt files (read recursively, sorted); a relative path that does "
+            "not exist is looked up in the shipped texts (us-founding)",
+            required=True,
         ),
         "tokens": Param("char", str, "what a token is", choices=("char", "byte")),
         "length": Param(64, int, "tokens per window", low=2),
@@ -144,6 +169,8 @@ class TextFile(Dataset):
 
     def files(self) -> list[Path]:
         path = Path(self.params["path"]).expanduser()
+        if not path.exists() and not path.is_absolute() and (SHIPPED / path).exists():
+            path = SHIPPED / path
         if path.is_file():
             return [path]
         if not path.is_dir():

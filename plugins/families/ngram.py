@@ -6,7 +6,9 @@ i < n - 1 has its own table of contexts of i tokens), with probability (count(co
 k = 0) draws from the overall token frequencies. With k = 0 the model is the maximum-likelihood
 chain, whose sampling is the categorical analogue of Wright-Fisher resampling: under ``replace`` an
 n-gram that is never drawn is lost for good, as an allele is (see tests/test_ngram.py for the closed
-form). log_prob is exact; -inf for a sequence the counts cannot produce (k = 0).
+form). log_prob is exact; -inf for a sequence the counts cannot produce (k = 0). The model also gives its
+next-token probabilities for a context (``context_length`` and ``next_log_probs``, as markov-text's source
+does), so ``source-kl`` is exact for it.
 
 Warm start: the counts are the parameters, so ``fit(warm_start=True)`` adds the new data's counts to
 the previous ones (the model has then seen every training set so far); a cold fit counts the data
@@ -36,9 +38,13 @@ class NGramModel(Model):
         self.unigram = np.zeros(vocab, dtype=np.int64)
 
     def _context(self, x: np.ndarray, i: int) -> np.ndarray:
-        index = np.zeros(len(x), dtype=np.int64)
-        for j in range(i - self.orders[i], i):
-            index = index * self.vocab + x[:, j]
+        """The index of the context of position ``i`` (its tokens in base V) for every row of ``x``."""
+        return self._index(x[:, i - self.orders[i] : i])
+
+    def _index(self, contexts: np.ndarray) -> np.ndarray:
+        index = np.zeros(len(contexts), dtype=np.int64)
+        for j in range(contexts.shape[1]):
+            index = index * self.vocab + contexts[:, j]
         return index
 
     def fit(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Mapping[str, float]:
@@ -52,6 +58,17 @@ class NGramModel(Model):
             self.counts[m] += np.bincount(flat, minlength=self.counts[m].size).reshape(self.counts[m].shape)
         self.unigram += np.bincount(x.ravel(), minlength=self.vocab)
         return {"nll_per_token": float(-np.mean(self.log_prob(x)) / self.length)}
+
+    def context_length(self, position: int) -> int:
+        """Tokens the distribution at ``position`` depends on: n - 1, fewer at the start."""
+        return self.orders[position]
+
+    def next_log_probs(self, position: int, contexts: np.ndarray) -> np.ndarray:
+        """Rows (n, V): log-probability of each token at ``position`` after each context, a row of ``contexts``
+        (n, context_length(position)) holding the tokens right before ``position``; as log_prob scores them."""
+        contexts = np.asarray(contexts, dtype=np.int64)
+        with np.errstate(divide="ignore"):
+            return np.log(self._probabilities(self.orders[position], self._index(contexts)))
 
     def _probabilities(self, m: int, contexts: np.ndarray) -> np.ndarray:
         """Rows (len(contexts), V) of next-token probabilities; unseen contexts (k = 0) fall back to the unigram."""
