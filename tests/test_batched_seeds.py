@@ -13,13 +13,16 @@ from benchmark.run import checkpoint
 from benchmark.run.harness import GroupTask, RunTask, plan_tasks, run_grid
 from benchmark.run.spec import parse_grid
 from benchmark.run.store import RunStatus, Store
-from plugins.families.diffusion import DDPMFamily
-from plugins.families.flows import FlowFamily
+from plugins.families.cfm import CFMFamily, CFMModel
+from plugins.families.diffusion import DDPMFamily, DDPMModel
+from plugins.families.edm import EDMFamily, EDMModel
+from plugins.families.flows import FlowFamily, FlowModel
 
-needs_torch_families = pytest.mark.skipif(
-    bool(FlowFamily.missing_requirements() or DDPMFamily.missing_requirements()),
-    reason='needs "retrainbench[flows,diffusion]"',
-)
+#: The families that train seeds together, each skipped where its libraries are missing.
+BATCHED_FAMILIES = [
+    pytest.param(family.name, marks=pytest.mark.skipif(bool(family.missing_requirements()), reason=family.install_hint))
+    for family in (FlowFamily, DDPMFamily, EDMFamily, CFMFamily)
+]
 
 #: Minibatches of 32 points (a multiple of ALIGNED_ROWS), so the seeds do stack.
 MODELS = {
@@ -28,6 +31,8 @@ MODELS = {
         "name": "ddpm",
         "params": {"width": 16, "depth": 1, "timesteps": 50, "sampling_timesteps": 5, "batch_size": 32},
     },
+    "edm": {"name": "edm", "params": {"width": 16, "depth": 1, "sampling_steps": 4, "batch_size": 32}},
+    "cfm": {"name": "cfm", "params": {"width": 16, "depth": 1, "sampling_steps": 4, "batch_size": 32}},
 }
 
 
@@ -111,11 +116,11 @@ def test_seeds_of_a_configuration_share_tasks_only_where_the_family_opts_in(regi
     assert plan(registry, parse_grid(grid_doc(seeds=[0, 1, 2]), registry)) == [1] * 3  # `gaussian` fits alone
 
 
-@needs_torch_families
-@pytest.mark.parametrize("family", ["flow", "ddpm"])
+@pytest.mark.parametrize("family", BATCHED_FAMILIES)
 def test_batched_seeds_store_what_one_run_at_a_time_stores(registry, tmp_path, family):
     """Bit-identity: results.csv rows, every checkpoint tensor and the galleries, batched vs ``batch_seeds = false``."""
     together, alone = tiny_grid(registry, family), tiny_grid(registry, family, batch_seeds=False)
+    assert plan(registry, together) == [3]  # the family trains the seeds together
     assert [r.run_id for r in together.runs] == [r.run_id for r in alone.runs]  # the setting is no part of a run's id
     batched, solo = Store(tmp_path / "batched"), Store(tmp_path / "solo")
     assert run(registry, together, batched).counts == {RunStatus.DONE: 3}
@@ -126,23 +131,28 @@ def test_batched_seeds_store_what_one_run_at_a_time_stores(registry, tmp_path, f
     assert_same_tensors(a, b, torch)
 
 
-@needs_torch_families
-def test_a_run_that_diverges_in_a_group_is_recorded_alone_and_its_siblings_finish(registry, tmp_path, monkeypatch):
-    """One seed's training set holds a NaN from generation 1 on, so its loss turns NaN inside the batched model: that
-    run is recorded diverged at generation 1, and the other two store what they store alone."""
-    from plugins.families.flows import FlowModel
+#: Each batched family's model class (whose ``member`` a test poisons).
+MODEL_CLASSES: dict[str, Any] = {"flow": FlowModel, "ddpm": DDPMModel, "edm": EDMModel, "cfm": CFMModel}
 
-    grid = tiny_grid(registry, "flow")
+
+@pytest.mark.parametrize("family", BATCHED_FAMILIES)
+def test_a_run_that_diverges_in_a_group_is_recorded_alone_and_its_siblings_finish(
+    registry, tmp_path, monkeypatch, family
+):
+    """One seed's training set is NaN from generation 1 on, so its loss turns NaN inside the batched model: that run
+    is recorded diverged at generation 1, and the other two store what they store alone. (Every row: a single NaN
+    row may never reach cfm's loss, whose OT pairs, drawn from a uniform plan once the cost is NaN, can skip it.)"""
+    model_class = MODEL_CLASSES[family]
+    grid = tiny_grid(registry, family)
     doomed = grid.runs[1].seed
-    member = FlowModel.member
+    member = model_class.member
 
     def poisoned(self, data, *, warm_start, rng):
         if self.context.seed == doomed and warm_start:
-            data = data.copy()
-            data[0] = np.nan
+            data = np.full_like(data, np.nan)
         return member(self, data, warm_start=warm_start, rng=rng)
 
-    monkeypatch.setattr(FlowModel, "member", poisoned)
+    monkeypatch.setattr(model_class, "member", poisoned)
     store = Store(tmp_path / "batched")
     outcomes = {o.run_id: o for o in run(registry, grid, store).outcomes}
     diverged = outcomes[grid.runs[1].run_id]
@@ -152,22 +162,22 @@ def test_a_run_that_diverges_in_a_group_is_recorded_alone_and_its_siblings_finis
 
     siblings = [r.seed for r in grid.runs if r.seed != doomed]
     solo = Store(tmp_path / "solo")
-    run(registry, tiny_grid(registry, "flow", seeds=siblings, batch_seeds=False), solo)
+    run(registry, tiny_grid(registry, family, seeds=siblings, batch_seeds=False), solo)
     kept = numbers(store)
     assert kept[kept["seed"] != doomed].reset_index(drop=True).equals(numbers(solo))
 
 
-@needs_torch_families
-def test_a_group_resumed_after_a_kill_equals_an_uninterrupted_one(registry, tmp_path):
+@pytest.mark.parametrize("family", BATCHED_FAMILIES)
+def test_a_group_resumed_after_a_kill_equals_an_uninterrupted_one(registry, tmp_path, family):
     """A store killed mid-group (seed 0 at generation 2, seeds 1 and 2 at generation 1) resumes in sub-groups to the
     numbers and checkpoints of an uninterrupted batched grid."""
     whole, cut = Store(tmp_path / "whole"), Store(tmp_path / "cut")
-    run(registry, tiny_grid(registry, "ddpm", generations=2), whole)
-    run(registry, tiny_grid(registry, "ddpm", generations=1), cut)  # the group stopped after generation 1
-    run(registry, tiny_grid(registry, "ddpm", generations=2, seeds=[0], batch_seeds=False), cut)
-    resumed = run(registry, tiny_grid(registry, "ddpm", generations=2), cut)
+    run(registry, tiny_grid(registry, family, generations=2), whole)
+    run(registry, tiny_grid(registry, family, generations=1), cut)  # the group stopped after generation 1
+    run(registry, tiny_grid(registry, family, generations=2, seeds=[0], batch_seeds=False), cut)
+    resumed = run(registry, tiny_grid(registry, family, generations=2), cut)
     assert resumed.counts == {RunStatus.DONE: 3}
     assert numbers(cut).equals(numbers(whole))
-    grid = tiny_grid(registry, "ddpm", generations=2)
+    grid = tiny_grid(registry, family, generations=2)
     (a, torch), (b, _) = checkpoints(cut, grid), checkpoints(whole, grid)
     assert_same_tensors(a, b, torch)

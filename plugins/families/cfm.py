@@ -8,6 +8,9 @@ plan (``OTPlanSampler.get_map``, POT's exact solver) and the probability path
 (``ConditionalFlowMatcher``); its own ``sample_plan`` draws the pairs with numpy's global generator,
 so the pairs are drawn here from the plan with the run's rng instead. The path's t and noise come
 from torch's global generator, which every ``fit`` and ``sample`` seeds from the run's stream.
+Seeds of one configuration on vectors, on a CPU, train as one batched network (``CFMFamily.fit_together``):
+each member draws its source points, OT pairs, times and noise from its own streams in the solo order and
+builds its coupled path alone; only the network's forward and backward passes are batched, bit for bit as alone.
 
 Images go through torchcfm's UNet (the one of its CIFAR-10 experiments, here small) on [-1, 1],
 samples clipped to [0, 1]; vectors through a residual MLP, standardised by the mean and standard
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
     from torch import nn
     from torchcfm import ConditionalFlowMatcher
     from torchcfm.optimal_transport import OTPlanSampler
+
+    from benchmark.torch_support.batched import Member
 
 #: Smallest standard deviation used for scaling vectors, so a collapsed dimension does not divide by zero.
 MIN_SCALE = 1e-6
@@ -88,6 +93,40 @@ def ot_pairs(
     weights = plan.ravel() / plan.sum()
     source, target = np.divmod(rng.choice(weights.size, size=len(x0), p=weights), plan.shape[1])
     return x0[torch.as_tensor(source, device=x0.device)], x1[torch.as_tensor(target, device=x1.device)]
+
+
+def _path(
+    matcher: ConditionalFlowMatcher,
+    plans: OTPlanSampler,
+    x1: torch.Tensor,
+    rng: np.random.Generator,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The OT-CFM loss's random part for a minibatch x1 of encoded data: (t, x_t, u_t) on the coupled path.
+
+    As ``matcher.sample_location_and_conditional_flow`` after pairing x1 with normal draws, each tensor drawn
+    from ``generator`` (default: torch's global one) in the library's order: x0, then t (on the CPU), then noise.
+    """
+    import torch
+
+    x0 = torch.randn(x1.shape, device=x1.device, dtype=x1.dtype, generator=generator)
+    x0, x1 = ot_pairs(plans, x0, x1, rng)
+    t = torch.rand(len(x0), generator=generator).type_as(x0)
+    noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
+    xt = matcher.sample_xt(x0, x1, t, noise)
+    return t, xt, matcher.compute_conditional_flow(x0, x1, t, xt)
+
+
+def _velocity_loss(net: nn.Module, t: torch.Tensor, xt: torch.Tensor, ut: torch.Tensor) -> torch.Tensor:
+    """Squared error of the network's velocity against the path's."""
+    return ((net(t, xt) - ut) ** 2).mean()
+
+
+def _batched_loss(
+    net: nn.Module, batch: torch.Tensor, t: torch.Tensor, xt: torch.Tensor, ut: torch.Tensor
+) -> torch.Tensor:
+    """One member's loss in a batched fit; its path (``_path``) was drawn outside the batched model."""
+    return _velocity_loss(net, t, xt, ut)
 
 
 class CFMModel(Model):
@@ -172,12 +211,9 @@ class CFMModel(Model):
 
     def _loss(self, net: nn.Module, matcher: ConditionalFlowMatcher, plans: OTPlanSampler, rng: np.random.Generator):
         """The OT-CFM loss of a minibatch of encoded data: squared error of the velocity on the coupled path."""
-        import torch
 
         def loss_of(x1: torch.Tensor) -> torch.Tensor:
-            x0, x1 = ot_pairs(plans, torch.randn_like(x1), x1, rng)
-            t, xt, ut = matcher.sample_location_and_conditional_flow(x0, x1)
-            return ((net(t, xt) - ut) ** 2).mean()
+            return _velocity_loss(net, *_path(matcher, plans, x1, rng))
 
         return loss_of
 
@@ -204,6 +240,21 @@ class CFMModel(Model):
             after_step=self.ema.update if self.ema is not None else None,
         )
         return {"loss": loss}
+
+    def member(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Member:
+        """This model's part in a batched fit: ``fit``'s preparation, then its network, EMA and streams."""
+        from benchmark.torch_support.batched import Member, continued_generator
+        from benchmark.torch_support.devices import seed_torch
+        from benchmark.torch_support.training import to_tensor
+
+        seed_torch(rng, self.context.threads)
+        if not (warm_start and self.net is not None):
+            self._new_network()
+        net, optimizer = self._network()
+        net.train()
+        encoded = self.encode(to_tensor(data, self.device))
+        after_step = self.ema.update if self.ema is not None else None
+        return Member(net, optimizer, encoded, rng, continued_generator(self.device), after_step=after_step)
 
     def _integrate(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """x at t = 0 carried to t = 1 along the velocity field, with ``sampling_steps`` midpoint steps."""
@@ -308,6 +359,39 @@ class CFMFamily(ModelFamily):
                     f"use a smaller depth or a size divisible by {factor}"
                 )
         return CFMModel(self.params, shape, data.kind, context, data.train)
+
+    def fit_together(
+        self,
+        models: Sequence[CFMModel],
+        datasets: Sequence[np.ndarray],
+        *,
+        warm_start: bool,
+        rngs: Sequence[np.random.Generator],
+    ) -> list[Mapping[str, float]]:
+        """``fit`` on each model (same parameters, different seeds), trained as one batched velocity network.
+
+        Each model ends exactly as its own ``fit`` leaves it (benchmark.torch_support.batched). Images (the
+        UNet) and other devices than the CPU are fitted one by one: off the CPU, the solo loss draws t from the
+        CPU's generator and everything else from the device's, and a member continues one generator only.
+        """
+        first = models[0]
+        if first.kind != "vector" or first.device.type != "cpu":
+            return [m.fit(d, warm_start=warm_start, rng=r) for m, d, r in zip(models, datasets, rngs, strict=True)]
+        from torchcfm import ConditionalFlowMatcher
+        from torchcfm.optimal_transport import OTPlanSampler
+
+        from benchmark.torch_support.batched import train_together
+
+        matcher, plans = ConditionalFlowMatcher(sigma=self.params["sigma"]), OTPlanSampler("exact")
+
+        def draws(member: Member, x1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            return _path(matcher, plans, x1, member.rng, member.generator)
+
+        members = [m.member(d, warm_start=warm_start, rng=r) for m, d, r in zip(models, datasets, rngs, strict=True)]
+        losses = train_together(
+            members, _batched_loss, steps=first.steps, batch_size=self.params["batch_size"], draws=draws
+        )
+        return [{"loss": loss} for loss in losses]
 
 
 @hookimpl

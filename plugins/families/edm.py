@@ -12,14 +12,16 @@ Vectors are scaled by their per-dimension range in the run's real training set i
 model is created, so the scaling never follows the synthetic data of later generations. A warm
 start continues the network, the Adam state and the EMA weights. The library's samplers and loss
 draw from torch's global generator, so every ``fit`` and ``sample`` seeds it from the run's stream.
+Seeds of one configuration on vectors train as one batched denoiser (``EDMFamily.fit_together``), each
+drawing its noise levels and noise from its own generator in the library's order, bit for bit as alone.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     import torch
     from denoising_diffusion_pytorch import ElucidatedDiffusion
     from ema_pytorch import EMA
+
+    from benchmark.torch_support.batched import Member
 
 #: Vectors' training range maps into [-FILL, FILL] of the library's [-1, 1] (see the module docstring).
 FILL = 0.9
@@ -71,6 +75,34 @@ def _mlp_denoiser():
             return self.out(h)[..., None, None]
 
     return MLPDenoiser
+
+
+def _batched_loss(
+    diffusion: ElucidatedDiffusion, batch: torch.Tensor, sigmas: torch.Tensor, noise: torch.Tensor
+) -> torch.Tensor:
+    """``ElucidatedDiffusion.forward``'s loss, operation for operation, with its random noise levels and noise
+    given (it takes the levels but draws the noise itself), for one member of a batched fit."""
+    from denoising_diffusion_pytorch.elucidated_diffusion import normalize_to_neg_one_to_one
+    from einops import rearrange, reduce
+    from torch.nn import functional
+
+    images = normalize_to_neg_one_to_one(batch)
+    noised = images + rearrange(sigmas, "b -> b 1 1 1") * noise
+    denoised = diffusion.preconditioned_network_forward(noised, sigmas)
+    losses = reduce(functional.mse_loss(denoised, images, reduction="none"), "b ... -> b", "mean")
+    return (losses * diffusion.loss_weight(sigmas)).mean()
+
+
+def _draws(member: Member, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What ``ElucidatedDiffusion.forward`` draws from torch's global generator, in its order: the noise levels
+    (its ``noise_distribution``), then the noise."""
+    import torch
+
+    diffusion = cast("ElucidatedDiffusion", member.network)
+    normal = torch.randn((len(batch),), device=batch.device, generator=member.generator)
+    sigmas = (diffusion.P_mean + diffusion.P_std * normal).exp()
+    noise = torch.randn(batch.shape, device=batch.device, dtype=batch.dtype, generator=member.generator)
+    return sigmas, noise
 
 
 class EDMModel(Model):
@@ -178,6 +210,21 @@ class EDMModel(Model):
         )
         return {"loss": loss}
 
+    def member(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Member:
+        """This model's part in a batched fit: ``fit``'s preparation, then its network, EMA and streams."""
+        from benchmark.torch_support.batched import Member, continued_generator
+        from benchmark.torch_support.devices import seed_torch
+        from benchmark.torch_support.training import to_tensor
+
+        seed_torch(rng, self.context.threads)
+        if not (warm_start and self.diffusion is not None):
+            self._new_network()
+        diffusion, optimizer = self._network()
+        diffusion.train()
+        encoded = self.encode(to_tensor(data, self.device))
+        after_step = self.ema.update if self.ema is not None else None
+        return Member(diffusion, optimizer, encoded, rng, continued_generator(self.device), after_step=after_step)
+
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         import torch
 
@@ -276,6 +323,30 @@ class EDMFamily(ModelFamily):
                     f"use a smaller depth or a size divisible by {factor}"
                 )
         return EDMModel(self.params, shape, data.kind, context, data.train)
+
+    def fit_together(
+        self,
+        models: Sequence[EDMModel],
+        datasets: Sequence[np.ndarray],
+        *,
+        warm_start: bool,
+        rngs: Sequence[np.random.Generator],
+    ) -> list[Mapping[str, float]]:
+        """``fit`` on each model (same parameters, different seeds), trained as one batched denoiser.
+
+        Each model ends exactly as its own ``fit`` leaves it (benchmark.torch_support.batched); images
+        (the library's Unet) are fitted one by one.
+        """
+        first = models[0]
+        if first.kind != "vector":
+            return [m.fit(d, warm_start=warm_start, rng=r) for m, d, r in zip(models, datasets, rngs, strict=True)]
+        from benchmark.torch_support.batched import train_together
+
+        members = [m.member(d, warm_start=warm_start, rng=r) for m, d, r in zip(models, datasets, rngs, strict=True)]
+        losses = train_together(
+            members, _batched_loss, steps=first.steps, batch_size=self.params["batch_size"], draws=_draws
+        )
+        return [{"loss": loss} for loss in losses]
 
 
 @hookimpl
