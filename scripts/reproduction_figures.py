@@ -54,7 +54,9 @@ def slope(runs: pd.DataFrame, first: int, last: int) -> str:
         return "—"
     if len(slopes) == 1:
         return f"{slopes[0]:+.3g} (1 seed)"
-    text = f"{np.mean(slopes):+.3g} ± {np.std(slopes, ddof=1) / math.sqrt(len(slopes)):.2g}"
+    mean = float(np.mean(slopes))
+    mean = 0.0 if abs(mean) < 1e-12 else mean  # slopes that cancel to rounding error
+    text = f"{mean:+.3g} ± {np.std(slopes, ddof=1) / math.sqrt(len(slopes)):.2g}"
     return text if len(slopes) == runs.seed.nunique() else f"{text} ({len(slopes)} seeds)"
 
 
