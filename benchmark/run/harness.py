@@ -442,8 +442,10 @@ def run_grid(
     except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM / SIGHUP where the CLI turned them into Interrupted
         _stop(outcomes)
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-        unfinished = len(runs) - len(summary.outcomes)
-        detail = f"{len(summary.outcomes)} runs finished, {unfinished} unfinished; rerun the same command to resume"
+        # Counted in the store once the workers are stopped: a worker can finish a run whose outcome never
+        # reached this process, and what is stored is what a resume reuses.
+        done = sum(1 for r in runs if store.status(r.run_id) is not None)
+        detail = f"{done} runs finished, {len(runs) - done} unfinished; rerun the same command to resume"
         raise Interrupted(signum, detail) from None
     finally:
         bar.close()
