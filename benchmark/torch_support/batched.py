@@ -29,9 +29,9 @@ import copy
 import functools
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Protocol, cast
 
 import numpy as np
 import torch
@@ -197,6 +197,43 @@ def train_together(
             stack.release()
         results.update((i, members[i].result()) for i in indices)
     return [results[i] for i in range(len(members))]
+
+
+class Batchable(Protocol):
+    """A torch model that can take part in a batched fit: its solo ``fit`` and its part in a batch."""
+
+    steps: int
+
+    def fit(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Mapping[str, float]: ...
+
+    def member(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Member: ...
+
+
+def fit_models_together(
+    models: Sequence[Batchable],
+    datasets: Sequence[np.ndarray],
+    rngs: Sequence[np.random.Generator],
+    *,
+    warm_start: bool,
+    batched: bool,
+    loss_of: BatchedLoss,
+    batch_size: int,
+    draws: Callable[[Member, torch.Tensor], tuple[torch.Tensor, ...]] | None = None,
+    max_grad_norm: float | None = None,
+) -> list[Mapping[str, float]]:
+    """A family's ``fit_together``: each model's fit, as one batched model when ``batched``, else one by one.
+
+    Families pass ``batched=False`` for what their batched loss does not cover (images, some devices);
+    either way each model ends as its own ``fit`` leaves it.
+    """
+    triples = list(zip(models, datasets, rngs, strict=True))
+    if not batched:
+        return [m.fit(d, warm_start=warm_start, rng=r) for m, d, r in triples]
+    members = [m.member(d, warm_start=warm_start, rng=r) for m, d, r in triples]
+    losses = train_together(
+        members, loss_of, steps=models[0].steps, batch_size=batch_size, draws=draws, max_grad_norm=max_grad_norm
+    )
+    return [{"loss": loss} for loss in losses]
 
 
 class _Stack:

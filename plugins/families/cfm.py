@@ -209,14 +209,6 @@ class CFMModel(Model):
 
     # ------------------------------------------------------------ training and sampling
 
-    def _loss(self, net: nn.Module, matcher: ConditionalFlowMatcher, plans: OTPlanSampler, rng: np.random.Generator):
-        """The OT-CFM loss of a minibatch of encoded data: squared error of the velocity on the coupled path."""
-
-        def loss_of(x1: torch.Tensor) -> torch.Tensor:
-            return _velocity_loss(net, *_path(matcher, plans, x1, rng))
-
-        return loss_of
-
     def fit(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Mapping[str, float]:
         from torchcfm import ConditionalFlowMatcher
         from torchcfm.optimal_transport import OTPlanSampler
@@ -229,7 +221,12 @@ class CFMModel(Model):
             self._new_network()
         net, optimizer = self._network()
         net.train()
-        loss_of = self._loss(net, ConditionalFlowMatcher(sigma=self.params["sigma"]), OTPlanSampler("exact"), rng)
+        matcher, plans = ConditionalFlowMatcher(sigma=self.params["sigma"]), OTPlanSampler("exact")
+
+        def loss_of(x1: torch.Tensor) -> torch.Tensor:
+            """The OT-CFM loss of a minibatch of encoded data: squared error of the velocity on the coupled path."""
+            return _velocity_loss(net, *_path(matcher, plans, x1, rng))
+
         loss = train(
             loss_of,
             optimizer,
@@ -374,24 +371,27 @@ class CFMFamily(ModelFamily):
         UNet) and other devices than the CPU are fitted one by one: off the CPU, the solo loss draws t from the
         CPU's generator and everything else from the device's, and a member continues one generator only.
         """
-        first = models[0]
-        if first.kind != "vector" or first.device.type != "cpu":
-            return [m.fit(d, warm_start=warm_start, rng=r) for m, d, r in zip(models, datasets, rngs, strict=True)]
         from torchcfm import ConditionalFlowMatcher
         from torchcfm.optimal_transport import OTPlanSampler
 
-        from benchmark.torch_support.batched import train_together
+        from benchmark.torch_support.batched import fit_models_together
 
         matcher, plans = ConditionalFlowMatcher(sigma=self.params["sigma"]), OTPlanSampler("exact")
 
         def draws(member: Member, x1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             return _path(matcher, plans, x1, member.rng, member.generator)
 
-        members = [m.member(d, warm_start=warm_start, rng=r) for m, d, r in zip(models, datasets, rngs, strict=True)]
-        losses = train_together(
-            members, _batched_loss, steps=first.steps, batch_size=self.params["batch_size"], draws=draws
+        first = models[0]
+        return fit_models_together(
+            models,
+            datasets,
+            rngs,
+            warm_start=warm_start,
+            batched=first.kind == "vector" and first.device.type == "cpu",
+            loss_of=_batched_loss,
+            batch_size=self.params["batch_size"],
+            draws=draws,
         )
-        return [{"loss": loss} for loss in losses]
 
 
 @hookimpl

@@ -307,16 +307,18 @@ class DDPMFamily(ModelFamily):
         Each model ends exactly as its own ``fit`` leaves it (benchmark.torch_support.batched); images
         (the library's Unet) are fitted one by one.
         """
-        first = models[0]
-        if first.kind != "vector":
-            return [m.fit(d, warm_start=warm_start, rng=r) for m, d, r in zip(models, datasets, rngs, strict=True)]
-        from benchmark.torch_support.batched import train_together
+        from benchmark.torch_support.batched import fit_models_together
 
-        members = [m.member(d, warm_start=warm_start, rng=r) for m, d, r in zip(models, datasets, rngs, strict=True)]
-        losses = train_together(
-            members, _batched_loss, steps=first.steps, batch_size=self.params["batch_size"], draws=_draws
+        return fit_models_together(
+            models,
+            datasets,
+            rngs,
+            warm_start=warm_start,
+            batched=models[0].kind == "vector",
+            loss_of=_batched_loss,
+            batch_size=self.params["batch_size"],
+            draws=_draws,
         )
-        return [{"loss": loss} for loss in losses]
 
 
 @hookimpl

@@ -376,20 +376,19 @@ class FlowFamily(ModelFamily):
         Each model ends exactly as its own ``fit`` leaves it (benchmark.torch_support.batched). Other
         architectures, 1-D data and images are fitted one by one.
         """
-        first = models[0]
-        if not (self.params["architecture"] == "realnvp" and first.dim >= 2 and first.kind == "vector"):
-            return [m.fit(d, warm_start=warm_start, rng=r) for m, d, r in zip(models, datasets, rngs, strict=True)]
-        from benchmark.torch_support.batched import train_together
+        from benchmark.torch_support.batched import fit_models_together
 
-        members = [m.member(d, warm_start=warm_start, rng=r) for m, d, r in zip(models, datasets, rngs, strict=True)]
-        losses = train_together(
-            members,
-            _batched_loss,
-            steps=first.steps,
+        first = models[0]
+        return fit_models_together(
+            models,
+            datasets,
+            rngs,
+            warm_start=warm_start,
+            batched=self.params["architecture"] == "realnvp" and first.dim >= 2 and first.kind == "vector",
+            loss_of=_batched_loss,
             batch_size=self.params["batch_size"],
             max_grad_norm=self.params["max_grad_norm"],
         )
-        return [{"loss": loss} for loss in losses]
 
 
 @hookimpl
