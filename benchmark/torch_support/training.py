@@ -7,6 +7,7 @@ train or sample, so registering and listing the families never loads torch.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import math
 from collections import deque
@@ -94,6 +95,22 @@ def on_device(state: Any, device: torch.device) -> Any:
     if isinstance(state, (list, tuple)):
         return type(state)(on_device(v, device) for v in state)
     return state
+
+
+def checkpoint(**parts: Any) -> dict[str, Any]:
+    """A model's training state for its checkpoint: each part's ``state_dict()`` (a tensor as it is), None left out.
+
+    A deep copy: the live tensors keep changing with the next fit.
+    """
+    kept = {key: part for key, part in parts.items() if part is not None}
+    return copy.deepcopy({key: p.state_dict() if hasattr(p, "state_dict") else p for key, p in kept.items()})
+
+
+def restore(state: Mapping[str, Any], device: torch.device, **parts: Any) -> None:
+    """Load each part that is not None from ``state`` (made by ``checkpoint`` under the same keys), on ``device``."""
+    for key, part in parts.items():
+        if part is not None:
+            part.load_state_dict(on_device(state[key], device))
 
 
 def in_batches(n: int, size: int) -> Iterator[int]:

@@ -20,7 +20,6 @@ standard normal). A warm start continues the network, the Adam state and the EMA
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -283,23 +282,19 @@ class CFMModel(Model):
     def state_dict(self) -> dict[str, Any]:
         if self.net is None:
             return {}
+        from benchmark.torch_support.training import checkpoint
+
         net, optimizer = self._network()
-        state = {"net": net.state_dict(), "optimizer": optimizer.state_dict()}
-        if self.ema is not None:
-            state["ema"] = self.ema.state_dict()
-        return copy.deepcopy(state)  # a copy: the live tensors keep changing with the next fit
+        return checkpoint(net=net, optimizer=optimizer, ema=self.ema)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if not state:
             self.net = self.optimizer = self.ema = None
             return
-        from benchmark.torch_support.training import on_device
+        from benchmark.torch_support.training import restore
 
         net, optimizer = self._new_network()
-        net.load_state_dict(on_device(state["net"], self.device))
-        optimizer.load_state_dict(on_device(state["optimizer"], self.device))
-        if self.ema is not None:
-            self.ema.load_state_dict(on_device(state["ema"], self.device))
+        restore(state, self.device, net=net, optimizer=optimizer, ema=self.ema)
 
 
 class CFMFamily(ModelFamily):

@@ -15,7 +15,6 @@ same tokens whatever the device computes the probabilities on up to float32 roun
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -160,18 +159,19 @@ class CharLMModel(Model):
     def state_dict(self) -> dict[str, Any]:
         if self.net is None:
             return {}
+        from benchmark.torch_support.training import checkpoint
+
         net, optimizer = self._fitted()
-        return copy.deepcopy({"net": net.state_dict(), "optimizer": optimizer.state_dict()})
+        return checkpoint(net=net, optimizer=optimizer)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if not state:
             self.net = self.optimizer = None
             return
-        from benchmark.torch_support.training import on_device
+        from benchmark.torch_support.training import restore
 
         net, optimizer = self._new_network()
-        net.load_state_dict(on_device(state["net"], self.device))
-        optimizer.load_state_dict(on_device(state["optimizer"], self.device))
+        restore(state, self.device, net=net, optimizer=optimizer)
 
 
 class CharLM(ModelFamily):

@@ -19,7 +19,6 @@ times and noise from its own generator in the library's order, bit for bit as al
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -216,28 +215,19 @@ class DDPMModel(Model):
     def state_dict(self) -> dict[str, Any]:
         if self.diffusion is None:
             return {}
+        from benchmark.torch_support.training import checkpoint
+
         diffusion, optimizer = self._network()
-        state = {
-            "diffusion": diffusion.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "shift": self.shift,
-            "scale": self.scale,
-        }
-        if self.ema is not None:
-            state["ema"] = self.ema.state_dict()
-        return copy.deepcopy(state)  # a copy: the live tensors keep changing with the next fit
+        return checkpoint(diffusion=diffusion, optimizer=optimizer, shift=self.shift, scale=self.scale, ema=self.ema)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if not state:
             self.diffusion = self.optimizer = self.ema = None  # the scaling is the real data's, from creation
             return
-        from benchmark.torch_support.training import on_device
+        from benchmark.torch_support.training import restore
 
         diffusion, optimizer = self._new_network()
-        diffusion.load_state_dict(on_device(state["diffusion"], self.device))
-        optimizer.load_state_dict(on_device(state["optimizer"], self.device))
-        if self.ema is not None:
-            self.ema.load_state_dict(on_device(state["ema"], self.device))
+        restore(state, self.device, diffusion=diffusion, optimizer=optimizer, ema=self.ema)
         self.shift, self.scale = state["shift"].to(self.device), state["scale"].to(self.device)
 
 

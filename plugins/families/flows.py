@@ -21,7 +21,6 @@ as alone. torch and normflows are imported only when a model is built.
 
 from __future__ import annotations
 
-import copy
 import functools
 import math
 from collections.abc import Mapping, Sequence
@@ -300,26 +299,19 @@ class FlowModel(Model):
     def state_dict(self) -> dict[str, Any]:
         if self.flow is None:
             return {}
+        from benchmark.torch_support.training import checkpoint
+
         flow, optimizer = self._network()
-        # a copy: the live tensors keep changing with the next fit
-        return copy.deepcopy(
-            {
-                "flow": flow.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "shift": self.shift,
-                "scale": self.scale,
-            }
-        )
+        return checkpoint(flow=flow, optimizer=optimizer, shift=self.shift, scale=self.scale)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if not state:
             self.flow = self.optimizer = None  # the scaling is the real data's, from creation
             return
-        from benchmark.torch_support.training import on_device
+        from benchmark.torch_support.training import restore
 
         flow, optimizer = self._new_flow()
-        flow.load_state_dict(on_device(state["flow"], self.device))
-        optimizer.load_state_dict(on_device(state["optimizer"], self.device))
+        restore(state, self.device, flow=flow, optimizer=optimizer)
         self.shift, self.scale = state["shift"].to(self.device), state["scale"].to(self.device)
 
 
