@@ -1,60 +1,21 @@
-"""The ``cfm`` family (OT-CFM, torchcfm): shapes, OT pairs, data scaling, warm start, checkpoints, resume, quality."""
+"""The ``cfm`` family (OT-CFM, torchcfm): OT pairs, data scaling and parameter checks (what every torch family does,
+warm start, checkpoints, seeds, devices, resume, quality, is in tests/test_torch_families.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import numpy as np
 import pytest
-from conftest import assert_resume_equals_uninterrupted, assert_training_reaches_the_modes, resume_grid
+from test_torch_families import CONTEXT, images, splits, torch_family, vectors
 
-from benchmark import DataSplits, ParamError, RunContext
-from benchmark.api.plugins import build_registry
-from benchmark.errors import GridError
-from benchmark.run import checkpoint
+from benchmark import ParamError
 from benchmark.run.global_random import untouched_global_random_state
-from benchmark.run.spec import parse_grid
-from plugins.datasets.toy import EightGaussians
 from plugins.families.cfm import CFMFamily, ot_pairs
 
-needs_cfm = pytest.mark.skipif(
-    bool(CFMFamily.missing_requirements()), reason="needs torchcfm: pip install --no-deps torchcfm==1.0.7"
-)
-
-TINY = {"width": 32, "depth": 1, "sampling_steps": 4, "steps": 30, "batch_size": 32}
-CONTEXT = RunContext(seed=0, device="auto", threads=1)
-#: Adam's per-step bound (see tests/test_flows.py): 7.27 lr / (1 - 0.9^t), at most 7.7 lr after t >= 30 steps.
-ADAM_STEP_BOUND = 7.7
-
-
-@pytest.fixture(scope="module")
-def registry():
-    """The installed plugins and this family, loaded by name (its entry point needs a reinstall)."""
-    return build_registry(["plugins.families.cfm"], autoload=True)
-
-
-def splits(train: np.ndarray, kind: str) -> DataSplits:
-    return DataSplits(train=train, test=train, pool=train[:0], kind=kind)
-
-
-def model_for(data: np.ndarray, kind: str = "vector", **params):
-    return CFMFamily({**TINY, **params}).create(splits(data, kind), CONTEXT)
-
-
-def vectors(n: int, seed: int) -> np.ndarray:
-    """2-D points far from the origin and of unequal spread: scaling mistakes show."""
-    return np.array([50.0, -3.0]) + np.array([4.0, 0.5]) * np.random.default_rng(seed).standard_normal((n, 2))
-
-
-def images(n: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 17, size=(n, 1, 4, 4)) / 16.0
-
-
-def flat_parameters(model) -> np.ndarray:
-    import torch
-
-    return torch.cat([p.detach().flatten() for p in model.net.parameters()]).double().numpy()
+CFM = torch_family("cfm")
+needs_cfm = pytest.mark.skipif(bool(CFMFamily.missing_requirements()), reason=CFM.unavailable)
+model_for = CFM.model
 
 
 @needs_cfm
@@ -68,16 +29,6 @@ def test_vectors_fit_and_sample_in_data_units():
     # in data units: the sample mean within one data standard deviation of the data's mean in each dimension
     # (samples left standardised would sit 12 and 6 standard deviations away, at the origin)
     assert np.all(np.abs(samples.mean(0) - x.mean(0)) < x.std(0)), samples.mean(0)
-
-
-@needs_cfm
-def test_images_fit_and_sample_inside_the_unit_interval():
-    x = images(100, 0)
-    model = model_for(x, kind="image")
-    assert math.isfinite(model.fit(x, warm_start=False, rng=np.random.default_rng(1))["loss"])
-    samples = model.sample(20, np.random.default_rng(2))
-    assert samples.shape == (20, 1, 4, 4) and samples.dtype == np.float64
-    assert samples.min() >= 0.0 and samples.max() <= 1.0
 
 
 @needs_cfm
@@ -119,110 +70,6 @@ def test_pairs_are_drawn_from_the_optimal_transport_plan_by_the_rng():
     assert a0.equal(b0) and not a0.equal(c0)
 
 
-@needs_cfm
-def test_the_same_seeds_give_the_same_samples_and_leave_global_random_state_alone():
-    """torchcfm's own OT sampler draws with numpy's global generator: the family must not."""
-    x = vectors(200, 0)
-    draws = []
-    for _ in range(2):
-        model = model_for(x)
-        with untouched_global_random_state("cfm"):
-            model.fit(x, warm_start=False, rng=np.random.default_rng(1))
-            draws.append(model.sample(100, np.random.default_rng(2)))
-    np.testing.assert_array_equal(draws[0], draws[1])
-    assert not np.array_equal(model.sample(100, np.random.default_rng(3)), draws[1])
-
-
-@needs_cfm
-def test_warm_start_continues_network_adam_and_ema(tmp_path):
-    first, second = vectors(300, 0), vectors(300, 1)
-    model = model_for(first)
-    model.fit(first, warm_start=False, rng=np.random.default_rng(1))
-    before = flat_parameters(model)
-    saved = checkpoint.load(checkpoint.save(model.state_dict(), tmp_path, "model").parent, "model")
-    assert int(saved["ema"]["step"]) == TINY["steps"]
-    model.fit(second, warm_start=True, rng=np.random.default_rng(2))
-    warm = flat_parameters(model)
-    assert int(model.ema.step) == 2 * TINY["steps"]
-
-    fresh = model_for(second)
-    fresh.fit(second, warm_start=False, rng=np.random.default_rng(2))
-    assert not np.allclose(warm, flat_parameters(fresh))
-
-    restored = model_for(first)
-    restored.load_state_dict(saved)
-    restored.fit(second, warm_start=True, rng=np.random.default_rng(2))
-    np.testing.assert_array_equal(flat_parameters(restored), warm)
-    np.testing.assert_array_equal(
-        restored.sample(50, np.random.default_rng(4)), model.sample(50, np.random.default_rng(4))
-    )
-
-    lr = CFMFamily.parameters["lr"].default
-    for warm_start in (True, False):
-        one_step = model_for(first, steps=1)
-        one_step.load_state_dict(saved)
-        one_step.fit(second, warm_start=warm_start, rng=np.random.default_rng(3))
-        moved = np.max(np.abs(flat_parameters(one_step) - before))
-        assert (moved <= ADAM_STEP_BOUND * lr) == warm_start, moved
-
-
-@needs_cfm
-@pytest.mark.parametrize("kind", ["vector", "image"])
-def test_a_checkpoint_round_trip_gives_identical_samples(kind, tmp_path):
-    x = vectors(200, 0) if kind == "vector" else images(60, 0)
-    model = model_for(x, kind=kind)
-    model.fit(x, warm_start=False, rng=np.random.default_rng(1))
-    path = checkpoint.save(model.state_dict(), tmp_path, "model")
-    assert path.name == "model.pt"
-    restored = model_for(x, kind=kind)
-    restored.load_state_dict(checkpoint.load(tmp_path, "model"))
-    np.testing.assert_array_equal(
-        restored.sample(40, np.random.default_rng(5)), model.sample(40, np.random.default_rng(5))
-    )
-
-
-@needs_cfm
-def test_without_ema_samples_come_from_the_trained_weights():
-    x = vectors(200, 0)
-    model = model_for(x, ema=0.0)
-    model.fit(x, warm_start=False, rng=np.random.default_rng(1))
-    assert model.ema is None and "ema" not in model.state_dict()
-    assert model.sample(10, np.random.default_rng(2)).shape == (10, 2)
-
-
-@needs_cfm
-def test_device_auto_resolves_to_cuda_when_present_else_the_cpu():
-    import torch
-
-    x = vectors(100, 0)
-    model = model_for(x)
-    model.fit(x, warm_start=False, rng=np.random.default_rng(1))
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert model.device.type == expected
-    assert {p.device.type for p in model.net.parameters()} == {expected}
-    assert {p.device.type for p in model.ema.ema_model.parameters()} == {expected}
-
-
-@needs_cfm
-def test_training_brings_samples_to_the_modes_of_eight_gaussians():
-    train = EightGaussians().draw(1000, np.random.default_rng(0))
-
-    def fit_and_sample(steps: int) -> np.ndarray:
-        model = model_for(train, width=64, depth=2, sampling_steps=10, steps=steps, batch_size=128)
-        model.fit(train, warm_start=False, rng=np.random.default_rng(1))
-        return model.sample(500, np.random.default_rng(2))
-
-    assert_training_reaches_the_modes(fit_and_sample)
-
-
-TINY_RUN = {"name": "cfm", "params": {"width": 16, "depth": 1, "sampling_steps": 4}}
-
-
-@needs_cfm
-def test_a_resumed_run_equals_an_uninterrupted_one(registry, tmp_path):
-    assert_resume_equals_uninterrupted(registry, tmp_path, TINY_RUN, "net", ["w1", "variance-ratio"])
-
-
 @pytest.mark.parametrize(
     ("params", "shape", "message"),
     [
@@ -245,13 +92,3 @@ def test_out_of_bounds_parameters_are_refused(params, message):
     with pytest.raises(ParamError, match=message) as caught:
         CFMFamily(params)
     assert caught.value.key == next(iter(params))
-
-
-def test_without_torchcfm_the_family_is_unavailable_and_a_grid_fails_before_running(registry, monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchcfm" else real(name, *a))
-    hint = 'needs torchcfm: pip install "retrainbench[cfm]" && pip install --no-deps torchcfm==1.0.7'
-    assert registry.get("model", "cfm").unavailable_reason() == hint
-    with pytest.raises(GridError) as caught:
-        parse_grid(resume_grid("cfm", TINY_RUN, 1, ["w1"]), registry, where="g.toml")
-    assert str(caught.value) == f"g.toml: models[0].name: model 'cfm' is unavailable: {hint}"

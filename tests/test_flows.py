@@ -1,47 +1,26 @@
-"""The ``flow`` family (normflows): shapes and ranges, an exact density, training, warm start, checkpoints, resume."""
+"""The ``flow`` family (normflows): its architectures, an exact density, training, temperature, scaling (what every
+torch family does, images, warm start, checkpoints, seeds, devices, resume, is in tests/test_torch_families.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import numpy as np
 import pytest
-from conftest import assert_resume_equals_uninterrupted, resume_grid, write_grid
+from conftest import write_grid
+from test_torch_families import torch_family
 
-from benchmark import DataSplits, RunContext, checkpoint
 from benchmark.api.plugins import PLUGINS_ENV
-from benchmark.errors import GridError
-from benchmark.run.spec import parse_grid
 from plugins.datasets.toy import EightGaussians
 from plugins.families.flows import ALPHA, ARCHITECTURES, MAX_LOG_SCALE, FlowFamily
 
-needs_flows = pytest.mark.skipif(bool(FlowFamily.missing_requirements()), reason='needs "retrainbench[flows]"')
-
-TINY = {"depth": 2, "hidden": 16, "steps": 30}
-CONTEXT = RunContext(seed=0, device="auto", threads=1)
-#: Adam moves a coordinate by at most lr * (1 - b1) / sqrt(1 - b2) * sqrt(1 / (1 - b1^2 / b2)) = 7.27 lr per step
-#: (Cauchy-Schwarz on its moment sums, b1 = 0.9, b2 = 0.999), divided by the bias correction 1 - b1^t >= 0.95 for
-#: t >= 30 steps: one continued step moves no parameter by more than 7.7 lr.
-ADAM_STEP_BOUND = 7.7
+FLOW = torch_family("flow")
+needs_flows = pytest.mark.skipif(bool(FlowFamily.missing_requirements()), reason=FLOW.unavailable)
+model_for = FLOW.model
 
 
 def vectors(n: int, seed: int) -> np.ndarray:
     return EightGaussians().draw(n, np.random.default_rng(seed))
-
-
-def splits(train: np.ndarray, test: np.ndarray | None = None, kind: str = "vector") -> DataSplits:
-    return DataSplits(train=train, test=train if test is None else test, pool=train[:0], kind=kind)
-
-
-def model_for(data: np.ndarray, kind: str = "vector", **params):
-    return FlowFamily({**TINY, **params}).create(splits(data, kind=kind), CONTEXT)
-
-
-def flat_parameters(model) -> np.ndarray:
-    import torch
-
-    return torch.cat([p.detach().flatten() for p in model.flow.parameters()]).double().numpy()
 
 
 @needs_flows
@@ -55,18 +34,6 @@ def test_every_architecture_fits_samples_and_scores_vectors(architecture):
     assert samples.shape == (123, 2) and samples.dtype == np.float64 and np.all(np.isfinite(samples))
     log_p = model.log_prob(x[:50])
     assert log_p.shape == (50,) and log_p.dtype == np.float64 and np.all(np.isfinite(log_p))
-
-
-@needs_flows
-def test_images_are_modelled_flat_and_sampled_inside_the_unit_interval():
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 17, size=(200, 1, 4, 4)) / 16.0
-    model = model_for(images, kind="image", levels=17)
-    assert math.isfinite(model.fit(images, warm_start=False, rng=np.random.default_rng(1))["loss"])
-    samples = model.sample(50, np.random.default_rng(2))
-    assert samples.shape == (50, 1, 4, 4) and samples.dtype == np.float64
-    assert samples.min() >= 0.0 and samples.max() <= 1.0
-    assert np.all(np.isfinite(model.log_prob(images[:20])))
 
 
 @needs_flows
@@ -130,92 +97,6 @@ def test_temperature_scales_the_base_draws_and_leaves_the_density_alone():
     np.testing.assert_allclose(base_draws(cool), 0.5 * base_draws(warm), atol=1e-3)
     assert np.array_equal(cool.log_prob(x[:50]), before), "sampling at a temperature changed the density"
     assert np.array_equal(cool.log_prob(x[:50]), warm.log_prob(x[:50]))
-
-
-@needs_flows
-def test_warm_start_continues_from_the_previous_parameters(tmp_path):
-    first, second = vectors(300, 0), vectors(300, 1)
-    model = model_for(first)
-    model.fit(first, warm_start=False, rng=np.random.default_rng(1))
-    before = flat_parameters(model)
-    saved = checkpoint.load(checkpoint.save(model.state_dict(), tmp_path, "model").parent, "model")
-    model.fit(second, warm_start=True, rng=np.random.default_rng(2))
-    warm = flat_parameters(model)
-
-    fresh = model_for(second)
-    fresh.fit(second, warm_start=False, rng=np.random.default_rng(2))
-    assert not np.allclose(warm, flat_parameters(fresh))
-
-    # a restored copy continues exactly as the original did: network, Adam state and scaling are all in the state
-    restored = model_for(first)
-    restored.load_state_dict(saved)
-    restored.fit(second, warm_start=True, rng=np.random.default_rng(2))
-    np.testing.assert_array_equal(flat_parameters(restored), warm)
-
-    # one continued Adam step stays within the Adam bound of the previous parameters; a cold one re-initialises
-    lr = FlowFamily.parameters["lr"].default
-    for warm_start in (True, False):
-        one_step = model_for(first, steps=1)
-        one_step.load_state_dict(saved)
-        one_step.fit(second, warm_start=warm_start, rng=np.random.default_rng(3))
-        moved = np.max(np.abs(flat_parameters(one_step) - before))
-        assert (moved <= ADAM_STEP_BOUND * lr) == warm_start, moved
-
-
-@needs_flows
-def test_a_checkpoint_round_trip_gives_identical_samples(tmp_path):
-    x = vectors(300, 0)
-    model = model_for(x)
-    model.fit(x, warm_start=False, rng=np.random.default_rng(1))
-    path = checkpoint.save(model.state_dict(), tmp_path, "model")
-    assert path.name == "model.pt"
-    restored = model_for(x)
-    restored.load_state_dict(checkpoint.load(tmp_path, "model"))
-    np.testing.assert_array_equal(
-        restored.sample(200, np.random.default_rng(5)), model.sample(200, np.random.default_rng(5))
-    )
-    np.testing.assert_array_equal(restored.log_prob(x), model.log_prob(x))
-
-
-@needs_flows
-def test_device_auto_resolves_to_the_cpu_here():
-    import torch
-
-    x = vectors(100, 0)
-    model = model_for(x)
-    model.fit(x, warm_start=False, rng=np.random.default_rng(1))
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert model.device.type == expected
-    assert {p.device.type for p in model.flow.parameters()} == {expected}
-
-
-TINY_RUN = {"name": "flow", "params": {"depth": 2, "hidden": 16}}
-
-
-@needs_flows
-def test_a_resumed_run_equals_an_uninterrupted_one(registry, tmp_path):
-    assert_resume_equals_uninterrupted(registry, tmp_path, TINY_RUN, "flow", ["nll", "variance-ratio"])
-
-
-# ---------------------------------------------------------------- missing dependency
-
-
-def hide(monkeypatch, module: str) -> None:
-    """Make ``module`` look uninstalled to the requirement check (which uses importlib.util.find_spec)."""
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == module else real(name, *a))
-
-
-def test_without_normflows_the_family_is_unavailable_and_a_grid_fails_before_running(registry, monkeypatch):
-    hide(monkeypatch, "normflows")
-    entry = registry.get("model", "flow")
-    assert not entry.available
-    assert entry.unavailable_reason() == 'needs normflows: pip install "retrainbench[flows]"'
-    with pytest.raises(GridError) as caught:
-        parse_grid(resume_grid("flow", TINY_RUN, 1, ["nll"]), registry, where="g.toml")
-    assert str(caught.value) == (
-        "g.toml: models[0].name: model 'flow' is unavailable: needs normflows: pip install \"retrainbench[flows]\""
-    )
 
 
 MISSING_PLUGIN = """
