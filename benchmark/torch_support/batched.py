@@ -244,6 +244,7 @@ class _Stack:
         first = members[0].network
         self.names = [name for name, _ in first.named_parameters()]
         self.own = [dict(m.network.named_parameters()) for m in members]
+        self.own_lists = [[parameters[name] for name in self.names] for parameters in self.own]
         self.buffers = {
             f"network.{name}": torch.stack([dict(m.network.named_buffers())[name] for m in members])
             for name, _ in first.named_buffers()
@@ -275,11 +276,12 @@ class _Stack:
             p.grad = None
         losses.sum().backward()  # d(sum)/d(loss_i) = 1: each member's gradient is its solo one
         grads = [cast(torch.Tensor, self.stacked[name].grad) for name in self.names]
+        slices = list(zip(*(grad.unbind(0) for grad in grads), strict=True))  # [member][parameter]: one op a tensor
         if max_norm is not None:
-            _clip_each(grads, max_norm, len(self.members))
-        for i in range(len(self.members)):
-            for name, grad in zip(self.names, grads, strict=True):
-                self.own[i][name].grad = grad[i]
+            _clip_each(grads, slices, max_norm)
+        for parameters, own_grads in zip(self.own_lists, slices, strict=True):
+            for parameter, grad in zip(parameters, own_grads, strict=True):
+                parameter.grad = grad
         if self.optimizer is not None:
             self.optimizer.step()
         else:
@@ -326,15 +328,14 @@ def _joint_optimizer(optimizers: Sequence[torch.optim.Optimizer]) -> torch.optim
     return joint
 
 
-def _clip_each(grads: Sequence[torch.Tensor], max_norm: float, replicas: int) -> None:
-    """``torch.nn.utils.clip_grad_norm_(..., foreach=True)`` on each replica's slices of the stacked gradients,
-    operation for operation: each replica's norm is its own."""
-    slices = [[grad[i] for grad in grads] for i in range(replicas)]
+def _clip_each(grads: Sequence[torch.Tensor], slices: Sequence[Sequence[torch.Tensor]], max_norm: float) -> None:
+    """``torch.nn.utils.clip_grad_norm_(..., foreach=True)`` on each replica's slices of the stacked gradients
+    (``slices[i]``: replica i's views of ``grads``), operation for operation: each replica's norm is its own."""
     norms = torch._foreach_norm([g for one in slices for g in one], 2.0)
     totals = torch.stack(
         [
             torch.linalg.vector_norm(torch.stack(norms[i * len(grads) : (i + 1) * len(grads)]), 2.0)
-            for i in range(replicas)
+            for i in range(len(slices))
         ]
     )
     coefficients = torch.clamp(max_norm / (totals + 1e-6), max=1.0)
