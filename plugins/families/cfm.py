@@ -212,33 +212,28 @@ class CFMModel(Model):
         from torchcfm import ConditionalFlowMatcher
         from torchcfm.optimal_transport import OTPlanSampler
 
-        from benchmark.torch_support.devices import seed_torch
-        from benchmark.torch_support.training import to_tensor, train
+        from benchmark.torch_support.training import train
 
-        seed_torch(rng, self.context.threads)
-        if not (warm_start and self.net is not None):
-            self._new_network()
-        net, optimizer = self._network()
-        net.train()
+        member = self.member(data, warm_start=warm_start, rng=rng)
         matcher, plans = ConditionalFlowMatcher(sigma=self.params["sigma"]), OTPlanSampler("exact")
 
         def loss_of(x1: torch.Tensor) -> torch.Tensor:
             """The OT-CFM loss of a minibatch of encoded data: squared error of the velocity on the coupled path."""
-            return _velocity_loss(net, *_path(matcher, plans, x1, rng))
+            return _velocity_loss(member.network, *_path(matcher, plans, x1, rng))
 
         loss = train(
             loss_of,
-            optimizer,
-            self.encode(to_tensor(data, self.device)),
+            member.optimizer,
+            member.data,
             steps=self.steps,
             batch_size=self.params["batch_size"],
             rng=rng,
-            after_step=self.ema.update if self.ema is not None else None,
+            after_step=member.after_step,
         )
         return {"loss": loss}
 
     def member(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Member:
-        """This model's part in a batched fit: ``fit``'s preparation, then its network, EMA and streams."""
+        """This model's part in a batched fit (and ``fit``'s preparation): its network, EMA and streams."""
         from benchmark.torch_support.batched import Member, continued_generator
         from benchmark.torch_support.devices import seed_torch
         from benchmark.torch_support.training import to_tensor

@@ -159,29 +159,22 @@ class DDPMModel(Model):
     # ------------------------------------------------------------ Model interface
 
     def fit(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Mapping[str, float]:
-        from benchmark.torch_support.devices import seed_torch
-        from benchmark.torch_support.training import to_tensor, train
+        from benchmark.torch_support.training import train
 
-        seed_torch(rng, self.context.threads)
-        x = to_tensor(data, self.device)
-        if not (warm_start and self.diffusion is not None):
-            self._new_network()
-        diffusion, optimizer = self._network()
-        diffusion.train()
-        encoded = self.encode(x)
+        member = self.member(data, warm_start=warm_start, rng=rng)
         loss = train(
-            diffusion,
-            optimizer,
-            encoded,
+            member.network,
+            member.optimizer,
+            member.data,
             steps=self.steps,
             batch_size=self.params["batch_size"],
             rng=rng,
-            after_step=self.ema.update if self.ema is not None else None,
+            after_step=member.after_step,
         )
         return {"loss": loss}
 
     def member(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Member:
-        """This model's part in a batched fit: ``fit``'s preparation, then its network, EMA and streams."""
+        """This model's part in a batched fit (and ``fit``'s preparation): its network, EMA and streams."""
         from benchmark.torch_support.batched import Member, continued_generator
         from benchmark.torch_support.devices import seed_torch
         from benchmark.torch_support.training import to_tensor

@@ -220,15 +220,10 @@ class FlowModel(Model):
     # ------------------------------------------------------------ Model interface
 
     def fit(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Mapping[str, float]:
-        from benchmark.torch_support.devices import seed_torch
-        from benchmark.torch_support.training import to_tensor, train
+        from benchmark.torch_support.training import train
 
-        seed_torch(rng, self.context.threads)
-        x = to_tensor(data.reshape(len(data), -1), self.device)
-        if not (warm_start and self.flow is not None):
-            self._new_flow()
-        flow, optimizer = self._network()
-        flow.train()
+        member = self.member(data, warm_start=warm_start, rng=rng)
+        flow, _ = self._network()  # the network member() made ready, with its type
 
         def loss_of(batch: torch.Tensor) -> torch.Tensor:
             z, log_det = self.encode(self._dequantize(batch))
@@ -236,8 +231,8 @@ class FlowModel(Model):
 
         loss = train(
             loss_of,
-            optimizer,
-            x,
+            member.optimizer,
+            member.data,
             steps=self.steps,
             batch_size=self.params["batch_size"],
             rng=rng,
@@ -246,7 +241,7 @@ class FlowModel(Model):
         return {"loss": loss}
 
     def member(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Member:
-        """This model's part in a batched fit: ``fit``'s preparation, then its network and streams."""
+        """This model's part in a batched fit (and ``fit``'s preparation): its network and streams."""
         from benchmark.torch_support.batched import Member, continued_generator
         from benchmark.torch_support.devices import seed_torch
         from benchmark.torch_support.training import to_tensor
