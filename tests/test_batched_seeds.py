@@ -167,6 +167,44 @@ def test_a_run_that_diverges_in_a_group_is_recorded_alone_and_its_siblings_finis
     assert kept[kept["seed"] != doomed].reset_index(drop=True).equals(numbers(solo))
 
 
+@pytest.mark.skipif(bool(FlowFamily.missing_requirements()), reason=FlowFamily.install_hint)
+def test_a_run_whose_fit_raises_in_a_group_fails_alone_and_its_siblings_store_what_they_store_alone(
+    registry, tmp_path, monkeypatch, capsys
+):
+    """One seed's fit raises from generation 1 on. The batched fit cannot say whose error it is, so the group goes on
+    one run at a time from generation 1: that run fails with its own error and traceback, the others finish with the
+    numbers and checkpoints they get alone. (The mechanism is the harness's; one family shows it.)"""
+    grid = tiny_grid(registry, "flow", generations=2)
+    doomed = grid.runs[1].seed
+    member = FlowModel.member
+
+    def poisoned(self, data, *, warm_start, rng):
+        if self.context.seed == doomed and warm_start:
+            raise RuntimeError("a plugin bug in one seed")
+        return member(self, data, warm_start=warm_start, rng=rng)
+
+    monkeypatch.setattr(FlowModel, "member", poisoned)
+    store = Store(tmp_path / "batched")
+    outcomes = {o.run_id: o for o in run(registry, grid, store).outcomes}
+    failed = outcomes[grid.runs[1].run_id]
+    assert failed.status is RunStatus.FAILED and failed.reason == "RuntimeError: a plugin bug in one seed"
+    assert "a plugin bug in one seed" in store.status(failed.run_id)["traceback"]
+    assert store.finished_generations(failed.run_id) == [0]
+    assert [outcomes[r.run_id].status for r in grid.runs if r.seed != doomed] == [RunStatus.DONE] * 2
+    note = capsys.readouterr().err
+    assert "the batched fit raised at generation 1 (RuntimeError: a plugin bug in one seed)" in note
+    assert "its runs go on one by one" in note
+
+    siblings = [r.seed for r in grid.runs if r.seed != doomed]
+    solo_grid = tiny_grid(registry, "flow", generations=2, seeds=siblings, batch_seeds=False)
+    solo = Store(tmp_path / "solo")
+    run(registry, solo_grid, solo)
+    kept = numbers(store)
+    assert kept[kept["seed"] != doomed].reset_index(drop=True).equals(numbers(solo))
+    batched_checkpoints, torch = checkpoints(store, solo_grid)
+    assert_same_tensors(batched_checkpoints, checkpoints(solo, solo_grid)[0], torch)
+
+
 @pytest.mark.parametrize("family", BATCHED_FAMILIES)
 def test_a_group_resumed_after_a_kill_equals_an_uninterrupted_one(registry, tmp_path, family):
     """A store killed mid-group (seed 0 at generation 2, seeds 1 and 2 at generation 1) resumes in sub-groups to the

@@ -33,7 +33,7 @@ from benchmark.run.loop import Resume, generations
 from benchmark.run.progress import Progress
 from benchmark.run.spec import GridSpec, RunSpec, run_spec_from_dict
 from benchmark.run.store import RunStatus, Store
-from benchmark.run.together import fits_together, lock_step
+from benchmark.run.together import BatchedFitFailed, fits_together, lock_step
 
 #: Outcomes ``--retry-failed`` runs again.
 RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.DIVERGED, RunStatus.TIMED_OUT})
@@ -163,11 +163,7 @@ def execute_run(task: RunTask, registry: Registry | None = None) -> RunOutcome |
 
         try:
             with _deadline(task.timeout, give_up):
-                for result in generations(
-                    run, registry, store.resume_point(run.run_id), threads=task.threads, cache_dir=store.cache_dir
-                ):
-                    store.commit(run.run_id, result)
-                    registry.hook.on_generation_end(run=description, record=result.record)
+                _continue_alone(store, registry, run, description, threads=task.threads)
         except Diverged as exc:
             status, reason = RunStatus.DIVERGED, str(exc)
         except RunTimeout as exc:
@@ -178,6 +174,16 @@ def execute_run(task: RunTask, registry: Registry | None = None) -> RunOutcome |
         done = len(store.finished_generations(run.run_id))
         store.finish(run.run_id, status, generations=run.generations, reason=reason, traceback=trace)
         return RunOutcome(run.run_id, run.label, status, done, reason)
+
+
+def _continue_alone(
+    store: Store, registry: Registry, run: RunSpec, description: Mapping[str, Any], *, threads: int | None
+) -> None:
+    """Compute ``run`` (claimed) from its last stored generation to its end, committing each generation."""
+    resume = store.resume_point(run.run_id)
+    for result in generations(run, registry, resume, threads=threads, cache_dir=store.cache_dir):
+        store.commit(run.run_id, result)
+        registry.hook.on_generation_end(run=description, record=result.record)
 
 
 def execute_group(task: GroupTask, registry: Registry | None = None) -> list[RunOutcome | RunBusy]:
@@ -248,13 +254,25 @@ def _compute_group(
     timed_out = f"exceeded the {timeout:g} s timeout of its group of {len(runs)} runs" if timeout else ""
     try:
         with _deadline(timeout, give_up):
-            for i, result in lock_step(runs, registry, resumes, threads=task.threads, cache_dir=store.cache_dir):
-                run = runs[i]
-                if isinstance(result, Exception):
-                    ended[run.run_id] = _failure(result)
-                    continue
-                store.commit(run.run_id, result)
-                registry.hook.on_generation_end(run=descriptions[run.run_id], record=result.record)
+            try:
+                for i, result in lock_step(runs, registry, resumes, threads=task.threads, cache_dir=store.cache_dir):
+                    run = runs[i]
+                    if isinstance(result, Exception):
+                        ended[run.run_id] = _failure(result)
+                        continue
+                    store.commit(run.run_id, result)
+                    registry.hook.on_generation_end(run=descriptions[run.run_id], record=result.record)
+            except BatchedFitFailed as split:
+                # No one run is to blame: each goes on alone from its last stored generation, as it would alone.
+                first = runs[0]
+                configuration = f"{first.dataset.label} / {first.model.label} / {first.policy.label}"
+                print(f"retrainbench: note: {configuration}: {split}; its runs go on one by one", file=sys.stderr)
+                for run in runs:
+                    if run.run_id not in ended:
+                        try:
+                            _continue_alone(store, registry, run, descriptions[run.run_id], threads=task.threads)
+                        except Exception as exc:
+                            ended[run.run_id] = _failure(exc)
     except RunTimeout as exc:
         for run in runs:
             if run.run_id not in ended and len(store.finished_generations(run.run_id)) < run.generations + 1:

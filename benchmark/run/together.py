@@ -4,7 +4,9 @@ Runs that differ only by seed train networks of the same shape. A family that ca
 of them as one batched model (``fit_together``, see CONTRIBUTING.md section 6.4) gets them in one
 call per generation; everything else happens run by run, each run drawing from its own streams
 exactly as ``loop.generations`` does, so each run's results are those it gets alone. A run that
-raises or diverges leaves the group, which goes on without it.
+raises or diverges leaves the group, which goes on without it. When the batched fit itself raises,
+no one run is to blame and every model is half-trained: ``lock_step`` raises ``BatchedFitFailed``,
+and the caller continues each run alone from its last stored generation, where it fails or not on its own.
 """
 
 from __future__ import annotations
@@ -16,12 +18,21 @@ from typing import Any
 
 from benchmark.api.components import Component, TrainingSet
 from benchmark.api.registry import Registry
+from benchmark.errors import ContractViolation
 from benchmark.run.global_random import untouched_global_random_state
 from benchmark.run.loop import GenerationResult, OpenRun, Resume, open_run, stopwatch
 from benchmark.run.spec import RunSpec
 
 #: A family's batched fit: (models, training sets, warm start, fit streams) -> each model's losses.
 FitTogether = Callable[..., Sequence[Mapping[str, float]]]
+
+
+class BatchedFitFailed(Exception):
+    """A group's batched fit raised at generation ``generation``: its runs must continue one by one from the store."""
+
+    def __init__(self, generation: int, cause: Exception) -> None:
+        super().__init__(f"the batched fit raised at generation {generation} ({type(cause).__name__}: {cause})")
+        self.generation, self.cause = generation, cause
 
 
 def fits_together(family: type[Component] | Component) -> bool:
@@ -39,7 +50,8 @@ def lock_step(
 ) -> Iterator[tuple[int, GenerationResult | Exception]]:
     """Yield ``(i, result)`` for each generation of each run ``runs[i]``, generation by generation, and
     ``(i, error)`` once for a run that raised (Diverged, ContractViolation, a plugin's error), which then
-    leaves the group while the others go on.
+    leaves the group while the others go on. Raises ``BatchedFitFailed`` when the batched fit itself raises
+    (the runs' stored generations are complete up to the one before).
 
     ``runs`` differ only by seed and continue from the same generation (``resumes[i]`` is run i's stored
     state, all of one generation, or all None). Per run, everything is drawn as in ``loop.generations``:
@@ -97,7 +109,7 @@ def _fit_together(
     """Each live run's checked fit losses (or its error): one ``fit_together`` call where the family has one.
 
     Each run is charged an equal share of the batched fit's seconds. An error of the batched fit itself
-    is every run's error.
+    raises ``BatchedFitFailed``.
     """
     indices = list(live)
     if not indices:
@@ -124,13 +136,17 @@ def _fit_together(
                 warm_start=generations[indices[0]].warm_start,
                 rngs=[generations[i].rng("fit") for i in indices],
             )
+            if len(losses) != len(indices):
+                raise ContractViolation(
+                    f"model {label!r}: fit_together() returned {len(losses)} results for {len(indices)} models"
+                )
     except Exception as exc:
-        losses = [exc] * len(indices)
+        raise BatchedFitFailed(t, exc) from exc
     share = (time.perf_counter() - start) / len(indices)
     for i, loss in zip(indices, losses, strict=True):
         seconds[i]["fit"] = share
         try:
-            out[i] = loss if isinstance(loss, Exception) else generations[i].fitted(loss)
+            out[i] = generations[i].fitted(loss)
         except Exception as exc:
             out[i] = exc
     return out
