@@ -31,7 +31,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -61,10 +61,20 @@ class Member:
     generator: torch.Generator
     #: Tensors of this run the loss reads every step (e.g. its data scaling).
     constants: tuple[torch.Tensor, ...] = ()
+    #: The run's EMA of its weights (``training.ema``), updated after every step; batched with the others' EMAs.
+    ema: Any = None
+    #: Anything else to do after every step, member by member.
     after_step: Callable[[], None] | None = None
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=LOSS_WINDOW))
     #: The first non-finite loss, where the solo loop would have stopped.
     stopped: float | None = None
+
+    def finish_step(self) -> None:
+        """What follows each optimiser step when the member trains alone: its EMA update, then ``after_step``."""
+        if self.ema is not None:
+            self.ema.update()
+        if self.after_step is not None:
+            self.after_step()
 
     def result(self) -> float:
         """What ``training.train`` returns: the first non-finite loss, else the mean of the last ones."""
@@ -260,7 +270,8 @@ class _Stack:
             return functional_call(bound, {**{f"network.{k}": v for k, v in params.items()}, **bufs}, (x, *inputs))
 
         self.loss = vmap(one)
-        self.optimizer = _joint_optimizer([m.optimizer for m in members])
+        self.optimizer = _JointAdam.of(members, self.own, self.stacked)
+        self.ema = _StackedEMA.of(members, self.stacked)
 
     def step(self, draws: Callable[[Member, torch.Tensor], tuple[torch.Tensor, ...]] | None, max_norm: float | None):
         """One optimiser step of every member, as ``training.train`` takes it alone."""
@@ -279,16 +290,19 @@ class _Stack:
         slices = list(zip(*(grad.unbind(0) for grad in grads), strict=True))  # [member][parameter]: one op a tensor
         if max_norm is not None:
             _clip_each(grads, slices, max_norm)
-        for parameters, own_grads in zip(self.own_lists, slices, strict=True):
-            for parameter, grad in zip(parameters, own_grads, strict=True):
-                parameter.grad = grad
         if self.optimizer is not None:
-            self.optimizer.step()
+            self.optimizer.step(slices, self.names)
         else:
-            for m in self.members:
+            for parameters, own_grads, m in zip(self.own_lists, slices, self.members, strict=True):
+                for parameter, grad in zip(parameters, own_grads, strict=True):
+                    parameter.grad = grad
                 m.optimizer.step()
+        if self.ema is not None:
+            self.ema.update()
         for m in self.members:
-            if m.after_step is not None:
+            if self.ema is None:
+                m.finish_step()
+            elif m.after_step is not None:
                 m.after_step()
         for m, value in zip(self.members, losses.detach().tolist(), strict=True):
             if m.stopped is None and not math.isfinite(value):
@@ -303,29 +317,184 @@ class _Stack:
                 for name in self.names:
                     parameters[name].data = parameters[name].data.clone()
                     parameters[name].grad = None
+        if self.ema is not None:
+            self.ema.release()
         if self.optimizer is not None:
-            for m in self.members:
-                for group in m.optimizer.param_groups:
-                    for p in group["params"]:
-                        m.optimizer.state[p] = self.optimizer.state[p]
+            self.optimizer.release()
 
 
-def _joint_optimizer(optimizers: Sequence[torch.optim.Optimizer]) -> torch.optim.Optimizer | None:
-    """One fused Adam over every member's parameters, sharing their state, when each is a one-group fused Adam with
-    the same settings (it updates each tensor as that member's own would: the fused kernel works tensor by tensor);
-    else None (each member's optimiser steps on its own)."""
-    settings = [{k: v for k, v in o.param_groups[0].items() if k != "params"} for o in optimizers]
-    if not all(type(o) is torch.optim.Adam and len(o.param_groups) == 1 for o in optimizers):
-        return None
-    if not settings[0].get("fused") or any(s != settings[0] for s in settings):
-        return None
-    parameters = [p for o in optimizers for p in o.param_groups[0]["params"]]
-    joint = torch.optim.Adam(parameters, **settings[0])
-    for o in optimizers:
-        for p in o.param_groups[0]["params"]:
-            if p in o.state:
-                joint.state[p] = o.state[p]
-    return joint
+class _StackedEMA:
+    """Every member's EMA (ema_pytorch's, as ``training.ema`` makes them) updated as one: the library's own update
+    on the stacked weights, its lerp elementwise, so each member's slice moves as its own EMA would move it (the
+    bit-identity tests compare the stored EMA weights). Each member's EMA weights become views of their slices,
+    and its step counter follows the stacked one's."""
+
+    #: The settings of an EMA that decide its update, all equal across members for one update to serve them all.
+    SETTINGS = ("beta", "update_after_step", "update_every", "inv_gamma", "power", "min_value", "use_foreach")
+
+    def __init__(self, members: Sequence[Member], online: Mapping[str, torch.Tensor]) -> None:
+        from ema_pytorch import EMA
+
+        self.emas = [m.ema for m in members]
+        first = self.emas[0]
+        self.own = [{**dict(e.ema_model.named_parameters()), **dict(e.ema_model.named_buffers())} for e in self.emas]
+        with torch.no_grad():
+            self.stacked = {name: torch.stack([own[name] for own in self.own]) for name in self.own[0]}
+            for i, own in enumerate(self.own):
+                for name, tensor in own.items():
+                    tensor.data = self.stacked[name].data[i]
+        buffers = [name for name, _ in first.ema_model.named_buffers()]  # in order: the library pairs them by it
+        online_buffers = {
+            name: torch.stack([dict(m.network.named_buffers())[name] for m in members]) for name in buffers
+        }
+        settings = {key: getattr(first, key) for key in self.SETTINGS}
+        self.ema = EMA(
+            _holder({**online, **online_buffers}, buffers),
+            ema_model=_holder(self.stacked, buffers),
+            include_online_model=False,
+            **settings,
+        )
+        self.ema.step.copy_(first.step)
+        self.ema.initted.copy_(first.initted)
+
+    @classmethod
+    def of(cls, members: Sequence[Member], online: Mapping[str, torch.Tensor]) -> _StackedEMA | None:
+        """The stacked EMA of ``members`` when each has one and one update serves them all, else None (each
+        member updates its own)."""
+        emas = [m.ema for m in members]
+        if any(e is None for e in emas) or len(members) < 2:
+            return None
+
+        def how(e: Any) -> tuple[Any, ...]:
+            plain = (
+                not (e.ignore_names or e.ignore_startswith_names or e.param_or_buffer_names_no_ema)
+                and e.update_model_with_ema_every is None
+                and not (e.allow_different_devices or e.coerce_dtype)
+            )
+            names = [name for name, _ in e.ema_model.named_parameters()]
+            return (type(e), plain, names, int(e.step), bool(e.initted), *(getattr(e, k) for k in cls.SETTINGS))
+
+        first = how(emas[0])
+        if not first[1] or first[2] != list(online) or any(how(e) != first for e in emas[1:]):
+            return None
+        return cls(members, online)
+
+    def update(self) -> None:
+        self.ema.update()
+
+    def release(self) -> None:
+        """Each member's EMA weights get storage of their own again, and its step counter the stacked one's."""
+        with torch.no_grad():
+            for e, own in zip(self.emas, self.own, strict=True):
+                for tensor in own.values():
+                    tensor.data = tensor.data.clone()
+                e.step.copy_(self.ema.step)
+                e.initted.copy_(self.ema.initted)
+
+
+def _holder(tensors: Mapping[str, torch.Tensor], buffers: Sequence[str]) -> nn.Module:
+    """A module holding ``tensors`` (sharing their storage) under their names, those in ``buffers`` as buffers:
+    what ema_pytorch reads and writes through ``named_parameters`` and ``named_buffers``, which it pairs by order, so
+    two holders filled in the same order pair up."""
+    holder = nn.Module()
+    for name, tensor in tensors.items():
+        *path, leaf = name.split(".")
+        module = holder
+        for part in path:
+            if not hasattr(module, part):
+                module.add_module(part, nn.Module())
+            module = getattr(module, part)
+        if name in buffers:
+            module.register_buffer(leaf, tensor)
+        else:
+            module.register_parameter(leaf, nn.Parameter(tensor, requires_grad=False))
+    return holder
+
+
+class _JointAdam:
+    """Every member's fused Adam in one optimiser step. A parameter whose per-member size is a multiple of
+    ``ALIGNED_ROWS`` is stepped as its stacked tensor, with the members' Adam state stacked: the fused kernel's vector
+    loop then rounds each member's slice as alone. Its scalar tail rounds apart from the vector loop, so parameters of
+    other sizes (and any whose members' step counts differ) are stepped as each member's own tensor, sharing the
+    member's state (the kernel works tensor by tensor)."""
+
+    def __init__(
+        self,
+        optimizers: Sequence[torch.optim.Optimizer],
+        own: Sequence[Mapping[str, torch.Tensor]],
+        stacked: Mapping[str, torch.Tensor],
+    ) -> None:
+        self.optimizers, self.own, self.stacked = optimizers, own, stacked
+        states = {name: [o.state.get(p[name], {}) for o, p in zip(optimizers, own, strict=True)] for name in stacked}
+        self.together = [
+            name
+            for name, tensor in stacked.items()
+            if tensor[0].numel() % ALIGNED_ROWS == 0 and _same_steps(states[name])
+        ]
+        self.apart = [name for name in stacked if name not in self.together]
+        parameters = [stacked[name] for name in self.together] + [p[name] for p in own for name in self.apart]
+        settings = {k: v for k, v in optimizers[0].param_groups[0].items() if k != "params"}
+        self.optimizer = torch.optim.Adam(parameters, **settings)
+        with torch.no_grad():
+            for name in self.together:
+                first = states[name][0]
+                if first:
+                    self.optimizer.state[stacked[name]] = {
+                        key: value.clone() if key == "step" else torch.stack([s[key] for s in states[name]])
+                        for key, value in first.items()
+                    }
+        for o, p in zip(optimizers, own, strict=True):
+            for name in self.apart:
+                if p[name] in o.state:
+                    self.optimizer.state[p[name]] = o.state[p[name]]
+
+    @classmethod
+    def of(
+        cls, members: Sequence[Member], own: Sequence[Mapping[str, torch.Tensor]], stacked: Mapping[str, torch.Tensor]
+    ) -> _JointAdam | None:
+        """The joint Adam of ``members`` when each has a one-group fused Adam over its network's parameters with the
+        same settings, else None (each member's optimiser steps on its own)."""
+        optimizers = [m.optimizer for m in members]
+        if not all(type(o) is torch.optim.Adam and len(o.param_groups) == 1 for o in optimizers):
+            return None
+        settings = [{k: v for k, v in o.param_groups[0].items() if k != "params"} for o in optimizers]
+        if not settings[0].get("fused") or any(s != settings[0] for s in settings):
+            return None
+        if any(
+            {id(t) for t in o.param_groups[0]["params"]} != {id(t) for t in p.values()}
+            for o, p in zip(optimizers, own, strict=True)
+        ):
+            return None
+        return cls(optimizers, own, stacked)
+
+    def step(self, slices: Sequence[Sequence[torch.Tensor]], names: Sequence[str]) -> None:
+        """Step every member; ``slices[i]`` are member i's gradients, in the order of ``names``."""
+        for name in self.apart:
+            k = names.index(name)
+            for p, grads in zip(self.own, slices, strict=True):
+                p[name].grad = grads[k]
+        self.optimizer.step()
+
+    def release(self) -> None:
+        """Give each member's optimiser its own state again."""
+        with torch.no_grad():
+            for i, (o, p) in enumerate(zip(self.optimizers, self.own, strict=True)):
+                for name in self.together:
+                    state = self.optimizer.state.get(self.stacked[name])
+                    if state:
+                        o.state[p[name]] = {
+                            key: value.clone() if key == "step" else value[i].clone() for key, value in state.items()
+                        }
+                for name in self.apart:
+                    if p[name] in self.optimizer.state:
+                        o.state[p[name]] = self.optimizer.state[p[name]]
+
+
+def _same_steps(states: Sequence[Mapping[str, torch.Tensor]]) -> bool:
+    """Whether members' Adam states of one parameter are all fresh, or all at the same step."""
+    if not any(states):
+        return True
+    return all(s and torch.equal(s["step"], states[0]["step"]) for s in states)
 
 
 def _clip_each(grads: Sequence[torch.Tensor], slices: Sequence[Sequence[torch.Tensor]], max_norm: float) -> None:

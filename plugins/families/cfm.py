@@ -228,7 +228,7 @@ class CFMModel(Model):
             steps=self.steps,
             batch_size=self.params["batch_size"],
             rng=rng,
-            after_step=member.after_step,
+            after_step=member.finish_step,
         )
         return {"loss": loss}
 
@@ -244,8 +244,7 @@ class CFMModel(Model):
         net, optimizer = self._network()
         net.train()
         encoded = self.encode(to_tensor(data, self.device))
-        after_step = self.ema.update if self.ema is not None else None
-        return Member(net, optimizer, encoded, rng, continued_generator(self.device), after_step=after_step)
+        return Member(net, optimizer, encoded, rng, continued_generator(self.device), ema=self.ema)
 
     def _integrate(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """x at t = 0 carried to t = 1 along the velocity field, with ``sampling_steps`` midpoint steps."""

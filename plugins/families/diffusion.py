@@ -169,7 +169,7 @@ class DDPMModel(Model):
             steps=self.steps,
             batch_size=self.params["batch_size"],
             rng=rng,
-            after_step=member.after_step,
+            after_step=member.finish_step,
         )
         return {"loss": loss}
 
@@ -186,8 +186,7 @@ class DDPMModel(Model):
         diffusion, optimizer = self._network()
         diffusion.train()
         encoded = self.encode(x)
-        after_step = self.ema.update if self.ema is not None else None
-        return Member(diffusion, optimizer, encoded, rng, continued_generator(self.device), after_step=after_step)
+        return Member(diffusion, optimizer, encoded, rng, continued_generator(self.device), ema=self.ema)
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         import torch
