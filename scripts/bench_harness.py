@@ -287,9 +287,45 @@ def sgemm_rate(size: int = 512, repeats: int = 20) -> float:
     return 2 * size**3 / best
 
 
+def dispatch_cost(calls: int = 20_000) -> float:
+    """Seconds torch takes for one trivial op on the CPU (adding two 1-element tensors), best of 5: what each
+    operation of a step costs in eager mode however little arithmetic it does."""
+    import torch
+
+    a, b = torch.ones(1), torch.ones(1)
+    best = math.inf
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(calls):
+            a + b
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best
+
+
+def ops_per_step(fit: Callable[[int], None]) -> int:
+    """The aten operations one training step dispatches: those of a 2-step fit less those of a 1-step fit."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        calls = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    counts = []
+    for steps in (1, 2):
+        Count.calls = 0
+        with Count():
+            fit(steps)
+        counts.append(Count.calls)
+    return counts[1] - counts[0]
+
+
 def compute_floor(steps: int = 300, repeats: int = 3) -> dict[str, Any]:
     """A default 2-D training step (flow, ddpm) on one thread: its time over its compute floor, i.e. the step's
-    FLOPs (torch's FlopCounterMode, forward and backward) at this machine's single-thread sgemm rate."""
+    FLOPs (torch's FlopCounterMode, forward and backward) at this machine's single-thread sgemm rate; alone, and
+    as one seed's share of a step of 8 seeds trained together."""
     import numpy as np
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -304,8 +340,16 @@ def compute_floor(steps: int = 300, repeats: int = 3) -> dict[str, Any]:
     splits = DataSplits(train=data, test=data, pool=data[:0], kind="vector")
     context = RunContext(seed=0, device="cpu", threads=1)
     rate = sgemm_rate()
-    figures: dict[str, Any] = {"sgemm_gflops": rate / 1e9}
+    op_cost = dispatch_cost()
+    figures: dict[str, Any] = {"sgemm_gflops": rate / 1e9, "op_us": op_cost * 1e6}
     for family in (FlowFamily, DDPMFamily):
+        ops = ops_per_step(
+            lambda k, family=family: (
+                family({"steps": k})  # type: ignore[misc]
+                .create(splits, context)
+                .fit(data, warm_start=False, rng=np.random.default_rng(0))
+            )
+        )
         counter = FlopCounterMode(display=False)
         with counter:
             family({"steps": 1}).create(splits, context).fit(data, warm_start=False, rng=np.random.default_rng(0))
@@ -317,7 +361,27 @@ def compute_floor(steps: int = 300, repeats: int = 3) -> dict[str, Any]:
             model.fit(data, warm_start=False, rng=np.random.default_rng(0))
             best = min(best, time.perf_counter() - start)
         step = best / steps
-        figures[family.name] = {"step_ms": step * 1e3, "mflop_per_step": flops / 1e6, "over_floor": step * rate / flops}
+        # The same steps for 8 seeds trained together (fit_together): one seed's share of a batched step.
+        together = math.inf
+        for _ in range(repeats):
+            configured: Any = family({"steps": steps})
+            models = [configured.create(splits, RunContext(seed=s, device="cpu", threads=1)) for s in range(8)]
+            rngs = [np.random.default_rng(s) for s in range(8)]
+            start = time.perf_counter()
+            configured.fit_together(models, [data] * 8, warm_start=False, rngs=rngs)
+            together = min(together, time.perf_counter() - start)
+        share = together / steps / 8
+        figures[family.name] = {
+            "step_ms": step * 1e3,
+            "mflop_per_step": flops / 1e6,
+            "over_floor": step * rate / flops,
+            "seed_share_of_8_ms": share * 1e3,
+            "over_floor_8_together": share * rate / flops,
+            # The step's operations at the cost of a trivial one: eager mode's own floor, whatever the arithmetic.
+            "ops_per_step": ops,
+            "dispatch_floor_ms": ops * op_cost * 1e3,
+            "dispatch_over_floor": ops * op_cost * rate / flops,
+        }
     return figures
 
 
@@ -578,6 +642,13 @@ def main() -> int:
         "--progress-runs", type=int, default=2000, help="runs of the progress-bar grid (issue 18's target: 5,000)"
     )
     parser.add_argument("--only", nargs="+", metavar="FIGURE", help="measure only these figures (e.g. progress)")
+    parser.add_argument(
+        "--families",
+        nargs="+",
+        default=list(BATCHED_FAMILIES),
+        choices=BATCHED_FAMILIES,
+        help="the families seeds_together measures (default: all that train seeds together)",
+    )
     args = parser.parse_args()
     repeats = 1 if args.quick else 3
     figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
@@ -627,7 +698,7 @@ def main() -> int:
             ("progress", lambda: progress_overhead(tmp, 500 if args.quick else args.progress_runs, repeats)),
             ("store_growth", lambda: store_growth(tmp, 50 if args.quick else 200)),
             ("compute_floor", lambda: compute_floor(100 if args.quick else 300, repeats)),
-            ("seeds_together", lambda: seeds_together(tmp, args.quick)),
+            ("seeds_together", lambda: seeds_together(tmp, args.quick, tuple(args.families))),
         ]
         for key, measure in steps:
             if args.only and key not in args.only:
@@ -742,7 +813,10 @@ def main() -> int:
                 row(
                     f"{name} (defaults, 2-D, one thread): training-step time over its compute floor",
                     f"{cf[name]['over_floor']:.1f}x ({cf[name]['step_ms']:.2f} ms per step, "
-                    f"{cf[name]['mflop_per_step']:.1f} MFLOP at {cf['sgemm_gflops']:.0f} GFLOP/s)",
+                    f"{cf[name]['mflop_per_step']:.1f} MFLOP at {cf['sgemm_gflops']:.0f} GFLOP/s); a seed's share "
+                    f"of a step of 8 trained together {cf[name]['over_floor_8_together']:.1f}x "
+                    f"({cf[name]['seed_share_of_8_ms']:.2f} ms); its {cf[name]['ops_per_step']} operations at "
+                    f"{cf['op_us']:.1f} us each (a trivial op) alone take {cf[name]['dispatch_over_floor']:.1f}x",
                     "<= 3x",
                     cf[name]["over_floor"] <= 3,
                 )

@@ -16,6 +16,12 @@ from typing import Any, NamedTuple
 
 import pytest
 
+# One torch (OpenMP) thread per test process, as the harness gives each worker: pytest-xdist runs a process per core,
+# and each process's default of a thread per core oversubscribed the cores (spinning threads slowed tests 5 to 10x).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+if "torch" in sys.modules:  # a plugin imported it before this file: its thread pool is set already
+    sys.modules["torch"].set_num_threads(1)
+
 from benchmark.api.plugins import build_registry
 from benchmark.api.registry import Registry
 

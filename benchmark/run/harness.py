@@ -291,7 +291,8 @@ def execute_task(task: RunTask | GroupTask, registry: Registry | None = None) ->
     return (execute_run(task, registry),)
 
 
-#: Runs a group holds at most on a CPU: 8 seeds gave 2x or more on the 2-D flow and DDPM (scripts/bench_harness.py).
+#: Runs a group holds at most on a CPU. 8 seeds of the default 2-D DDPM run 2.5x faster together than one at a time,
+#: the flow's 1.6x to 1.8x (scripts/bench_harness.py --only seeds_together; README, Performance).
 CPU_GROUP = 8
 
 

@@ -12,9 +12,11 @@ from typing import Any
 import numpy as np
 
 from benchmark.api.registry import Registry
+from benchmark.run.harness import seeds_per_task
 from benchmark.run.loop import GenerationResult
 from benchmark.run.loop import generations as run_generations
 from benchmark.run.spec import parse_grid
+from benchmark.run.together import fits_together, lock_step
 
 
 def run_in_memory(
@@ -34,7 +36,8 @@ def run_in_memory(
 
     The real retraining loop with no store: for statistical tests over many seeds of a plugin's
     behaviour under retraining (the analytic and reproduction tests use it). ``metric`` is one grid
-    table or a list of them, all measured on the same chain.
+    table or a list of them, all measured on the same chain. Seeds of a family that trains seeds
+    together do so here too (their numbers are those they get alone), as the harness groups them.
     """
     grid = parse_grid(
         {
@@ -51,7 +54,18 @@ def run_in_memory(
         },
         registry,
     )
-    return [list(run_generations(run, registry)) for run in grid.runs]
+    runs = list(grid.runs)
+    size = seeds_per_task(runs[0].device) if fits_together(registry.get("model", runs[0].model.name).component) else 1
+    if size == 1:
+        return [list(run_generations(run, registry)) for run in runs]
+    chains: list[list[GenerationResult]] = [[] for _ in runs]
+    for start in range(0, len(runs), size):  # the seeds train together, each chain exactly as alone
+        group = runs[start : start + size]
+        for i, result in lock_step(group, registry, [None] * len(group)):
+            if isinstance(result, Exception):
+                raise result
+            chains[start + i].append(result)
+    return chains
 
 
 def model_states(runs: Sequence[Sequence[GenerationResult]], key: str) -> np.ndarray:
