@@ -8,9 +8,11 @@ of these 2-D networks is mostly dispatch, not arithmetic.
 Bit-identity with the solo loop (``training.train``) is kept by construction where it can be:
 each member draws its minibatch indices from its own numpy stream and its random tensors from its
 own torch generator, in the solo order; the per-run parameters become views into the stacked
-tensors; one fused Adam call steps every run's tensors with each run's own state (the fused kernel
-works tensor by tensor, so each is updated as its own optimiser would); clipping is torch's
-``clip_grad_norm_`` operation for operation on each run's slices; each run's EMA steps itself.
+tensors; one fused Adam call steps the stacked tensors with the runs' states stacked, where each run's
+share is a multiple of ``ALIGNED_ROWS`` floats (the kernel's vector loop then updates each slice as alone),
+and each run's own tensor with its own state elsewhere; clipping is torch's ``clip_grad_norm_`` operation for
+operation on each run's slices; one ema_pytorch update moves every run's EMA weights, stacked (its lerp is
+elementwise and rounds alike in its vector loop and its tail, which the bit-identity tests check).
 The forward and backward passes are batched, and two things could round them apart from the solo
 ones. A batched matrix product: MKL's solo ``addmm`` fuses the bias add when a dimension is 1,
 ``bmm`` does not, so every linear layer's shapes are checked once per process, and a layer whose
