@@ -131,6 +131,43 @@ def test_batched_seeds_store_what_one_run_at_a_time_stores(registry, tmp_path, f
     assert_same_tensors(a, b, torch)
 
 
+@pytest.mark.skipif(bool(DDPMFamily.missing_requirements()), reason=DDPMFamily.install_hint)
+def test_a_batched_step_updates_every_seeds_adam_state_and_ema_in_one_call(monkeypatch):
+    """What makes seeds together cheap, counted (not timed): 3 seeds, 5 steps, one Adam step and one EMA update a
+    step for all of them (not one per seed), and the stored weights still those of each seed's own fit."""
+    import torch
+    from ema_pytorch import EMA
+
+    from benchmark import DataSplits, RunContext
+    from plugins.datasets.toy import EightGaussians
+
+    calls = {"adam": 0, "ema": 0}
+    adam_step, ema_update = torch.optim.Adam.step, EMA.update
+
+    def counted_step(self, *args, **kwargs):
+        calls["adam"] += 1
+        return adam_step(self, *args, **kwargs)
+
+    def counted_update(self):
+        calls["ema"] += 1
+        return ema_update(self)
+
+    family = DDPMFamily({**MODELS["ddpm"]["params"], "steps": 5})
+    data = EightGaussians().draw(64, np.random.default_rng(0))
+    splits = DataSplits(train=data, test=data, pool=data[:0], kind="vector")
+    models = [family.create(splits, RunContext(seed=s, device="cpu", threads=1)) for s in range(3)]
+    monkeypatch.setattr(torch.optim.Adam, "step", counted_step)
+    monkeypatch.setattr(EMA, "update", counted_update)
+    family.fit_together(models, [data] * 3, warm_start=False, rngs=[np.random.default_rng(s) for s in range(3)])
+    assert calls == {"adam": 5, "ema": 5}
+    monkeypatch.undo()
+    alone = [family.create(splits, RunContext(seed=s, device="cpu", threads=1)) for s in range(3)]
+    for s, model in enumerate(alone):
+        model.fit(data, warm_start=False, rng=np.random.default_rng(s))
+    for batched, solo in zip(models, alone, strict=True):
+        assert_same_tensors(batched.state_dict(), solo.state_dict(), torch)
+
+
 #: Each batched family's model class (whose ``member`` a test poisons).
 MODEL_CLASSES: dict[str, Any] = {"flow": FlowModel, "ddpm": DDPMModel, "edm": EDMModel, "cfm": CFMModel}
 

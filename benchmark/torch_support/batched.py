@@ -273,7 +273,9 @@ class _Stack:
 
         self.loss = vmap(one)
         self.optimizer = _JointAdam.of(members, self.own, self.stacked)
-        self.ema = _StackedEMA.of(members, self.stacked)
+        self.ema = _StackedEMA.of(
+            members, {**self.stacked, **{k[len("network.") :]: v for k, v in self.buffers.items()}}
+        )
 
     def step(self, draws: Callable[[Member, torch.Tensor], tuple[torch.Tensor, ...]] | None, max_norm: float | None):
         """One optimiser step of every member, as ``training.train`` takes it alone."""
@@ -293,7 +295,7 @@ class _Stack:
         if max_norm is not None:
             _clip_each(grads, slices, max_norm)
         if self.optimizer is not None:
-            self.optimizer.step(slices, self.names)
+            self.optimizer.step(slices)
         else:
             for parameters, own_grads, m in zip(self.own_lists, slices, self.members, strict=True):
                 for parameter, grad in zip(parameters, own_grads, strict=True):
@@ -335,6 +337,7 @@ class _StackedEMA:
     SETTINGS = ("beta", "update_after_step", "update_every", "inv_gamma", "power", "min_value", "use_foreach")
 
     def __init__(self, members: Sequence[Member], online: Mapping[str, torch.Tensor]) -> None:
+        """``online``: the stacked weights and buffers the members' EMAs follow, under the network's names."""
         from ema_pytorch import EMA
 
         self.emas = [m.ema for m in members]
@@ -345,13 +348,10 @@ class _StackedEMA:
             for i, own in enumerate(self.own):
                 for name, tensor in own.items():
                     tensor.data = self.stacked[name].data[i]
-        buffers = [name for name, _ in first.ema_model.named_buffers()]  # in order: the library pairs them by it
-        online_buffers = {
-            name: torch.stack([dict(m.network.named_buffers())[name] for m in members]) for name in buffers
-        }
+        buffers = [name for name, _ in first.ema_model.named_buffers()]
         settings = {key: getattr(first, key) for key in self.SETTINGS}
-        self.ema = EMA(
-            _holder({**online, **online_buffers}, buffers),
+        self.ema = EMA(  # two holders filled in one order: the library pairs their tensors by it
+            _holder({name: online[name] for name in self.stacked}, buffers),
             ema_model=_holder(self.stacked, buffers),
             include_online_model=False,
             **settings,
@@ -377,7 +377,8 @@ class _StackedEMA:
             return (type(e), plain, names, int(e.step), bool(e.initted), *(getattr(e, k) for k in cls.SETTINGS))
 
         first = how(emas[0])
-        if not first[1] or first[2] != list(online) or any(how(e) != first for e in emas[1:]):
+        weights = [name for name, _ in members[0].network.named_parameters()]
+        if not first[1] or first[2] != weights or any(how(e) != first for e in emas[1:]):
             return None
         return cls(members, online)
 
@@ -434,6 +435,8 @@ class _JointAdam:
             if tensor[0].numel() % ALIGNED_ROWS == 0 and _same_steps(states[name])
         ]
         self.apart = [name for name in stacked if name not in self.together]
+        #: Where each parameter stepped apart stands in a member's gradients (which follow ``stacked``'s order).
+        self.apart_at = [(name, list(stacked).index(name)) for name in self.apart]
         parameters = [stacked[name] for name in self.together] + [p[name] for p in own for name in self.apart]
         settings = {k: v for k, v in optimizers[0].param_groups[0].items() if k != "params"}
         self.optimizer = torch.optim.Adam(parameters, **settings)
@@ -469,10 +472,9 @@ class _JointAdam:
             return None
         return cls(optimizers, own, stacked)
 
-    def step(self, slices: Sequence[Sequence[torch.Tensor]], names: Sequence[str]) -> None:
-        """Step every member; ``slices[i]`` are member i's gradients, in the order of ``names``."""
-        for name in self.apart:
-            k = names.index(name)
+    def step(self, slices: Sequence[Sequence[torch.Tensor]]) -> None:
+        """Step every member; ``slices[i]`` are member i's gradients, in the order of the stacked parameters."""
+        for name, k in self.apart_at:
             for p, grads in zip(self.own, slices, strict=True):
                 p[name].grad = grads[k]
         self.optimizer.step()
