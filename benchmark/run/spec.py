@@ -102,8 +102,13 @@ class RunSpec(RunSettings):
         return {"run_id": self.run_id, **self.settings(identity=False), **self.canonical(), "given": given}
 
     @property
+    def configuration_label(self) -> str:
+        """What the run computes apart from its seed: ``dataset / model / policy``."""
+        return f"{self.dataset.label} / {self.model.label} / {self.policy.label}"
+
+    @property
     def label(self) -> str:
-        return f"{self.dataset.label} / {self.model.label} / {self.policy.label} / seed {self.seed}"
+        return f"{self.configuration_label} / seed {self.seed}"
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,7 @@ class RunState:
     @property
     def configuration(self) -> tuple[str, str]:
         """(configuration id, label): what the run computes apart from its seed."""
-        run = self.run
-        return run.config_id, f"{run.dataset.label} / {run.model.label} / {run.policy.label}"
+        return self.run.config_id, self.run.configuration_label
 
 
 def run_state(store: Store, run: RunSpec, begun: bool) -> RunState:

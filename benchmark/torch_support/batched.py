@@ -40,7 +40,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from benchmark.torch_support.training import LOSS_WINDOW
+from benchmark.torch_support.training import LOSS_WINDOW, train
 
 #: Minibatch rows that keep each member's elementwise work aligned with ATen's CPU loops, which step by two
 #: SIMD vectors (2 x 16 float32 lanes with AVX-512) before a scalar tail.
@@ -65,18 +65,34 @@ class Member:
     constants: tuple[torch.Tensor, ...] = ()
     #: The run's EMA of its weights (``training.ema``), updated after every step; batched with the others' EMAs.
     ema: Any = None
-    #: Anything else to do after every step, member by member.
-    after_step: Callable[[], None] | None = None
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=LOSS_WINDOW))
     #: The first non-finite loss, where the solo loop would have stopped.
     stopped: float | None = None
 
     def finish_step(self) -> None:
-        """What follows each optimiser step when the member trains alone: its EMA update, then ``after_step``."""
+        """What follows each optimiser step when the member trains alone: its EMA update."""
         if self.ema is not None:
             self.ema.update()
-        if self.after_step is not None:
-            self.after_step()
+
+    def train_alone(
+        self,
+        loss_of: Callable[[torch.Tensor], torch.Tensor],
+        *,
+        steps: int,
+        batch_size: int,
+        max_grad_norm: float | None = None,
+    ) -> float:
+        """``training.train`` of this member alone (a family's solo ``fit``): what ``train_together`` does for it."""
+        return train(
+            loss_of,
+            self.optimizer,
+            self.data,
+            steps=steps,
+            batch_size=batch_size,
+            rng=self.rng,
+            after_step=self.finish_step,
+            max_grad_norm=max_grad_norm,
+        )
 
     def result(self) -> float:
         """What ``training.train`` returns: the first non-finite loss, else the mean of the last ones."""
@@ -303,11 +319,9 @@ class _Stack:
                 m.optimizer.step()
         if self.ema is not None:
             self.ema.update()
-        for m in self.members:
-            if self.ema is None:
+        else:
+            for m in self.members:
                 m.finish_step()
-            elif m.after_step is not None:
-                m.after_step()
         for m, value in zip(self.members, losses.detach().tolist(), strict=True):
             if m.stopped is None and not math.isfinite(value):
                 m.stopped = value

@@ -212,8 +212,6 @@ class CFMModel(Model):
         from torchcfm import ConditionalFlowMatcher
         from torchcfm.optimal_transport import OTPlanSampler
 
-        from benchmark.torch_support.training import train
-
         member = self.member(data, warm_start=warm_start, rng=rng)
         matcher, plans = ConditionalFlowMatcher(sigma=self.params["sigma"]), OTPlanSampler("exact")
 
@@ -221,16 +219,7 @@ class CFMModel(Model):
             """The OT-CFM loss of a minibatch of encoded data: squared error of the velocity on the coupled path."""
             return _velocity_loss(member.network, *_path(matcher, plans, x1, rng))
 
-        loss = train(
-            loss_of,
-            member.optimizer,
-            member.data,
-            steps=self.steps,
-            batch_size=self.params["batch_size"],
-            rng=rng,
-            after_step=member.finish_step,
-        )
-        return {"loss": loss}
+        return {"loss": member.train_alone(loss_of, steps=self.steps, batch_size=self.params["batch_size"])}
 
     def member(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Member:
         """This model's part in a batched fit (and ``fit``'s preparation): its network, EMA and streams."""

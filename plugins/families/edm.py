@@ -190,19 +190,8 @@ class EDMModel(Model):
     # ------------------------------------------------------------ Model interface
 
     def fit(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Mapping[str, float]:
-        from benchmark.torch_support.training import train
-
         member = self.member(data, warm_start=warm_start, rng=rng)
-        loss = train(
-            member.network,
-            member.optimizer,
-            member.data,
-            steps=self.steps,
-            batch_size=self.params["batch_size"],
-            rng=rng,
-            after_step=member.finish_step,
-        )
-        return {"loss": loss}
+        return {"loss": member.train_alone(member.network, steps=self.steps, batch_size=self.params["batch_size"])}
 
     def member(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Member:
         """This model's part in a batched fit (and ``fit``'s preparation): its network, EMA and streams."""

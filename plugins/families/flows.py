@@ -220,8 +220,6 @@ class FlowModel(Model):
     # ------------------------------------------------------------ Model interface
 
     def fit(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Mapping[str, float]:
-        from benchmark.torch_support.training import train
-
         member = self.member(data, warm_start=warm_start, rng=rng)
         flow, _ = self._network()  # the network member() made ready, with its type
 
@@ -229,14 +227,9 @@ class FlowModel(Model):
             z, log_det = self.encode(self._dequantize(batch))
             return -(flow.log_prob(z) + log_det).mean()
 
-        loss = train(
-            loss_of,
-            member.optimizer,
-            member.data,
-            steps=self.steps,
-            batch_size=self.params["batch_size"],
-            rng=rng,
-            max_grad_norm=self.params["max_grad_norm"],
+        p = self.params
+        loss = member.train_alone(
+            loss_of, steps=self.steps, batch_size=p["batch_size"], max_grad_norm=p["max_grad_norm"]
         )
         return {"loss": loss}
 
