@@ -256,3 +256,77 @@ def test_a_group_resumed_after_a_kill_equals_an_uninterrupted_one(registry, tmp_
     grid = tiny_grid(registry, family, generations=2)
     (a, torch), (b, _) = checkpoints(cut, grid), checkpoints(whole, grid)
     assert_same_tensors(a, b, torch)
+
+
+@pytest.mark.parametrize("family", BATCHED_FAMILIES)
+def test_the_default_2d_model_fitted_together_ends_as_each_seeds_own_fit(family, registry):
+    """The families' default 2-D networks and minibatches (the tiny grids above use smaller ones): 3 seeds fitted
+    together, cold then warm, end with each seed's own weights, optimiser state and statistics, bit for bit."""
+    import torch
+
+    from benchmark import DataSplits, ModelFamily, RunContext
+    from plugins.datasets.toy import EightGaussians
+
+    component = registry.component(ModelFamily, family)({"steps": 6})
+    data = EightGaussians().draw(300, np.random.default_rng(0))
+    splits = DataSplits(train=data, test=data, pool=data[:0], kind="vector")
+
+    def fitted(together: bool) -> list[Any]:
+        models = [component.create(splits, RunContext(seed=s, device="cpu", threads=1)) for s in range(3)]
+        statistics = []
+        for warm_start in (False, True):
+            rngs = [np.random.default_rng([s, warm_start]) for s in range(3)]
+            if together:
+                statistics.append(component.fit_together(models, [data] * 3, warm_start=warm_start, rngs=rngs))
+            else:
+                statistics.append(
+                    [m.fit(data, warm_start=warm_start, rng=r) for m, r in zip(models, rngs, strict=True)]
+                )
+        return [statistics, [m.state_dict() for m in models]]
+
+    batched, alone = fitted(True), fitted(False)
+    assert batched[0] == alone[0]
+    assert_same_tensors(batched[1], alone[1], torch)
+
+
+@pytest.mark.skipif(bool(FlowFamily.missing_requirements()), reason=FlowFamily.install_hint)
+@pytest.mark.parametrize("shape", [(256, 1, 64), (256, 64, 64), (256, 64, 2), (40, 1, 7), (64, 3, 5)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_batched_linear_form_chosen_for_a_shape_is_exact_on_inputs_it_was_not_chosen_on(shape, bias):
+    """``batched_linear_form`` picks each form on one draw of random inputs; on another draw, the picked form's
+    products and gradients (under vmap and on stacked tensors) still equal each replica's solo ones bit for bit."""
+    import torch
+    from torch.func import vmap
+
+    from benchmark.torch_support import batched
+
+    rows, inputs, outputs = shape
+    generator = torch.Generator().manual_seed(12345)
+    tensors = [torch.randn(4, *s, generator=generator) for s in ((rows, inputs), (outputs, inputs), (outputs,))]
+    tensors = tensors if bias else tensors[:2]
+    upstream = torch.randn(4, rows, outputs, generator=generator)
+
+    def run(function, arguments, grad):
+        leaves = [t.clone().requires_grad_() for t in arguments]
+        out = function(*leaves, *([] if bias else [None]))
+        out.backward(grad)
+        return [out.detach(), *(t.grad for t in leaves)]
+
+    solo = [run(torch.nn.functional.linear, [t[i] for t in tensors], upstream[i]) for i in range(4)]
+    under_vmap = batched._VMAP_FORMS[batched.batched_linear_form(rows, inputs, outputs, 4, "cpu", bias)]
+    stacked = batched._STACKED_FORMS[batched.batched_linear_form(rows, inputs, outputs, 4, "cpu", bias, stacked=True)]
+    for function in (vmap(under_vmap, in_dims=(0, 0, 0 if bias else None)), stacked):
+        together = run(function, tensors, upstream)
+        for i, one in enumerate(solo):
+            assert all(torch.equal(mine[i], theirs) for mine, theirs in zip(together, one, strict=True))
+
+
+@pytest.mark.skipif(bool(FlowFamily.missing_requirements()), reason=FlowFamily.install_hint)
+def test_the_flows_stacked_loss_refuses_a_network_it_does_not_spell_out():
+    """The flow's loss on stacked tensors spells out build_flow's RealNVP; another architecture is refused when the
+    loss is made, before any training, not computed as if it were a RealNVP."""
+    from plugins.families.flows import _stacked_loss, build_flow
+
+    _stacked_loss(build_flow("realnvp", 2, 2, 8, 1))  # the structure it knows
+    with pytest.raises(TypeError, match="has no stacked form"):
+        _stacked_loss(build_flow("maf", 2, 2, 8, 1))

@@ -299,7 +299,7 @@ def seeds_per_task(device: str) -> int:
     """How many seeds of one configuration a task trains together on ``device`` (a grid's ``device`` setting).
 
     ``CPU_GROUP`` on a CPU. One on a GPU for now: bit-identity with the solo runs is tested on CPUs only
-    (cuBLAS may round a batched product apart from the solo one, which ``batched_linear_matches`` catches
+    (cuBLAS may round a batched product apart from the solo one, which ``batched_linear_form`` catches
     for linear layers, but other kernels are unchecked there); a GPU session sizes groups by memory once
     tests/test_batched_seeds.py passes with ``device = "cuda"``.
     """

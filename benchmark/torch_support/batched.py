@@ -1,9 +1,12 @@
 """Several runs' copies of one network trained as one batched model, each bit for bit as if trained alone.
 
 Runs of one configuration that differ only by seed train networks of identical shapes. Stacking their
-parameters (``torch.func``'s ``functional_call`` under ``vmap``) turns S small forward and backward
-passes into one of S-fold batched tensors, which costs about as much dispatch as one: the step time
-of these 2-D networks is mostly dispatch, not arithmetic.
+parameters turns S small forward and backward passes into one of S-fold batched tensors, which costs
+about as much dispatch as one: the step time of these 2-D networks is mostly dispatch, not arithmetic.
+A family gives its loss in one of two forms. A loss of one member (``BatchedLoss``) runs on any network,
+``torch.func``'s ``functional_call`` under ``vmap``; but vmap costs several times the solo dispatch per
+operation. A loss written on the stacked tensors (``StackedLoss``, its linear layers ``stacked_linear``)
+costs about the solo dispatch; a family that spells its network out that way gains most (the flow).
 
 Bit-identity with the solo loop (``training.train``) is kept by construction where it can be:
 each member draws its minibatch indices from its own numpy stream and its random tensors from its
@@ -14,10 +17,11 @@ and each run's own tensor with its own state elsewhere; clipping is torch's ``cl
 operation on each run's slices; one ema_pytorch update moves every run's EMA weights, stacked (its lerp is
 elementwise and rounds alike in its vector loop and its tail, which the bit-identity tests check).
 The forward and backward passes are batched, and two things could round them apart from the solo
-ones. A batched matrix product: MKL's solo ``addmm`` fuses the bias add when a dimension is 1,
-``bmm`` does not, so every linear layer's shapes are checked once per process, and a layer whose
-batched products differ from the solo ones on random inputs is computed replica by replica inside
-the batch. And ATen's elementwise loops, which step by two SIMD vectors (``ALIGNED_ROWS`` floats) and finish
+ones. A batched matrix product: MKL's solo ``addmm`` fuses the bias add when the inner dimension is 1,
+``bmm`` does not, and its products of one column round apart from the solo ones; so every linear layer's
+shapes are checked once per process (``batched_linear_form``), and a layer whose batched products differ from
+the solo ones on random inputs takes an exact form: one fused multiply-add forward and the solo products
+backward for one input feature, else the product replica by replica. And ATen's elementwise loops, which step by two SIMD vectors (``ALIGNED_ROWS`` floats) and finish
 with a scalar tail that may round a transcendental function differently: members stack only when
 their minibatch is a multiple of ``ALIGNED_ROWS``, so each run's tensors split into vectors and tail
 exactly as alone; other minibatch sizes train one member per stack.
@@ -33,7 +37,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, cast, overload
 
 import numpy as np
 import torch
@@ -48,6 +52,12 @@ ALIGNED_ROWS = 32
 
 #: A loss on one member's minibatch: (the network, the minibatch, the member's extra tensors) -> scalar.
 BatchedLoss = Callable[..., torch.Tensor]
+
+#: Makes every member's loss at once from one member's network, read for its structure only: the loss takes the
+#: members' parameters and buffers stacked along dim 0 (by name), their stacked minibatches and extra tensors, and
+#: returns their S losses. Written on stacked tensors, a network costs about the solo dispatch per operation;
+#: under vmap it costs several times that, which caps what batching can gain for small networks.
+StackedLoss = Callable[[nn.Module], Callable[..., torch.Tensor]]
 
 
 @dataclass
@@ -101,6 +111,17 @@ class Member:
         return float(np.mean(self.recent)) if self.recent else math.nan
 
 
+@overload
+def _batch_first(t: torch.Tensor, dim: int | None, size: int) -> torch.Tensor: ...
+@overload
+def _batch_first(t: None, dim: int | None, size: int) -> None: ...
+def _batch_first(t: torch.Tensor | None, dim: int | None, size: int) -> torch.Tensor | None:
+    """A vmap rule's argument with its replicas along dim 0 (an unbatched one repeated as a view)."""
+    if t is None:
+        return None
+    return t.expand(size, *t.shape) if dim is None else t.movedim(dim, 0)
+
+
 class _PerReplicaLinear(torch.autograd.Function):
     """``F.linear``; under vmap computed replica by replica, so its rounding is the solo one."""
 
@@ -118,46 +139,148 @@ class _PerReplicaLinear(torch.autograd.Function):
 
     @staticmethod
     def vmap(info, in_dims, x, weight, bias):
-        def split(t: torch.Tensor, dim: int | None) -> Sequence[torch.Tensor]:
-            return [t] * info.batch_size if dim is None else t.unbind(dim)
+        size = info.batch_size
+        xs, weights = _batch_first(x, in_dims[0], size), _batch_first(weight, in_dims[1], size)
+        return _per_replica_products(xs, weights, _batch_first(bias, in_dims[2], size)), 0
 
-        biases = [bias] * info.batch_size if bias is None or in_dims[2] is None else bias.unbind(in_dims[2])
-        parts = zip(split(x, in_dims[0]), split(weight, in_dims[1]), biases, strict=True)
-        outs = [nn.functional.linear(part_x, part_w, part_b) for part_x, part_w, part_b in parts]
-        return torch.stack(outs), 0
+
+def _per_replica_products(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Replicas' ``F.linear`` on tensors stacked along dim 0, each the solo product."""
+    biases = [None] * len(x) if bias is None else bias.unbind(0)
+    parts = zip(x.unbind(0), weight.unbind(0), biases, strict=True)
+    return torch.stack([nn.functional.linear(*part) for part in parts])
+
+
+def _batched_products(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Replicas' ``F.linear`` on tensors stacked along dim 0 as one batched product (``baddbmm``)."""
+    if bias is None:
+        return torch.bmm(x, weight.transpose(1, 2))
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+
+class _OneInputProducts(torch.autograd.Function):
+    """Replicas' ``F.linear`` of one input feature, on tensors stacked along dim 0: the forward is one fused
+    multiply-add (``addcmul``: MKL's solo ``addmm`` rounds ``x * w + b`` once when the inner dimension is 1),
+    the backward the solo products (``mm``) replica by replica, written into one tensor."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if bias is None:  # the solo mm's one product, rounded once
+            return x * weight.transpose(1, 2)
+        return torch.addcmul(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, weight, _ = inputs
+        ctx.save_for_backward(x, weight)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:  # as addmm's backward: grad @ mat2.t(), mat2 = weight.t()
+            grad_x = grad.new_empty(x.shape)
+            for i in range(len(grad)):
+                torch.mm(grad[i], weight[i], out=grad_x[i])
+        if ctx.needs_input_grad[1]:  # weight.t() is column-major, so addmm's backward takes (grad.t() @ x)
+            grad_weight = grad.new_empty(weight.shape)
+            for i in range(len(grad)):
+                torch.mm(grad[i].t(), x[i], out=grad_weight[i])
+        if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
+            grad_bias = grad.sum(1)
+        return grad_x, grad_weight, grad_bias
+
+
+class _OneInputLinear(torch.autograd.Function):
+    """``F.linear`` of a layer with one input feature; under vmap ``_OneInputProducts``, as exact as
+    ``_PerReplicaLinear`` (``batched_linear_form`` checks it) for a fraction of its operations."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        return nn.functional.linear(x, weight, bias)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx, grad):  # pragma: no cover - the vmap rule's function carries the gradient
+        raise NotImplementedError("_OneInputLinear is differentiated through its vmap rule")
+
+    @staticmethod
+    def vmap(info, in_dims, x, weight, bias):
+        size = info.batch_size
+        parts = (_batch_first(t, d, size) for t, d in zip((x, weight, bias), in_dims, strict=True))
+        return _OneInputProducts.apply(*parts), 0
+
+
+#: How a linear layer runs under vmap, fastest first: vmap's own batching rule, one fused multiply-add for a
+#: single input feature, or the solo product replica by replica (always exact).
+_VMAP_FORMS: dict[str, Callable[..., torch.Tensor]] = {
+    "vmap": nn.functional.linear,
+    "one-input": _OneInputLinear.apply,
+    "per-replica": _PerReplicaLinear.apply,
+}
+
+#: The same forms on tensors stacked along dim 0 (``StackedLoss``), outside vmap.
+_STACKED_FORMS: dict[str, Callable[..., torch.Tensor]] = {
+    "batched": _batched_products,
+    "one-input": _OneInputProducts.apply,
+    "per-replica": _per_replica_products,
+}
 
 
 class _ExactLinear(nn.Linear):
-    """A Linear whose batched product is computed replica by replica (``_PerReplicaLinear``)."""
+    """A Linear run under vmap in the form ``batched_linear_form`` found exact for its shapes (``form``)."""
+
+    form = "per-replica"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _PerReplicaLinear.apply(x, self.weight, self.bias)
+        return _VMAP_FORMS[self.form](x, self.weight, self.bias)
 
 
 @functools.cache
-def batched_linear_matches(rows: int, inputs: int, outputs: int, replicas: int, device: str) -> bool:
-    """Whether a vmapped ``F.linear`` (forward, and gradients of input, weight, bias) equals the solo one bit for bit
-    on random float32 inputs of these shapes on ``device``: whether the batched kernels round as the solo ones."""
+def batched_linear_form(
+    rows: int, inputs: int, outputs: int, replicas: int, device: str, bias: bool = True, *, stacked: bool = False
+) -> str:
+    """The fastest form of ``_VMAP_FORMS`` (vmapped), or of ``_STACKED_FORMS`` when ``stacked``, whose replicas'
+    ``F.linear`` (forward, and gradients of input, weight, bias) equal the solo ones bit for bit on random float32
+    inputs of these shapes on ``device``: whether the batched kernels round as the solo ones."""
     generator = torch.Generator(device=device).manual_seed(0)
 
     def draw(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=generator, device=device)
 
-    x, w, b = draw(replicas, rows, inputs), draw(replicas, outputs, inputs), draw(replicas, outputs)
+    tensors = [draw(replicas, rows, inputs), draw(replicas, outputs, inputs), *([draw(replicas, outputs)] * bias)]
     upstream = draw(replicas, rows, outputs)
-    solo: list[list[torch.Tensor]] = []
-    for i in range(replicas):
-        xi, wi, bi = (t[i].clone().requires_grad_() for t in (x, w, b))
-        out = nn.functional.linear(xi, wi, bi)
-        out.backward(upstream[i])
-        solo.append([out.detach(), *(cast(torch.Tensor, t.grad) for t in (xi, wi, bi))])
-    xs, ws, bs = (t.clone().requires_grad_() for t in (x, w, b))
-    out = vmap(nn.functional.linear)(xs, ws, bs)
-    out.backward(upstream)
-    batched = [out.detach(), *(cast(torch.Tensor, t.grad) for t in (xs, ws, bs))]
-    return all(
-        torch.equal(mine[i], theirs) for i, one in enumerate(solo) for mine, theirs in zip(batched, one, strict=True)
-    )
+
+    def run(function: Callable[..., torch.Tensor], arguments: Sequence[torch.Tensor], grad: torch.Tensor):
+        leaves = [t.clone().requires_grad_() for t in arguments]
+        out = function(*leaves, *([None] * (not bias)))
+        out.backward(grad)
+        return [out.detach(), *(cast(torch.Tensor, t.grad) for t in leaves)]
+
+    solo = [run(nn.functional.linear, [t[i] for t in tensors], upstream[i]) for i in range(replicas)]
+    forms = _STACKED_FORMS if stacked else _VMAP_FORMS
+    candidates = [form for form in forms if form != "one-input" or inputs == 1]
+    for form in candidates[:-1]:
+        function = forms[form] if stacked else vmap(forms[form], in_dims=(0, 0, 0 if bias else None))
+        batched = run(function, tensors, upstream)
+        if all(
+            torch.equal(mine[i], theirs)
+            for i, one in enumerate(solo)
+            for mine, theirs in zip(batched, one, strict=True)
+        ):
+            return form
+    return candidates[-1]
+
+
+def stacked_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Replicas' ``F.linear`` on tensors stacked along dim 0 (``x``: S x rows x in, ``weight``: S x out x in), for a
+    ``StackedLoss``: each replica's product, and its gradients, bit for bit as alone (``batched_linear_form``)."""
+    replicas, rows, inputs = x.shape
+    form = batched_linear_form(rows, inputs, weight.shape[1], replicas, str(x.device), bias is not None, stacked=True)
+    return _STACKED_FORMS[form](x, weight, bias)
 
 
 class _Bound(nn.Module):
@@ -176,10 +299,13 @@ def _template(network: nn.Module, rows: int, replicas: int) -> nn.Module:
     template = copy.deepcopy(network)
     device = str(next(network.parameters()).device)
     for module in template.modules():
-        if type(module) is nn.Linear and not batched_linear_matches(
-            rows, module.in_features, module.out_features, replicas, device
-        ):
-            module.__class__ = _ExactLinear
+        if type(module) is nn.Linear:
+            form = batched_linear_form(
+                rows, module.in_features, module.out_features, replicas, device, module.bias is not None
+            )
+            if form != "vmap":
+                module.__class__ = _ExactLinear
+                cast(_ExactLinear, module).form = form
     return template
 
 
@@ -195,8 +321,9 @@ def continued_generator(device: torch.device) -> torch.Generator:
 
 def train_together(
     members: Sequence[Member],
-    loss_of: BatchedLoss,
+    loss_of: BatchedLoss | None = None,
     *,
+    stacked_loss: StackedLoss | None = None,
     steps: int,
     batch_size: int,
     draws: Callable[[Member, torch.Tensor], tuple[torch.Tensor, ...]] | None = None,
@@ -205,19 +332,23 @@ def train_together(
     """``training.train`` for every member at once; each member's returned loss and final state are its solo ones.
 
     ``loss_of(network, batch, *drawn, *constants)`` is one member's loss, written with ops vmap can batch;
+    or ``stacked_loss`` (a ``StackedLoss``) gives every member's loss at once, written on stacked tensors:
+    faster, for a family that spells its network out;
     ``draws(member, batch)`` draws a member's random tensors for a step from ``member.generator``, in the
     order the solo loss draws them from torch's global generator. Members stack when their minibatches have
     the same size, a multiple of ``ALIGNED_ROWS``; others train one per stack. A member whose loss stops being
     finite is stopped there, as the solo loop stops (its later state is never used: the run diverged);
     its siblings go on.
     """
+    if (loss_of is None) == (stacked_loss is None):
+        raise TypeError("train_together takes either loss_of or stacked_loss")
     stacks: dict[tuple[int, int], list[int]] = {}
     for i, m in enumerate(members):
         batch = min(batch_size, len(m.data))
         stacks.setdefault((batch, 0 if batch % ALIGNED_ROWS == 0 else i), []).append(i)
     results: dict[int, float] = {}
     for (batch, _), indices in stacks.items():
-        stack = _Stack([members[i] for i in indices], loss_of, batch)
+        stack = _Stack([members[i] for i in indices], batch, loss_of, stacked_loss)
         try:
             for _ in range(steps):
                 stack.step(draws, max_grad_norm)
@@ -244,7 +375,8 @@ def fit_models_together(
     *,
     warm_start: bool,
     batched: bool,
-    loss_of: BatchedLoss,
+    loss_of: BatchedLoss | None = None,
+    stacked_loss: StackedLoss | None = None,
     batch_size: int,
     draws: Callable[[Member, torch.Tensor], tuple[torch.Tensor, ...]] | None = None,
     max_grad_norm: float | None = None,
@@ -259,7 +391,13 @@ def fit_models_together(
         return [m.fit(d, warm_start=warm_start, rng=r) for m, d, r in triples]
     members = [m.member(d, warm_start=warm_start, rng=r) for m, d, r in triples]
     losses = train_together(
-        members, loss_of, steps=models[0].steps, batch_size=batch_size, draws=draws, max_grad_norm=max_grad_norm
+        members,
+        loss_of,
+        stacked_loss=stacked_loss,
+        steps=models[0].steps,
+        batch_size=batch_size,
+        draws=draws,
+        max_grad_norm=max_grad_norm,
     )
     return [{"loss": loss} for loss in losses]
 
@@ -267,14 +405,16 @@ def fit_models_together(
 class _Stack:
     """Members' parameters stacked into one batched model; each run's parameters are views of its slice."""
 
-    def __init__(self, members: Sequence[Member], loss_of: BatchedLoss, batch: int) -> None:
+    def __init__(
+        self, members: Sequence[Member], batch: int, loss_of: BatchedLoss | None, stacked_loss: StackedLoss | None
+    ) -> None:
         self.members, self.batch = members, batch
         first = members[0].network
         self.names = [name for name, _ in first.named_parameters()]
         self.own = [dict(m.network.named_parameters()) for m in members]
         self.own_lists = [[parameters[name] for name in self.names] for parameters in self.own]
         self.buffers = {
-            f"network.{name}": torch.stack([dict(m.network.named_buffers())[name] for m in members])
+            name: torch.stack([dict(m.network.named_buffers())[name] for m in members])
             for name, _ in first.named_buffers()
         }
         with torch.no_grad():
@@ -282,16 +422,19 @@ class _Stack:
             for i, parameters in enumerate(self.own):  # each run's parameter now reads and writes its slice
                 for name in self.names:
                     parameters[name].data = self.stacked[name].data[i]
-        bound = _Bound(_template(first, batch, len(members)), loss_of)
+        self.loss = stacked_loss(first) if stacked_loss is not None else self._vmapped(cast(BatchedLoss, loss_of))
+        self.optimizer = _JointAdam.of(members, self.own, self.stacked)
+        self.ema = _StackedEMA.of(members, {**self.stacked, **self.buffers})
+
+    def _vmapped(self, loss_of: BatchedLoss) -> Callable[..., torch.Tensor]:
+        """Every member's loss at once: ``loss_of`` on a template of the network, vmapped over the members."""
+        bound = _Bound(_template(self.members[0].network, self.batch, len(self.members)), loss_of)
 
         def one(params: dict[str, torch.Tensor], bufs: dict[str, torch.Tensor], x, *inputs) -> torch.Tensor:
-            return functional_call(bound, {**{f"network.{k}": v for k, v in params.items()}, **bufs}, (x, *inputs))
+            tensors = {f"network.{name}": tensor for name, tensor in {**params, **bufs}.items()}
+            return functional_call(bound, tensors, (x, *inputs))
 
-        self.loss = vmap(one)
-        self.optimizer = _JointAdam.of(members, self.own, self.stacked)
-        self.ema = _StackedEMA.of(
-            members, {**self.stacked, **{k[len("network.") :]: v for k, v in self.buffers.items()}}
-        )
+        return vmap(one)
 
     def step(self, draws: Callable[[Member, torch.Tensor], tuple[torch.Tensor, ...]] | None, max_norm: float | None):
         """One optimiser step of every member, as ``training.train`` takes it alone."""
