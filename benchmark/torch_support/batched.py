@@ -21,10 +21,11 @@ ones. A batched matrix product: MKL's solo ``addmm`` fuses the bias add when the
 ``bmm`` does not, and its products of one column round apart from the solo ones; so every linear layer's
 shapes are checked once per process (``batched_linear_form``), and a layer whose batched products differ from
 the solo ones on random inputs takes an exact form: one fused multiply-add forward and the solo products
-backward for one input feature, else the product replica by replica. And ATen's elementwise loops, which step by two SIMD vectors (``ALIGNED_ROWS`` floats) and finish
-with a scalar tail that may round a transcendental function differently: members stack only when
-their minibatch is a multiple of ``ALIGNED_ROWS``, so each run's tensors split into vectors and tail
-exactly as alone; other minibatch sizes train one member per stack.
+backward for one input feature, else the product replica by replica. And ATen's elementwise loops,
+which step by two SIMD vectors (``ALIGNED_ROWS`` floats) and finish with a scalar tail that may round a
+transcendental function differently: members stack only when their minibatch is a multiple of
+``ALIGNED_ROWS``, so each run's tensors split into vectors and tail exactly as alone; other minibatch sizes
+train one member per stack.
 
 This module imports torch at the top; families import it only inside the methods that train.
 """
