@@ -79,8 +79,10 @@ def checkpoints(store: Store, grid) -> tuple[dict, Any]:
 
 
 def assert_same_tensors(a, b, torch) -> None:
+    from benchmark.torch_support.batched import same_bits
+
     if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+        assert isinstance(b, torch.Tensor) and same_bits(a, b)
     elif isinstance(a, dict):
         assert a.keys() == b.keys()
         for k in a:
@@ -258,26 +260,31 @@ def test_a_group_resumed_after_a_kill_equals_an_uninterrupted_one(registry, tmp_
     assert_same_tensors(a, b, torch)
 
 
+@pytest.mark.parametrize("dim", [1, 2, 3])
 @pytest.mark.parametrize("family", BATCHED_FAMILIES)
-def test_the_default_2d_model_fitted_together_ends_as_each_seeds_own_fit(family, registry):
-    """The families' default 2-D networks and minibatches (the tiny grids above use smaller ones): 3 seeds fitted
-    together, cold then warm, end with each seed's own weights, optimiser state and statistics, bit for bit."""
+def test_the_default_model_fitted_together_ends_as_each_seeds_own_fit(family, dim, registry):
+    """The families' default networks and minibatches (the tiny grids above use smaller ones) on 1-, 2- and 3-D
+    points (an odd dimension splits a coupling unevenly; one input feature takes the exact one-input form): a
+    harness group of seeds fitted together, cold then warm, ends with each seed's own weights, optimiser state, EMA
+    and statistics, bit for bit."""
     import torch
 
     from benchmark import DataSplits, ModelFamily, RunContext
-    from plugins.datasets.toy import EightGaussians
+    from benchmark.run.harness import CPU_GROUP
 
-    component = registry.component(ModelFamily, family)({"steps": 6})
-    data = EightGaussians().draw(300, np.random.default_rng(0))
+    component = registry.component(ModelFamily, family)({"steps": 4})
+    data = np.random.default_rng(dim).normal(size=(300, dim)) * [1.0, 3.0, 0.5][:dim]
     splits = DataSplits(train=data, test=data, pool=data[:0], kind="vector")
+    seeds = range(CPU_GROUP)
 
     def fitted(together: bool) -> list[Any]:
-        models = [component.create(splits, RunContext(seed=s, device="cpu", threads=1)) for s in range(3)]
+        models = [component.create(splits, RunContext(seed=s, device="cpu", threads=1)) for s in seeds]
         statistics = []
         for warm_start in (False, True):
-            rngs = [np.random.default_rng([s, warm_start]) for s in range(3)]
+            rngs = [np.random.default_rng([s, warm_start]) for s in seeds]
             if together:
-                statistics.append(component.fit_together(models, [data] * 3, warm_start=warm_start, rngs=rngs))
+                datasets = [data] * len(models)
+                statistics.append(component.fit_together(models, datasets, warm_start=warm_start, rngs=rngs))
             else:
                 statistics.append(
                     [m.fit(data, warm_start=warm_start, rng=r) for m, r in zip(models, rngs, strict=True)]
@@ -289,36 +296,36 @@ def test_the_default_2d_model_fitted_together_ends_as_each_seeds_own_fit(family,
     assert_same_tensors(batched[1], alone[1], torch)
 
 
-@pytest.mark.skipif(bool(FlowFamily.missing_requirements()), reason=FlowFamily.install_hint)
 @pytest.mark.parametrize("shape", [(256, 1, 64), (256, 64, 64), (256, 64, 2), (40, 1, 7), (64, 3, 5)])
 @pytest.mark.parametrize("bias", [True, False])
 def test_the_batched_linear_form_chosen_for_a_shape_is_exact_on_inputs_it_was_not_chosen_on(shape, bias):
     """``batched_linear_form`` picks each form on one draw of random inputs; on another draw, the picked form's
-    products and gradients (under vmap and on stacked tensors) still equal each replica's solo ones bit for bit."""
-    import torch
+    products and gradients (under vmap, and on stacked tensors through ``stacked_linear``, its input a column slice
+    as a coupling layer's is) still equal each replica's solo ones bit for bit."""
+    torch = pytest.importorskip("torch")
     from torch.func import vmap
 
     from benchmark.torch_support import batched
 
     rows, inputs, outputs = shape
     generator = torch.Generator().manual_seed(12345)
-    tensors = [torch.randn(4, *s, generator=generator) for s in ((rows, inputs), (outputs, inputs), (outputs,))]
+    x = torch.randn(4, rows, inputs + 1, generator=generator)[..., 1:]  # strided, as z.chunk(2, dim=2) gives
+    tensors = [x, *(torch.randn(4, *s, generator=generator) for s in ((outputs, inputs), (outputs,)))]
     tensors = tensors if bias else tensors[:2]
     upstream = torch.randn(4, rows, outputs, generator=generator)
 
     def run(function, arguments, grad):
-        leaves = [t.clone().requires_grad_() for t in arguments]
-        out = function(*leaves, *([] if bias else [None]))
+        leaves = [t.detach().requires_grad_() for t in arguments]
+        out = function(*leaves) if bias else function(*leaves, None)
         out.backward(grad)
         return [out.detach(), *(t.grad for t in leaves)]
 
     solo = [run(torch.nn.functional.linear, [t[i] for t in tensors], upstream[i]) for i in range(4)]
-    under_vmap = batched._VMAP_FORMS[batched.batched_linear_form(rows, inputs, outputs, 4, "cpu", bias)]
-    stacked = batched._STACKED_FORMS[batched.batched_linear_form(rows, inputs, outputs, 4, "cpu", bias, stacked=True)]
-    for function in (vmap(under_vmap, in_dims=(0, 0, 0 if bias else None)), stacked):
+    form = batched._VMAP_FORMS[batched.batched_linear_form(rows, inputs, outputs, 4, "cpu", bias=bias)]
+    for function in (vmap(form, in_dims=(0, 0, 0 if bias else None)), batched.stacked_linear):
         together = run(function, tensors, upstream)
         for i, one in enumerate(solo):
-            assert all(torch.equal(mine[i], theirs) for mine, theirs in zip(together, one, strict=True))
+            assert all(batched.same_bits(mine[i], theirs) for mine, theirs in zip(together, one, strict=True))
 
 
 @pytest.mark.skipif(bool(FlowFamily.missing_requirements()), reason=FlowFamily.install_hint)
@@ -330,3 +337,7 @@ def test_the_flows_stacked_loss_refuses_a_network_it_does_not_spell_out():
     _stacked_loss(build_flow("realnvp", 2, 2, 8, 1))  # the structure it knows
     with pytest.raises(TypeError, match="has no stacked form"):
         _stacked_loss(build_flow("maf", 2, 2, 8, 1))
+    other_scaling = build_flow("realnvp", 2, 2, 8, 1)
+    other_scaling.flows[0].flows[1].scale_map = "sigmoid"
+    with pytest.raises(TypeError, match=r"flow layer flows\.0 \(AffineCouplingBlock\) is not a coupling block"):
+        _stacked_loss(other_scaling)

@@ -187,7 +187,7 @@ class _OneInputProducts(torch.autograd.Function):
             grad_weight = grad.new_empty(weight.shape)
             for i in range(len(grad)):
                 torch.mm(grad[i].t(), x[i], out=grad_weight[i])
-        if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
+        if ctx.needs_input_grad[2]:
             grad_bias = grad.sum(1)
         return grad_x, grad_weight, grad_bias
 
@@ -242,22 +242,36 @@ class _ExactLinear(nn.Linear):
 
 @functools.cache
 def batched_linear_form(
-    rows: int, inputs: int, outputs: int, replicas: int, device: str, bias: bool = True, *, stacked: bool = False
+    rows: int,
+    inputs: int,
+    outputs: int,
+    replicas: int,
+    device: str,
+    *,
+    bias: bool = True,
+    stacked: bool = False,
+    input_strides: tuple[int, int, int] | None = None,
 ) -> str:
     """The fastest form of ``_VMAP_FORMS`` (vmapped), or of ``_STACKED_FORMS`` when ``stacked``, whose replicas'
     ``F.linear`` (forward, and gradients of input, weight, bias) equal the solo ones bit for bit on random float32
-    inputs of these shapes on ``device``: whether the batched kernels round as the solo ones."""
+    inputs of these shapes on ``device``: whether the batched kernels round as the solo ones. ``input_strides``:
+    the stacked input's layout (a kernel may take another path for another one); contiguous by default."""
     generator = torch.Generator(device=device).manual_seed(0)
 
     def draw(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=generator, device=device)
 
-    tensors = [draw(replicas, rows, inputs), draw(replicas, outputs, inputs), *([draw(replicas, outputs)] * bias)]
+    x = draw(replicas, rows, inputs)
+    if input_strides is not None:  # the same values, laid out as the real input
+        x = torch.empty_strided(x.shape, input_strides, device=device).copy_(x)
+    tensors = [x, draw(replicas, outputs, inputs)]
+    if bias:
+        tensors.append(draw(replicas, outputs))
     upstream = draw(replicas, rows, outputs)
 
     def run(function: Callable[..., torch.Tensor], arguments: Sequence[torch.Tensor], grad: torch.Tensor):
-        leaves = [t.clone().requires_grad_() for t in arguments]
-        out = function(*leaves, *([None] * (not bias)))
+        leaves = [t.detach().requires_grad_() for t in arguments]  # views: each keeps its layout
+        out = function(*leaves) if bias else function(*leaves, None)
         out.backward(grad)
         return [out.detach(), *(cast(torch.Tensor, t.grad) for t in leaves)]
 
@@ -268,19 +282,36 @@ def batched_linear_form(
         function = forms[form] if stacked else vmap(forms[form], in_dims=(0, 0, 0 if bias else None))
         batched = run(function, tensors, upstream)
         if all(
-            torch.equal(mine[i], theirs)
-            for i, one in enumerate(solo)
-            for mine, theirs in zip(batched, one, strict=True)
+            same_bits(mine[i], theirs) for i, one in enumerate(solo) for mine, theirs in zip(batched, one, strict=True)
         ):
             return form
     return candidates[-1]
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors hold the same bits: ``torch.equal`` also takes -0.0 for +0.0."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    return torch.equal(
+        a.detach().contiguous().reshape(-1).view(torch.uint8), b.detach().contiguous().reshape(-1).view(torch.uint8)
+    )
 
 
 def stacked_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """Replicas' ``F.linear`` on tensors stacked along dim 0 (``x``: S x rows x in, ``weight``: S x out x in), for a
     ``StackedLoss``: each replica's product, and its gradients, bit for bit as alone (``batched_linear_form``)."""
     replicas, rows, inputs = x.shape
-    form = batched_linear_form(rows, inputs, weight.shape[1], replicas, str(x.device), bias is not None, stacked=True)
+    layout = cast(tuple[int, int, int], x.stride())
+    form = batched_linear_form(
+        rows,
+        inputs,
+        weight.shape[1],
+        replicas,
+        str(x.device),
+        bias=bias is not None,
+        stacked=True,
+        input_strides=layout,
+    )
     return _STACKED_FORMS[form](x, weight, bias)
 
 
@@ -302,7 +333,7 @@ def _template(network: nn.Module, rows: int, replicas: int) -> nn.Module:
     for module in template.modules():
         if type(module) is nn.Linear:
             form = batched_linear_form(
-                rows, module.in_features, module.out_features, replicas, device, module.bias is not None
+                rows, module.in_features, module.out_features, replicas, device, bias=module.bias is not None
             )
             if form != "vmap":
                 module.__class__ = _ExactLinear
@@ -411,6 +442,8 @@ class _Stack:
     ) -> None:
         self.members, self.batch = members, batch
         first = members[0].network
+        # the loss first: a StackedLoss refusing the network does so before the members' weights become views
+        self.loss = stacked_loss(first) if stacked_loss is not None else self._vmapped(cast(BatchedLoss, loss_of))
         self.names = [name for name, _ in first.named_parameters()]
         self.own = [dict(m.network.named_parameters()) for m in members]
         self.own_lists = [[parameters[name] for name in self.names] for parameters in self.own]
@@ -423,7 +456,6 @@ class _Stack:
             for i, parameters in enumerate(self.own):  # each run's parameter now reads and writes its slice
                 for name in self.names:
                     parameters[name].data = self.stacked[name].data[i]
-        self.loss = stacked_loss(first) if stacked_loss is not None else self._vmapped(cast(BatchedLoss, loss_of))
         self.optimizer = _JointAdam.of(members, self.own, self.stacked)
         self.ema = _StackedEMA.of(members, {**self.stacked, **self.buffers})
 

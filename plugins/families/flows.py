@@ -58,10 +58,11 @@ def _soft_clamped_scales():
 
     class SoftClampedScales(nn.Module):
         def forward(self, param: torch.Tensor) -> torch.Tensor:
-            # normflows' AffineCoupling reads shifts from channels 0::2 and log-scales from 1::2
-            shift, log_scale = param[:, 0::2], param[:, 1::2]
+            # normflows' AffineCoupling reads shifts from channels 0::2 and log-scales from 1::2 (the last dim, so
+            # the module serves the seeds stacked along a leading dim too)
+            shift, log_scale = param[..., 0::2], param[..., 1::2]
             bounded = MAX_LOG_SCALE * torch.tanh(log_scale / MAX_LOG_SCALE)
-            return torch.stack((shift, bounded), dim=2).flatten(1)
+            return torch.stack((shift, bounded), dim=-1).flatten(-2)
 
     return SoftClampedScales
 
@@ -116,10 +117,10 @@ def build_flow(architecture: str, dim: int, depth: int, hidden: int, blocks: int
 def _stacked_loss(flow: NormalizingFlow) -> Callable[..., torch.Tensor]:
     """``FlowModel.fit``'s loss on vectors for every member of a batched fit at once (a ``StackedLoss``).
 
-    normflows' RealNVP ``log_prob``, as ``build_flow`` makes it, operation for operation in the solo order, written
-    on the members' tensors stacked along dim 0: the layers come from ``flow``'s structure, the weights from the
-    stacked parameters by name. Under vmap the same network cost about four times the solo dispatch per operation,
-    which held 8 seeds together to 1.7x one at a time. Any other structure is refused here, before training.
+    normflows' RealNVP ``log_prob``, as ``build_flow`` makes it, written on the members' tensors stacked along dim 0,
+    the solo arithmetic in the solo order: the layers come from ``flow``'s structure, the weights from the stacked
+    parameters by name. Under vmap the same network cost about four times the solo dispatch per operation, which
+    held 8 seeds together to 1.7x one at a time. Any other structure is refused here, before training.
     """
     import normflows as nf
     import torch
@@ -128,27 +129,37 @@ def _stacked_loss(flow: NormalizingFlow) -> Callable[..., torch.Tensor]:
     from benchmark.torch_support.batched import stacked_linear
 
     names = {id(module): name for name, module in flow.named_modules()}
-    couplings: dict[int, list[nn.Module]] = {}  # a coupling block's id -> its conditioner's layers
-    for layer in flow.flows:
-        if isinstance(layer, nf.flows.AffineCouplingBlock):
-            split, coupling, merge = layer.flows
-            mlp, clamp = coupling.param_map
-            if not (
-                split.mode == merge.mode == "channel"
-                and coupling.scale
-                and coupling.scale_map == "exp"
-                and isinstance(mlp, nf.nets.MLP)
-                and isinstance(clamp, _soft_clamped_scales())
-                and all(isinstance(m, (nn.Linear, nn.LeakyReLU)) for m in mlp.net)
-            ):
-                raise TypeError(f"flow layer {names[id(layer)]} is not a coupling block as build_flow makes them")
-            couplings[id(layer)] = list(mlp.net)
-        elif not (isinstance(layer, nf.flows.Permute) and layer.mode == "swap"):
-            raise TypeError(f"flow layer {names[id(layer)]} ({type(layer).__name__}) has no stacked form")
     base = flow.q0
     if not (isinstance(base, nf.distributions.DiagGaussian) and base.n_dim == 1 and base.temperature is None):
         raise TypeError("the flow's base is not build_flow's diagonal normal at temperature 1")
     dim = int(base.d)
+    #: Per coupling block, its conditioner: (module, weight name, bias name), the names set for linear layers only.
+    conditioners: dict[int, list[tuple[nn.Module, str | None, str | None]]] = {}
+    for layer in flow.flows:
+        where = f"flow layer {names[id(layer)]} ({type(layer).__name__})"
+        if isinstance(layer, nf.flows.AffineCouplingBlock):
+            split, coupling, merge = layer.flows
+            param_map = coupling.param_map
+            parts: list[nn.Module] = list(param_map) if isinstance(param_map, nn.Sequential) else []
+            mlp = parts[0].net if parts and isinstance(parts[0], nf.nets.MLP) else None
+            layers: list[nn.Module] = list(mlp) if isinstance(mlp, nn.Sequential) else []
+            if not (
+                split.mode == merge.mode == "channel"
+                and coupling.scale
+                and coupling.scale_map == "exp"
+                and [type(m) for m in parts] == [nf.nets.MLP, _soft_clamped_scales()]
+                and layers
+                and all(isinstance(m, (nn.Linear, nn.LeakyReLU)) for m in layers)
+            ):
+                raise TypeError(f"{where} is not a coupling block as build_flow makes them")
+            conditioners[id(layer)] = [
+                (m, f"{names[id(m)]}.weight", f"{names[id(m)]}.bias" if m.bias is not None else None)
+                if isinstance(m, nn.Linear)
+                else (m, None, None)
+                for m in [*layers, parts[1]]
+            ]
+        elif not (isinstance(layer, nf.flows.Permute) and layer.mode == "swap" and layer.num_channels == dim):
+            raise TypeError(f"{where} has no stacked form")
 
     def loss(
         parameters: Mapping[str, torch.Tensor],
@@ -157,35 +168,30 @@ def _stacked_loss(flow: NormalizingFlow) -> Callable[..., torch.Tensor]:
         shift: torch.Tensor,
         scale: torch.Tensor,
     ) -> torch.Tensor:
-        def conditioner(h: torch.Tensor, layers: list[nn.Module]) -> torch.Tensor:
-            for module in layers:
-                if isinstance(module, nn.Linear):
-                    name = names[id(module)]
-                    h = stacked_linear(h, parameters[f"{name}.weight"], parameters.get(f"{name}.bias"))
+        def conditioned(h: torch.Tensor, layers: list[tuple[nn.Module, str | None, str | None]]) -> torch.Tensor:
+            for module, weight, bias in layers:
+                if weight is None:
+                    h = module(h)  # elementwise, or on the last dim
                 else:
-                    h = module(h)  # elementwise
-            log_scale = h[..., 1::2]  # SoftClampedScales
-            bounded = MAX_LOG_SCALE * torch.tanh(log_scale / MAX_LOG_SCALE)
-            return torch.stack((h[..., 0::2], bounded), dim=3).flatten(2)
+                    h = stacked_linear(h, parameters[weight], parameters[bias] if bias is not None else None)
+            return h
 
-        rows = batch.shape[:2]
+        leading = batch.shape[:2]  # (members, minibatch rows)
         z = (batch - shift.unsqueeze(1)) / scale.unsqueeze(1)  # FlowModel.encode
-        log_det = torch.zeros(rows, device=batch.device) - scale.log().sum(dim=1, keepdim=True)
-        log_q = z.new_zeros(rows)  # NormalizingFlow.log_prob, its in-place sums out of place
+        log_det = torch.zeros(leading, device=batch.device) - scale.log().sum(dim=1, keepdim=True)
+        # NormalizingFlow.log_prob, its in-place sums out of place. normflows also adds the zero log-dets of its
+        # splits, merges and permutations: left out, as adding zero to a sum that starts at +0 changes no bit of it
+        log_q = z.new_zeros(leading)
         for layer in reversed(flow.flows):
-            if id(layer) in couplings:
-                block_log_det = z.new_zeros(rows)
+            if id(layer) in conditioners:
                 z1, z2 = z.chunk(2, dim=2)  # Merge.inverse
-                block_log_det = block_log_det + 0
-                param = conditioner(z1, couplings[id(layer)])  # AffineCoupling.inverse
+                param = conditioned(z1, conditioners[id(layer)])  # AffineCoupling.inverse
                 z2 = (z2 - param[..., 0::2]) * torch.exp(-param[..., 1::2])
-                block_log_det = block_log_det + -torch.sum(param[..., 1::2], dim=[2])
+                log_q = log_q + -torch.sum(param[..., 1::2], dim=[2])
                 z = torch.cat([z1, z2], 2)  # Split.inverse
-                log_q = log_q + (block_log_det + 0)
             else:  # Permute(mode="swap").inverse
                 half = (dim + 1) // 2
                 z = torch.cat([z[:, :, half:], z[:, :, :half]], dim=2)
-                log_q = log_q + torch.zeros(rows[1], device=z.device)
         tensors = {**parameters, **buffers}  # DiagGaussian.log_prob; its loc and log-scale fixed or trained
         loc, base_log_scale = tensors["q0.loc"], tensors["q0.log_scale"]
         log_p = -0.5 * dim * np.log(2 * np.pi) - torch.sum(
