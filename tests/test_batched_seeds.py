@@ -131,6 +131,10 @@ def test_batched_seeds_store_what_one_run_at_a_time_stores(registry, tmp_path, f
     (a, torch), (b, _) = checkpoints(batched, together), checkpoints(solo, alone)
     assert a.keys() == b.keys() and len(a) == 6
     assert_same_tensors(a, b, torch)
+    for r in together.runs:  # the files too, byte for byte (torch.save writes a state's entries in their order)
+        for g in (0, 1):
+            files = [s.run_dir(r.run_id) / f"gen-{g:04d}" / "model.pt" for s in (batched, solo)]
+            assert files[0].read_bytes() == files[1].read_bytes()
 
 
 @pytest.mark.skipif(bool(DDPMFamily.missing_requirements()), reason=DDPMFamily.install_hint)

@@ -682,6 +682,11 @@ class _JointAdam:
                 for name in self.apart:
                     if p[name] in self.optimizer.state:
                         o.state[p[name]] = self.optimizer.state[p[name]]
+                # in the order the solo Adam creates its state, its parameters' order: state_dict() and the
+                # checkpoint file written from it follow this order, so the file is the solo run's, byte for byte
+                ordered = [(q, o.state[q]) for group in o.param_groups for q in group["params"] if q in o.state]
+                o.state.clear()
+                o.state.update(ordered)
 
 
 def _same_steps(states: Sequence[Mapping[str, torch.Tensor]]) -> bool:
