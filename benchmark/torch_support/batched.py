@@ -38,7 +38,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast, overload
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -112,19 +112,9 @@ class Member:
         return float(np.mean(self.recent)) if self.recent else math.nan
 
 
-@overload
-def _batch_first(t: torch.Tensor, dim: int | None, size: int) -> torch.Tensor: ...
-@overload
-def _batch_first(t: None, dim: int | None, size: int) -> None: ...
-def _batch_first(t: torch.Tensor | None, dim: int | None, size: int) -> torch.Tensor | None:
-    """A vmap rule's argument with its replicas along dim 0 (an unbatched one repeated as a view)."""
-    if t is None:
-        return None
-    return t.expand(size, *t.shape) if dim is None else t.movedim(dim, 0)
-
-
-class _PerReplicaLinear(torch.autograd.Function):
-    """``F.linear``; under vmap computed replica by replica, so its rounding is the solo one."""
+class _LinearByVmapRule(torch.autograd.Function):
+    """``F.linear``; under vmap, a subclass's ``vmap`` rule computes it on the replicas stacked along dim 0, and
+    autograd differentiates that rule's operations."""
 
     @staticmethod
     def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -135,14 +125,24 @@ class _PerReplicaLinear(torch.autograd.Function):
         pass
 
     @staticmethod
-    def backward(ctx, grad):  # pragma: no cover - the vmap rule's plain ops carry the gradient
-        raise NotImplementedError("_PerReplicaLinear is differentiated through its vmap rule")
+    def backward(ctx, grad):  # pragma: no cover - the vmap rule's operations carry the gradient
+        raise NotImplementedError("a linear layer run by its vmap rule is differentiated through that rule")
+
+
+def _stacked_arguments(info, in_dims: Sequence[int | None], *arguments: torch.Tensor | None) -> list[Any]:
+    """A vmap rule's arguments with their replicas along dim 0 (an unbatched one repeated as a view)."""
+    return [
+        t if t is None else t.expand(info.batch_size, *t.shape) if dim is None else t.movedim(dim, 0)
+        for t, dim in zip(arguments, in_dims, strict=True)
+    ]
+
+
+class _PerReplicaLinear(_LinearByVmapRule):
+    """``F.linear``; under vmap computed replica by replica, so its rounding is the solo one."""
 
     @staticmethod
-    def vmap(info, in_dims, x, weight, bias):
-        size = info.batch_size
-        xs, weights = _batch_first(x, in_dims[0], size), _batch_first(weight, in_dims[1], size)
-        return _per_replica_products(xs, weights, _batch_first(bias, in_dims[2], size)), 0
+    def vmap(info, in_dims, *arguments):
+        return _per_replica_products(*_stacked_arguments(info, in_dims, *arguments)), 0
 
 
 def _per_replica_products(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -192,27 +192,13 @@ class _OneInputProducts(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias
 
 
-class _OneInputLinear(torch.autograd.Function):
+class _OneInputLinear(_LinearByVmapRule):
     """``F.linear`` of a layer with one input feature; under vmap ``_OneInputProducts``, as exact as
     ``_PerReplicaLinear`` (``batched_linear_form`` checks it) for a fraction of its operations."""
 
     @staticmethod
-    def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        return nn.functional.linear(x, weight, bias)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        pass
-
-    @staticmethod
-    def backward(ctx, grad):  # pragma: no cover - the vmap rule's function carries the gradient
-        raise NotImplementedError("_OneInputLinear is differentiated through its vmap rule")
-
-    @staticmethod
-    def vmap(info, in_dims, x, weight, bias):
-        size = info.batch_size
-        parts = (_batch_first(t, d, size) for t, d in zip((x, weight, bias), in_dims, strict=True))
-        return _OneInputProducts.apply(*parts), 0
+    def vmap(info, in_dims, *arguments):
+        return _OneInputProducts.apply(*_stacked_arguments(info, in_dims, *arguments)), 0
 
 
 #: How a linear layer runs under vmap, fastest first: vmap's own batching rule, one fused multiply-add for a
