@@ -160,6 +160,17 @@ def _stacked_loss(flow: NormalizingFlow) -> Callable[..., torch.Tensor]:
             ]
         elif not (isinstance(layer, nf.flows.Permute) and layer.mode == "swap" and layer.num_channels == dim):
             raise TypeError(f"{where} has no stacked form")
+    half = (dim + 1) // 2  # the coordinates a swap moves to the back
+
+    def conditioned(
+        h: torch.Tensor, layers: list[tuple[nn.Module, str | None, str | None]], parameters: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        for module, weight, bias in layers:
+            if weight is None:
+                h = module(h)  # elementwise, or on the last dim
+            else:
+                h = stacked_linear(h, parameters[weight], parameters[bias] if bias is not None else None)
+        return h
 
     def loss(
         parameters: Mapping[str, torch.Tensor],
@@ -168,14 +179,6 @@ def _stacked_loss(flow: NormalizingFlow) -> Callable[..., torch.Tensor]:
         shift: torch.Tensor,
         scale: torch.Tensor,
     ) -> torch.Tensor:
-        def conditioned(h: torch.Tensor, layers: list[tuple[nn.Module, str | None, str | None]]) -> torch.Tensor:
-            for module, weight, bias in layers:
-                if weight is None:
-                    h = module(h)  # elementwise, or on the last dim
-                else:
-                    h = stacked_linear(h, parameters[weight], parameters[bias] if bias is not None else None)
-            return h
-
         leading = batch.shape[:2]  # (members, minibatch rows)
         z = (batch - shift.unsqueeze(1)) / scale.unsqueeze(1)  # FlowModel.encode
         log_det = torch.zeros(leading, device=batch.device) - scale.log().sum(dim=1, keepdim=True)
@@ -185,12 +188,11 @@ def _stacked_loss(flow: NormalizingFlow) -> Callable[..., torch.Tensor]:
         for layer in reversed(flow.flows):
             if id(layer) in conditioners:
                 z1, z2 = z.chunk(2, dim=2)  # Merge.inverse
-                param = conditioned(z1, conditioners[id(layer)])  # AffineCoupling.inverse
+                param = conditioned(z1, conditioners[id(layer)], parameters)  # AffineCoupling.inverse
                 z2 = (z2 - param[..., 0::2]) * torch.exp(-param[..., 1::2])
                 log_q = log_q + -torch.sum(param[..., 1::2], dim=[2])
                 z = torch.cat([z1, z2], 2)  # Split.inverse
             else:  # Permute(mode="swap").inverse
-                half = (dim + 1) // 2
                 z = torch.cat([z[:, :, half:], z[:, :, :half]], dim=2)
         tensors = {**parameters, **buffers}  # DiagGaussian.log_prob; its loc and log-scale fixed or trained
         loc, base_log_scale = tensors["q0.loc"], tensors["q0.log_scale"]
