@@ -345,3 +345,86 @@ def test_the_flows_stacked_loss_refuses_a_network_it_does_not_spell_out():
     other_scaling.flows[0].flows[1].scale_map = "sigmoid"
     with pytest.raises(TypeError, match=r"flow layer flows\.0 \(AffineCouplingBlock\) is not a coupling block"):
         _stacked_loss(other_scaling)
+
+
+def _refused_networks() -> list[Any]:
+    """Per family with a stacked loss, networks that loss does not spell out (built when the test runs)."""
+
+    def ddpm_predicting_v():
+        from denoising_diffusion_pytorch import GaussianDiffusion1D
+
+        from plugins.families.diffusion import _mlp_denoiser
+
+        return GaussianDiffusion1D(_mlp_denoiser()(2, 8, 1), seq_length=1, timesteps=10, objective="pred_v")
+
+    def edm_with_a_unet():
+        from denoising_diffusion_pytorch import ElucidatedDiffusion, Unet
+
+        unet = Unet(dim=8, dim_mults=(1,), channels=1, learned_sinusoidal_cond=True, learned_sinusoidal_dim=16)
+        return ElucidatedDiffusion(unet, image_size=8, channels=1)
+
+    def cfm_with_another_module():
+        from torch import nn
+
+        return nn.Linear(2, 2)
+
+    return [
+        pytest.param("diffusion", ddpm_predicting_v, "not the vector one", id="ddpm"),
+        pytest.param("edm", edm_with_a_unet, "not the vector MLP", id="edm"),
+        pytest.param("cfm", cfm_with_another_module, "has no stacked form", id="cfm"),
+    ]
+
+
+@pytest.mark.parametrize(("module", "network", "message"), _refused_networks())
+def test_a_familys_stacked_loss_refuses_a_network_it_does_not_spell_out(module, network, message):
+    """ddpm's, edm's and cfm's losses on stacked tensors spell out their vector networks; another network is
+    refused when the loss is made, not computed as if it were theirs."""
+    pytest.importorskip("denoising_diffusion_pytorch")
+    pytest.importorskip("torchcfm")
+    import importlib
+
+    with pytest.raises(TypeError, match=message):
+        importlib.import_module(f"plugins.families.{module}")._stacked_loss(network())
+
+
+@pytest.mark.skipif(bool(DDPMFamily.missing_requirements()), reason=DDPMFamily.install_hint)
+@pytest.mark.parametrize("dim", [1, 3])
+def test_a_loss_written_for_one_member_trains_each_seed_as_alone_under_vmap(dim):
+    """The path for a family that does not spell its network out on stacked tensors: ``loss_of``, one member's
+    loss (here the DDPM library's own forward), run under vmap for the group. 8 seeds of the default denoiser
+    fitted together, cold then warm, end with each seed's own weights, optimiser state and EMA, bit for bit."""
+    import torch
+
+    from benchmark import DataSplits, RunContext
+    from benchmark.run.harness import CPU_GROUP
+    from benchmark.torch_support.batched import fit_models_together
+    from plugins.families.diffusion import _draws
+
+    family = DDPMFamily({"steps": 4})
+    data = np.random.default_rng(dim).normal(size=(300, dim))
+    splits = DataSplits(train=data, test=data, pool=data[:0], kind="vector")
+
+    def library_loss(diffusion, batch, times, noise):
+        return diffusion(batch, times=times, noise=noise)
+
+    def fitted(together: bool) -> list[Any]:
+        models = [family.create(splits, RunContext(seed=s, device="cpu", threads=1)) for s in range(CPU_GROUP)]
+        for warm_start in (False, True):
+            rngs = [np.random.default_rng([s, warm_start]) for s in range(CPU_GROUP)]
+            if together:
+                fit_models_together(
+                    models,
+                    [data] * CPU_GROUP,
+                    rngs,
+                    warm_start=warm_start,
+                    batched=True,
+                    loss_of=library_loss,
+                    batch_size=family.params["batch_size"],
+                    draws=_draws,
+                )
+            else:
+                for model, rng in zip(models, rngs, strict=True):
+                    model.fit(data, warm_start=warm_start, rng=rng)
+        return [m.state_dict() for m in models]
+
+    assert_same_tensors(fitted(True), fitted(False), torch)

@@ -21,7 +21,7 @@ standard normal). A warm start continues the network, the Adam state and the EMA
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -121,11 +121,38 @@ def _velocity_loss(net: nn.Module, t: torch.Tensor, xt: torch.Tensor, ut: torch.
     return ((net(t, xt) - ut) ** 2).mean()
 
 
-def _batched_loss(
-    net: nn.Module, batch: torch.Tensor, t: torch.Tensor, xt: torch.Tensor, ut: torch.Tensor
-) -> torch.Tensor:
-    """One member's loss in a batched fit; its path (``_path``) was drawn outside the batched model."""
-    return _velocity_loss(net, t, xt, ut)
+def _stacked_loss(net: nn.Module) -> Callable[..., torch.Tensor]:
+    """``_velocity_loss`` of the vector network for every member of a batched fit at once (a ``StackedLoss``).
+
+    ``MLPVelocity.forward`` and the squared error on the members' tensors stacked along dim 0, the solo
+    arithmetic in the solo order. Any other network (the UNet) is refused here, before training.
+    """
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    from plugins.families.stacked_mlp import stacked_named_linear, stacked_residual_mlp
+
+    if not isinstance(net, _mlp_velocity()):
+        raise TypeError(f"cfm: the velocity network {type(net).__name__} has no stacked form")
+    blocks = len(net.blocks)
+
+    def loss(
+        parameters: Mapping[str, torch.Tensor],
+        buffers: Mapping[str, torch.Tensor],
+        batch: torch.Tensor,
+        t: torch.Tensor,
+        xt: torch.Tensor,
+        ut: torch.Tensor,
+    ) -> torch.Tensor:
+        times = t[:, :, None]
+        angles = 2 * math.pi * times * parameters["frequencies"][:, None, :]
+        features = torch.cat([times, angles.sin(), angles.cos()], dim=2)
+        embedding = F.silu(stacked_named_linear(parameters, "time.0", features))
+        return ((stacked_residual_mlp(parameters, "", xt, embedding, blocks) - ut) ** 2).mean(dim=(1, 2))
+
+    return loss
 
 
 class CFMModel(Model):
@@ -366,7 +393,7 @@ class CFMFamily(ModelFamily):
             rngs,
             warm_start=warm_start,
             batched=first.kind == "vector" and first.device.type == "cpu",
-            loss_of=_batched_loss,
+            stacked_loss=_stacked_loss,
             batch_size=self.params["batch_size"],
             draws=draws,
         )

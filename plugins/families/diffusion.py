@@ -20,7 +20,7 @@ times and noise from its own generator in the library's order, bit for bit as al
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
@@ -75,9 +75,50 @@ def _mlp_denoiser():
     return MLPDenoiser
 
 
-def _batched_loss(diffusion: Diffusion, batch: torch.Tensor, times: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """The diffusion's training loss with its random times and noise given, for one member of a batched fit."""
-    return diffusion(batch, times=times, noise=noise)
+def _stacked_loss(diffusion: Diffusion) -> Callable[..., torch.Tensor]:
+    """``GaussianDiffusion1D``'s training loss, its times and noise given, for every member of a batched fit at
+    once (a ``StackedLoss``): ``q_sample``, the MLP denoiser and the weighted mean squared error on the members'
+    tensors stacked along dim 0, the solo arithmetic in the solo order. Anything else is refused here.
+    """
+    from denoising_diffusion_pytorch import GaussianDiffusion1D
+    from denoising_diffusion_pytorch.denoising_diffusion_pytorch_1d import identity
+    from einops import reduce
+    from torch.nn import functional
+
+    from plugins.families.stacked_mlp import stacked_named_linear, stacked_residual_mlp
+
+    denoiser = diffusion.model
+    if not (
+        isinstance(diffusion, GaussianDiffusion1D)
+        and isinstance(denoiser, _mlp_denoiser())
+        and diffusion.objective == "pred_noise"
+        and not diffusion.self_condition
+        and diffusion.normalize is identity
+    ):
+        raise TypeError("ddpm: the diffusion is not the vector one _new_network makes, predicting the noise")
+    position, blocks = denoiser.time[0], len(denoiser.blocks)
+
+    def loss(
+        parameters: Mapping[str, torch.Tensor],
+        buffers: Mapping[str, torch.Tensor],
+        batch: torch.Tensor,
+        times: torch.Tensor,
+        noise: torch.Tensor,
+    ) -> torch.Tensor:
+        def extract(name: str) -> torch.Tensor:  # the library's extract, per member
+            return buffers[name].gather(1, times)
+
+        at = (*times.shape, 1, 1)  # q_sample
+        data_scale = extract("sqrt_alphas_cumprod").reshape(at)
+        noise_scale = extract("sqrt_one_minus_alphas_cumprod").reshape(at)
+        x = data_scale * batch + noise_scale * noise
+        embedding = position(times.flatten()).reshape(*times.shape, -1)  # elementwise per time
+        embedding = functional.silu(stacked_named_linear(parameters, "model.time.1", embedding))
+        predicted = stacked_residual_mlp(parameters, "model.", x[..., 0], embedding, blocks)[..., None]
+        losses = reduce(functional.mse_loss(predicted, noise, reduction="none"), "s b ... -> s b", "mean")
+        return (losses * extract("loss_weight")).mean(dim=1)
+
+    return loss
 
 
 def _draws(member: Member, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -286,7 +327,7 @@ class DDPMFamily(ModelFamily):
             rngs,
             warm_start=warm_start,
             batched=models[0].kind == "vector",
-            loss_of=_batched_loss,
+            stacked_loss=_stacked_loss,
             batch_size=self.params["batch_size"],
             draws=_draws,
         )

@@ -19,7 +19,7 @@ drawing its noise levels and noise from its own generator in the library's order
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -76,20 +76,47 @@ def _mlp_denoiser():
     return MLPDenoiser
 
 
-def _batched_loss(
-    diffusion: ElucidatedDiffusion, batch: torch.Tensor, sigmas: torch.Tensor, noise: torch.Tensor
-) -> torch.Tensor:
-    """``ElucidatedDiffusion.forward``'s loss, operation for operation, with its random noise levels and noise
-    given (it takes the levels but draws the noise itself), for one member of a batched fit."""
+def _stacked_loss(diffusion: ElucidatedDiffusion) -> Callable[..., torch.Tensor]:
+    """``ElucidatedDiffusion.forward``'s loss, its noise levels and noise given, for every member of a batched fit
+    at once (a ``StackedLoss``): the preconditioning (the library's own elementwise ``c_in``, ``c_skip``, ...), the
+    MLP denoiser and the weighted mean squared error on the members' tensors stacked along dim 0, the solo
+    arithmetic in the solo order. Anything else is refused here.
+    """
+    import math
+
+    import torch
     from denoising_diffusion_pytorch.elucidated_diffusion import normalize_to_neg_one_to_one
-    from einops import rearrange, reduce
+    from einops import reduce
     from torch.nn import functional
 
-    images = normalize_to_neg_one_to_one(batch)
-    noised = images + rearrange(sigmas, "b -> b 1 1 1") * noise
-    denoised = diffusion.preconditioned_network_forward(noised, sigmas)
-    losses = reduce(functional.mse_loss(denoised, images, reduction="none"), "b ... -> b", "mean")
-    return (losses * diffusion.loss_weight(sigmas)).mean()
+    from plugins.families.stacked_mlp import stacked_named_linear, stacked_residual_mlp
+
+    if not (isinstance(diffusion.net, _mlp_denoiser()) and not diffusion.self_condition):
+        raise TypeError("edm: the diffusion's network is not the vector MLP _new_network makes")
+    blocks = len(diffusion.net.blocks)
+
+    def loss(
+        parameters: Mapping[str, torch.Tensor],
+        buffers: Mapping[str, torch.Tensor],
+        batch: torch.Tensor,
+        sigmas: torch.Tensor,
+        noise: torch.Tensor,
+    ) -> torch.Tensor:
+        images = normalize_to_neg_one_to_one(batch)
+        padded = sigmas[:, :, None, None, None]
+        noised = images + padded * noise
+        # preconditioned_network_forward; the network's input is the scaled noised points, its time the noise level
+        levels = diffusion.c_noise(sigmas)[:, :, None]  # RandomOrLearnedSinusoidalPosEmb on each member's levels
+        frequencies = levels * parameters["net.time.0.weights"][:, None, :] * 2 * math.pi
+        features = torch.cat((levels, torch.cat((frequencies.sin(), frequencies.cos()), dim=-1)), dim=-1)
+        embedding = functional.silu(stacked_named_linear(parameters, "net.time.1", features))
+        scaled = diffusion.c_in(padded) * noised
+        net_out = stacked_residual_mlp(parameters, "net.", scaled[:, :, :, 0, 0], embedding, blocks)[..., None, None]
+        denoised = diffusion.c_skip(padded) * noised + diffusion.c_out(padded) * net_out
+        losses = reduce(functional.mse_loss(denoised, images, reduction="none"), "s b ... -> s b", "mean")
+        return (losses * diffusion.loss_weight(sigmas)).mean(dim=1)
+
+    return loss
 
 
 def _draws(member: Member, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -323,7 +350,7 @@ class EDMFamily(ModelFamily):
             rngs,
             warm_start=warm_start,
             batched=models[0].kind == "vector",
-            loss_of=_batched_loss,
+            stacked_loss=_stacked_loss,
             batch_size=self.params["batch_size"],
             draws=_draws,
         )
