@@ -405,9 +405,7 @@ def metric_cache(tmp: Path) -> dict[str, float]:
             dataset,
             stream(0, generation),
             context,
-            features=lambda name, which: (
-                space.of_samples(name, samples, generation) if which == "samples" else space.real(name, which)
-            ),
+            features=space.lookup(samples, generation),
         )
         start = time.perf_counter()
         fid.compute(evaluation)

@@ -97,15 +97,6 @@ def digits(registry: Registry, n: int) -> np.ndarray:
     return load_digits().images[:n, None] / 16.0
 
 
-def features_of(space: FeatureSpace, samples: np.ndarray) -> Callable[[str, str], np.ndarray]:
-    """An evaluation's ``features`` callback: ``samples`` as generation 0, real splits from ``space``."""
-
-    def features(name: str, which: str) -> np.ndarray:
-        return space.of_samples(name, samples, 0) if which == "samples" else space.real(name, which)
-
-    return features
-
-
 def feature_costs(registry: Registry, n: int, n_inception: int) -> None:
     from plugins.features.extractors import locate_inception_weights
 
@@ -140,7 +131,7 @@ def feature_costs(registry: Registry, n: int, n_inception: int) -> None:
             NoDataset(),
             stream(2, extractor),
             context,
-            features=features_of(space, samples),
+            features=space.lookup(samples, 0),
         )
         for name in metrics:
             compute = metric(registry, name, {"extractor": extractor}).compute

@@ -53,10 +53,7 @@ def make_evaluation(
     data = DataSplits(train=test, test=test, pool=test[:0], kind=kind)
     space = FeatureSpace(registry, data, {"test": list(map(str, digest(test))), "seed": seed}, context, None)
 
-    def features(name: str, which: str) -> np.ndarray:
-        return space.of_samples(name, samples, 0) if which == "samples" else space.real(name, which)
-
-    return Evaluation(samples, test, test, model, dataset, stream(seed, "metric"), context, features)
+    return Evaluation(samples, test, test, model, dataset, stream(seed, "metric"), context, space.lookup(samples, 0))
 
 
 def measure(registry: Registry, name: str, evaluation: Evaluation, params: Mapping[str, Any] | None = None) -> Measured:

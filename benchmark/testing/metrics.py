@@ -18,7 +18,6 @@ from benchmark.testing.reference import Budget, ReferenceChain, ReferenceSequenc
 
 if TYPE_CHECKING:
     from benchmark.api.registry import Registry
-    from benchmark.run.features import FeatureSpace
 
 
 class _AffineModel(Model):
@@ -134,7 +133,7 @@ def _evaluations_of(
                 registry = default_registry()
             key = {"conformance": kind, "seed": budget.seed, "n_train": budget.n_train, "n_test": budget.n_test}
             space = FeatureSpace(registry, data, key, context, None)
-            features = _features(space, samples, generation)
+            features = space.lookup(samples, generation)
         out.append(
             Evaluation(
                 samples=samples,
@@ -148,15 +147,6 @@ def _evaluations_of(
             )
         )
     return out[0], out[1]
-
-
-def _features(space: FeatureSpace, samples: np.ndarray, generation: int) -> Callable[[str, str], np.ndarray]:
-    """``Evaluation.features`` as the loop gives it: the samples' features, or the real splits' from the space."""
-
-    def features(name: str, which: str) -> np.ndarray:
-        return space.of_samples(name, samples, generation) if which == "samples" else space.real(name, which)
-
-    return features
 
 
 def _value(who: str, metric: Metric, evaluation: Evaluation, what: str) -> float:
