@@ -550,42 +550,97 @@ def seeds_together(tmp: Path, quick: bool, families: tuple[str, ...] = BATCHED_F
     for family in families:
         figures[family] = {}
         for setting, steps, generations in SEEDS_SETTINGS[quick]:
-            wall: dict[bool, list[float]] = {True: [], False: []}
-            cpu: dict[bool, list[float]] = {True: [], False: []}
-            for attempt in range(1 if quick or setting != "short" else 2):
-                for together in (False, True):
-                    name = f"seeds-{family}-{setting}-{together}-{attempt}"
-                    grid = grid_text(
-                        name,
-                        generations=generations,
-                        dataset='name = "eight-gaussians"',
-                        model=f'name = "{family}"',
-                        policy='name = "mix"\nparams = { lambda = 0.5 }',
-                        metrics=["mean-distance"],
-                        n=500,
-                        seeds=tuple(range(8)),
-                        extra=f"train_steps = {steps}\nbatch_seeds = {str(together).lower()}",
-                    )
-                    elapsed, used = timed_harness_run(write(tmp, name, grid), tmp / name)
-                    wall[together].append(elapsed)
-                    cpu[together].append(used)
-            measured = {
-                "steps": steps,
-                "generations": generations + 1,
-                "alone_s": min(wall[False]),
-                "together_s": min(wall[True]),
-                "ratio": min(wall[False]) / min(wall[True]),
-                "alone_cpu_s": min(cpu[False]),
-                "together_cpu_s": min(cpu[True]),
-                "cpu_ratio": min(cpu[False]) / min(cpu[True]),
-                "loadavg": os.getloadavg()[0],
-            }
+            measured = batched_against_alone(
+                tmp,
+                f"seeds-{family}-{setting}",
+                attempts=1 if quick or setting != "short" else 2,
+                steps=steps,
+                generations=generations,
+                model=f'name = "{family}"',
+                policy='name = "mix"\nparams = { lambda = 0.5 }',
+                seeds=tuple(range(8)),
+            )
             if setting == "short":
                 figures[family].update(measured)
             else:
                 figures[family][setting] = measured
         figures[family]["fit"] = fit_together_cpu(family, steps=50 if quick else 200, repeats=1 if quick else 3)
     return figures
+
+
+#: flows-2d's policies: a grid of one seed, whose runs of one configuration differ only by policy.
+FLOWS_2D_POLICIES = (
+    'name = "mix"\nparams = { lambda = [0.0, 0.5, 2.0] }\n[[policies]]\nname = "replace"\n'
+    '[[policies]]\nname = "accumulate"'
+)
+
+
+def policies_together(tmp: Path, quick: bool, families: tuple[str, ...] = BATCHED_FAMILIES) -> dict[str, Any]:
+    """A grid shaped as flows-2d (one seed, five policies: mix at lambda 0, 0.5 and 2, replace, accumulate), each
+    family at 300 steps a generation: one run at a time over the five runs trained together
+    (``trains_together_across = ("policy",)``), as ``seeds_together`` measures it."""
+    import torch
+
+    torch.set_num_threads(1)
+    steps, generations = (50, 1) if quick else (300, 2)
+    return {
+        family: batched_against_alone(
+            tmp,
+            f"policies-{family}",
+            attempts=1,
+            steps=steps,
+            generations=generations,
+            model=f'name = "{family}"',
+            policy=FLOWS_2D_POLICIES,
+            seeds=(0,),
+        )
+        for family in families
+    }
+
+
+def batched_against_alone(
+    tmp: Path,
+    name: str,
+    *,
+    attempts: int,
+    steps: int,
+    generations: int,
+    model: str,
+    policy: str,
+    seeds: tuple[int, ...],
+) -> dict[str, Any]:
+    """`retrainbench run` of a grid on eight-gaussians (n = 500) with ``batch_seeds = false`` and ``true``,
+    interleaved, best of ``attempts``: wall and process CPU seconds, and their ratios (alone over together)."""
+    wall: dict[bool, list[float]] = {True: [], False: []}
+    cpu: dict[bool, list[float]] = {True: [], False: []}
+    for attempt in range(attempts):
+        for together in (False, True):
+            label = f"{name}-{together}-{attempt}"
+            grid = grid_text(
+                label,
+                generations=generations,
+                dataset='name = "eight-gaussians"',
+                model=model,
+                policy=policy,
+                metrics=["mean-distance"],
+                n=500,
+                seeds=seeds,
+                extra=f"train_steps = {steps}\nbatch_seeds = {str(together).lower()}",
+            )
+            elapsed, used = timed_harness_run(write(tmp, label, grid), tmp / label)
+            wall[together].append(elapsed)
+            cpu[together].append(used)
+    return {
+        "steps": steps,
+        "generations": generations + 1,
+        "alone_s": min(wall[False]),
+        "together_s": min(wall[True]),
+        "ratio": min(wall[False]) / min(wall[True]),
+        "alone_cpu_s": min(cpu[False]),
+        "together_cpu_s": min(cpu[True]),
+        "cpu_ratio": min(cpu[False]) / min(cpu[True]),
+        "loadavg": os.getloadavg()[0],
+    }
 
 
 def fit_together_cpu(family_name: str, *, steps: int, repeats: int, seeds: int = 8) -> dict[str, float]:
@@ -691,6 +746,7 @@ def main() -> int:
             ("store_growth", lambda: store_growth(tmp, 50 if args.quick else 200)),
             ("compute_floor", lambda: compute_floor(100 if args.quick else 300, repeats)),
             ("seeds_together", lambda: seeds_together(tmp, args.quick, tuple(args.families))),
+            ("policies_together", lambda: policies_together(tmp, args.quick, tuple(args.families))),
         ]
         for key, measure in steps:
             if args.only and key not in args.only:
@@ -826,6 +882,19 @@ def main() -> int:
                     f"({f['fit']['steps']} steps, CPU time) {f['fit']['ratio']:.2f}x",
                     ">= 2x",
                     d["cpu_ratio"] >= 2.0,
+                )
+            )
+    pt = figures["policies_together"]
+    if "error" not in pt:
+        for family, f in pt.items():
+            rows.append(
+                row(
+                    f"one seed of five policies of a {family} configuration (flows-2d's shape, 2-D, one thread): "
+                    "one run at a time / trained together",
+                    f"{f['steps']} steps: {f['ratio']:.2f}x wall ({f['alone_s']:.1f} s vs {f['together_s']:.1f} s), "
+                    f"{f['cpu_ratio']:.2f}x CPU",
+                    "-",
+                    None,
                 )
             )
     for key, value in figures.items():

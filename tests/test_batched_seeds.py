@@ -36,7 +36,20 @@ MODELS = {
 }
 
 
-def tiny_grid(registry, family: str, *, generations: int = 1, seeds=(0, 1, 2), batch_seeds: bool = True, **more):
+#: Three policies whose training sets differ in size and content (100, 200 and 100 points at generation 1).
+POLICIES = [{"name": "mix", "params": {"lambda": 0.5}}, {"name": "accumulate"}, {"name": "replace"}]
+
+
+def tiny_grid(
+    registry,
+    family: str,
+    *,
+    generations: int = 1,
+    seeds=(0, 1, 2),
+    batch_seeds: bool = True,
+    policies=POLICIES[:1],
+    **more,
+):
     doc = grid_doc(
         name=f"batched-{family}",
         generations=generations,
@@ -48,7 +61,7 @@ def tiny_grid(registry, family: str, *, generations: int = 1, seeds=(0, 1, 2), b
         batch_seeds=batch_seeds,
         datasets=[{"name": "eight-gaussians"}],
         models=[MODELS[family]],
-        policies=[{"name": "mix", "params": {"lambda": 0.5}}],
+        policies=list(policies),
         metrics=[{"name": "mean-distance"}, *([{"name": "nll"}] if family == "flow" else [])],
         **more,
     )
@@ -110,26 +123,33 @@ def plan(registry, grid, *, batch_seeds: bool = True, workers: int = 1) -> list[
     return [len(t.runs) if isinstance(t, GroupTask) else 1 for t in tasks]
 
 
-def test_seeds_of_a_configuration_share_tasks_only_where_the_family_opts_in(registry):
+def test_seeds_of_a_configuration_share_tasks_only_where_the_family_opts_in(registry, monkeypatch):
     flows = tiny_grid(registry, "flow", seeds=range(10))
     assert plan(registry, flows) == [8, 2]  # CPU_GROUP = 8 runs at most on a CPU
     assert plan(registry, flows, workers=4) == [3, 3, 3, 1]  # a task for each worker
     assert plan(registry, flows, batch_seeds=False) == [1] * 10
     assert plan(registry, parse_grid(grid_doc(seeds=[0, 1, 2]), registry)) == [1] * 3  # `gaussian` fits alone
+    # the policies of a configuration too, where the family declares it (every torch family does)
+    policies = tiny_grid(registry, "flow", seeds=(0, 1), policies=POLICIES)
+    assert plan(registry, policies) == [6]
+    monkeypatch.setattr(FlowFamily, "trains_together_across", ())
+    assert plan(registry, policies) == [2, 2, 2]  # seeds only
 
 
 @pytest.mark.parametrize("family", BATCHED_FAMILIES)
 def test_batched_seeds_store_what_one_run_at_a_time_stores(registry, tmp_path, family):
-    """Bit-identity: results.csv rows, every checkpoint tensor and the galleries, batched vs ``batch_seeds = false``."""
-    together, alone = tiny_grid(registry, family), tiny_grid(registry, family, batch_seeds=False)
-    assert plan(registry, together) == [3]  # the family trains the seeds together
+    """Bit-identity: results.csv rows, every checkpoint tensor and the galleries, batched vs ``batch_seeds = false``;
+    2 seeds of 3 policies, whose training sets differ in size, in one group."""
+    grids = [tiny_grid(registry, family, seeds=(0, 1), policies=POLICIES, batch_seeds=b) for b in (True, False)]
+    together, alone = grids
+    assert plan(registry, together) == [6]  # the family trains the seeds and policies together
     assert [r.run_id for r in together.runs] == [r.run_id for r in alone.runs]  # the setting is no part of a run's id
     batched, solo = Store(tmp_path / "batched"), Store(tmp_path / "solo")
-    assert run(registry, together, batched).counts == {RunStatus.DONE: 3}
-    assert run(registry, alone, solo).counts == {RunStatus.DONE: 3}
+    assert run(registry, together, batched).counts == {RunStatus.DONE: 6}
+    assert run(registry, alone, solo).counts == {RunStatus.DONE: 6}
     assert numbers(batched).equals(numbers(solo))
     (a, torch), (b, _) = checkpoints(batched, together), checkpoints(solo, alone)
-    assert a.keys() == b.keys() and len(a) == 6
+    assert a.keys() == b.keys() and len(a) == 12
     assert_same_tensors(a, b, torch)
     for r in together.runs:  # the files too, byte for byte (torch.save writes a state's entries in their order)
         for g in (0, 1):

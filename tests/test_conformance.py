@@ -371,6 +371,23 @@ class VectorString(NormalFamily):
     data_kinds = "vector"
 
 
+class AcrossDatasets(NormalFamily):
+    """Declares training runs of different datasets together, which no family may."""
+
+    name = "across-datasets"
+    trains_together_across = ("policy", "dataset")
+
+    def fit_together(self, models, datasets, *, warm_start, rngs):
+        return [m.fit(d, warm_start=warm_start, rng=r) for m, d, r in zip(models, datasets, rngs, strict=True)]
+
+
+class AcrossWithoutFitTogether(NormalFamily):
+    """Declares what its runs train together across, but trains none together."""
+
+    name = "across-alone"
+    trains_together_across = ("policy",)
+
+
 class WordyDirection(Metric):
     """Direction as a word."""
 
@@ -409,6 +426,11 @@ class NeedsTheDensity(Policy):
         (BadDefault, r"the default of parameter 'steps' violates its own declaration: must be >= 1 \(got 0\)"),
         (NoHint, r"declares requires=\('some_module',\) but no install_hint"),
         (VectorString, r"data_kinds must be a non-empty tuple of vector/image/sequence, got 'vector'"),
+        (
+            AcrossDatasets,
+            r"trains_together_across must be a tuple drawn from \('policy',\), got \('policy', 'dataset'\)",
+        ),
+        (AcrossWithoutFitTogether, r"declares trains_together_across=\('policy',\) but has no fit_together"),
         (WordyDirection, r"higher_is_better must be True, False or None, got 'lower'"),
         (UnknownNeed, r"needs must be a set drawn from .*, got frozenset\("),
     ],

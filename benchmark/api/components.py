@@ -218,6 +218,10 @@ class Model(ABC):
         """Restore what ``state_dict`` returned."""
 
 
+#: What runs a family trains together may differ in besides the seed (``ModelFamily.trains_together_across``).
+TRAINS_TOGETHER_ACROSS = ("policy",)
+
+
 class ModelFamily(Component):
     """A kind of generative model; ``create`` builds an unfitted model for a run's data."""
 
@@ -229,6 +233,10 @@ class ModelFamily(Component):
     warm_start_default: ClassVar[bool] = False
     #: Data kinds the family can model.
     data_kinds: ClassVar[tuple[str, ...]] = ("vector",)
+    #: For a family with ``fit_together``: what its runs trained at once may differ in besides the seed (drawn
+    #: from ``TRAINS_TOGETHER_ACROSS``). ``("policy",)`` takes runs of every data policy of one configuration,
+    #: whose training sets differ in content and size; by default only seeds of one configuration train together.
+    trains_together_across: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

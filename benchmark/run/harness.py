@@ -33,7 +33,7 @@ from benchmark.run.loop import Resume, generations
 from benchmark.run.progress import Progress
 from benchmark.run.spec import GridSpec, RunSpec, run_spec_from_dict
 from benchmark.run.store import RunStatus, Store
-from benchmark.run.together import BatchedFitFailed, fits_together, lock_step
+from benchmark.run.together import BatchedFitFailed, fits_together, lock_step, together_key
 
 #: Outcomes ``--retry-failed`` runs again.
 RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.DIVERGED, RunStatus.TIMED_OUT})
@@ -187,7 +187,7 @@ def _continue_alone(
 
 
 def execute_group(task: GroupTask, registry: Registry | None = None) -> list[RunOutcome | RunBusy]:
-    """Compute runs that differ only by seed together (or find them done): each run's outcome, as ``execute_run``
+    """Compute runs of one ``together_key`` together (or find them done): each run's outcome, as ``execute_run``
     would give it alone. Runs stored up to different generations continue in sub-groups, one after the other."""
     registry = registry or default_registry()
     store = Store(task.store)
@@ -319,13 +319,15 @@ def plan_tasks(
     make_group: Callable[[list[RunSpec]], GroupTask],
     workers: int = 1,
 ) -> list[RunTask | GroupTask]:
-    """One task per run, except that seeds of one configuration whose family trains seeds together share tasks
-    (when ``batch_seeds``): up to ``seeds_per_task`` runs each, and no more than leaves a task for each of the
-    executor's ``workers``. Tasks keep the order of the runs' first seeds."""
+    """One task per run, except that runs whose family trains them together share tasks (when ``batch_seeds``):
+    the seeds of one configuration, and its policies too where the family declares ``trains_together_across``
+    (``together_key``); up to ``seeds_per_task`` runs a task, and no more than leaves a task for each of the
+    executor's ``workers``. Tasks keep the order of their first runs."""
     groups: dict[str, list[RunSpec]] = {}
     for run in runs:
-        together = batch_seeds and fits_together(registry.get("model", run.model.name).component)
-        groups.setdefault(_group_key(run) if together else run.run_id, []).append(run)
+        family = registry.get("model", run.model.name).component
+        together = batch_seeds and fits_together(family)
+        groups.setdefault(together_key(run, family) if together else run.run_id, []).append(run)
     tasks: list[RunTask | GroupTask] = []
     for members in groups.values():
         size = min(seeds_per_task(members[0].device), -(-len(runs) // workers)) if len(members) > 1 else 1
@@ -333,11 +335,6 @@ def plan_tasks(
             chunk = members[start : start + size]
             tasks.append(make_group(chunk) if len(chunk) > 1 else make_run(chunk[0]))
     return tasks
-
-
-def _group_key(run: RunSpec) -> str:
-    """What runs computed in lock step share: everything but the seed (the configuration, length and settings)."""
-    return repr({k: v for k, v in run.describe().items() if k not in ("run_id", "seed")})
 
 
 @dataclass

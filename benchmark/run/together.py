@@ -40,6 +40,16 @@ def fits_together(family: type[Component] | Component) -> bool:
     return callable(getattr(family, "fit_together", None))
 
 
+def together_key(run: RunSpec, family: type[Component] | Component) -> str:
+    """What runs computed in lock step share: everything but the seed and what the family trains together across
+    (``ModelFamily.trains_together_across``): the model and its parameters, the data, the lengths and settings."""
+    across = set(getattr(family, "trains_together_across", ()))
+    shared = {k: v for k, v in run.describe().items() if k not in {"run_id", "seed", *across}}
+    shared["given"] = {k: v for k, v in shared["given"].items() if k not in across}
+    shared["versions"] = {k: v for k, v in shared["versions"].items() if k.split(":")[0] not in across}
+    return repr(shared)
+
+
 def lock_step(
     runs: Sequence[RunSpec],
     registry: Registry,
@@ -53,13 +63,15 @@ def lock_step(
     leaves the group while the others go on. Raises ``BatchedFitFailed`` when the batched fit itself raises
     (the runs' stored generations are complete up to the one before).
 
-    ``runs`` differ only by seed and continue from the same generation (``resumes[i]`` is run i's stored
-    state, all of one generation, or all None). Per run, everything is drawn as in ``loop.generations``:
-    the results are bit for bit those of the run alone.
+    ``runs`` share their ``together_key`` (seeds of one configuration, and its policies where the family says so)
+    and continue from the same generation (``resumes[i]`` is run i's stored state, all of one generation, or all
+    None). Per run, everything is drawn as in ``loop.generations``: the results are bit for bit those of the run
+    alone.
     """
     starts = {None if r is None else r.generation for r in resumes}
-    if len(starts) != 1 or len({(r.generations, r.config_id) for r in runs}) != 1:
-        raise ValueError("lock_step: runs must be seeds of one configuration resuming from one generation")
+    family = registry.get("model", runs[0].model.name).component
+    if len(starts) != 1 or len({together_key(r, family) for r in runs}) != 1:
+        raise ValueError("lock_step: runs must share a configuration (together_key) and resume from one generation")
     live: dict[int, OpenRun] = {}
     for i, (run, resume) in enumerate(zip(runs, resumes, strict=True)):
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from benchmark.api.compatibility import CAPABILITIES, POLICY_CAPABILITIES, PROVIDED_BY
-from benchmark.api.components import Component, Dataset, Metric, ModelFamily, Policy
+from benchmark.api.components import TRAINS_TOGETHER_ACROSS, Component, Dataset, Metric, ModelFamily, Policy
 from benchmark.api.kinds import DATA_KINDS
 from benchmark.api.params import ParamError
 from benchmark.testing.common import describe
@@ -45,6 +45,13 @@ def check_declaration(component: type[Component]) -> None:
             raise AssertionError(
                 f"{who}: warm_start_default must be True or False, got {component.warm_start_default!r}"
             )
+        across = component.trains_together_across
+        if not isinstance(across, tuple) or not set(across) <= set(TRAINS_TOGETHER_ACROSS):
+            raise AssertionError(
+                f"{who}: trains_together_across must be a tuple drawn from {TRAINS_TOGETHER_ACROSS}, got {across!r}"
+            )
+        if across and not callable(getattr(component, "fit_together", None)):
+            raise AssertionError(f"{who}: declares trains_together_across={across!r} but has no fit_together")
     if issubclass(component, (ModelFamily, Dataset)):
         provides, kind = component.provides, "model" if issubclass(component, ModelFamily) else "dataset"
         own = {need for need, (_, by) in PROVIDED_BY.items() if by == kind}

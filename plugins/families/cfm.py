@@ -313,6 +313,8 @@ class CFMFamily(ModelFamily):
     name = "cfm"
     warm_start_default = True
     data_kinds = ("vector", "image")
+    #: Runs of every policy of a configuration train together: each member fits its own training set.
+    trains_together_across = ("policy",)
     requires = ("torch", "torchcfm", "ot", "ema_pytorch")
     install_hint = 'pip install "retrainbench[cfm]" && pip install --no-deps torchcfm==1.0.7'
     parameters = {

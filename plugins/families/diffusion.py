@@ -260,6 +260,8 @@ class DDPMFamily(ModelFamily):
     version = "2"
     warm_start_default = True
     data_kinds = ("vector", "image")
+    #: Runs of every policy of a configuration train together: each member fits its own training set.
+    trains_together_across = ("policy",)
     requires = ("torch", "torchvision", "denoising_diffusion_pytorch", "ema_pytorch")
     install_hint = 'pip install "retrainbench[diffusion]"'
     parameters = {

@@ -274,6 +274,8 @@ class EDMFamily(ModelFamily):
     name = "edm"
     warm_start_default = True
     data_kinds = ("vector", "image")
+    #: Runs of every policy of a configuration train together: each member fits its own training set.
+    trains_together_across = ("policy",)
     requires = ("torch", "denoising_diffusion_pytorch", "ema_pytorch")
     install_hint = 'pip install "retrainbench[diffusion]"'
     parameters = {

@@ -376,6 +376,8 @@ class FlowFamily(ModelFamily):
     provides = frozenset({"log_prob"})
     warm_start_default = True
     data_kinds = ("vector", "image")
+    #: Runs of every policy of a configuration train together: each member fits its own training set.
+    trains_together_across = ("policy",)
     requires = ("torch", "normflows")
     install_hint = 'pip install "retrainbench[flows]"'
     parameters = {
