@@ -889,7 +889,7 @@ def main() -> int:
         for family, f in pt.items():
             rows.append(
                 row(
-                    f"one seed of five policies of a {family} configuration (flows-2d's shape, 2-D, one thread): "
+                    f"one seed of five policies of one {family} configuration (flows-2d's shape, 2-D, one thread): "
                     "one run at a time / trained together",
                     f"{f['steps']} steps: {f['ratio']:.2f}x wall ({f['alone_s']:.1f} s vs {f['together_s']:.1f} s), "
                     f"{f['cpu_ratio']:.2f}x CPU",
