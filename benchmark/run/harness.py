@@ -264,7 +264,9 @@ def _compute_group(
                     registry.hook.on_generation_end(run=descriptions[run.run_id], record=result.record)
             except BatchedFitFailed as split:
                 # No one run is to blame: each goes on alone from its last stored generation, as it would alone.
-                configuration = runs[0].configuration_label
+                first = runs[0]
+                same = len({r.config_id for r in runs}) == 1
+                configuration = first.configuration_label if same else f"{first.dataset.label} / {first.model.label}"
                 print(f"retrainbench: note: {configuration}: {split}; its runs go on one by one", file=sys.stderr)
                 for run in runs:
                     if run.run_id not in ended:

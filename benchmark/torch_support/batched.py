@@ -25,7 +25,9 @@ backward for one input feature, else the product replica by replica. And ATen's 
 which step by two SIMD vectors (``ALIGNED_ROWS`` floats) and finish with a scalar tail that may round a
 transcendental function differently: members stack only when their minibatch is a multiple of
 ``ALIGNED_ROWS``, so each run's tensors split into vectors and tail exactly as alone; other minibatch sizes
-train one member per stack.
+train one member per stack. The same loops split a large tensor over torch's threads at offsets set by its
+whole size, which may fall inside a vector and send its elements down the scalar path: members are batched
+only on one torch thread (with 3 threads, 134 of 335 tensors of 5 default ``cfm`` members rounded apart).
 
 This module imports torch at the top; families import it only inside the methods that train.
 """
@@ -45,6 +47,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from benchmark.api.components import RunContext
 from benchmark.torch_support.training import LOSS_WINDOW, train
 
 #: Minibatch rows that keep each member's elementwise work aligned with ATen's CPU loops, which step by two
@@ -360,6 +363,11 @@ def train_together(
     """
     if (loss_of is None) == (stacked_loss is None):
         raise TypeError("train_together takes either loss_of or stacked_loss")
+    if torch.get_num_threads() != 1:
+        raise ValueError(
+            f"train_together on {torch.get_num_threads()} torch threads: the threads would split the stacked "
+            "elementwise operations where they round apart from the solo ones; fit each member alone instead"
+        )
     stacks: dict[tuple[int, int], list[int]] = {}
     for i, m in enumerate(members):
         batch = min(batch_size, len(m.data))
@@ -380,6 +388,8 @@ class Batchable(Protocol):
     """A torch model that can take part in a batched fit: its solo ``fit`` and its part in a batch."""
 
     steps: int
+    #: The run's settings; ``context.threads`` is the torch threads its ``member`` sets (None: as they are).
+    context: RunContext
 
     def fit(self, data: np.ndarray, *, warm_start: bool, rng: np.random.Generator) -> Mapping[str, float]: ...
 
@@ -401,11 +411,12 @@ def fit_models_together(
 ) -> list[Mapping[str, float]]:
     """A family's ``fit_together``: each model's fit, as one batched model when ``batched``, else one by one.
 
-    Families pass ``batched=False`` for what their batched loss does not cover (images, some devices);
-    either way each model ends as its own ``fit`` leaves it.
+    Families pass ``batched=False`` for what their batched loss does not cover (images, some devices); on more
+    than one torch thread the models are fitted one by one too (see the module docstring). Either way each model
+    ends as its own ``fit`` leaves it.
     """
     triples = list(zip(models, datasets, rngs, strict=True))
-    if not batched:
+    if not batched or (models[0].context.threads or torch.get_num_threads()) != 1:
         return [m.fit(d, warm_start=warm_start, rng=r) for m, d, r in triples]
     members = [m.member(d, warm_start=warm_start, rng=r) for m, d, r in triples]
     losses = train_together(

@@ -372,7 +372,7 @@ class CFMFamily(ModelFamily):
         warm_start: bool,
         rngs: Sequence[np.random.Generator],
     ) -> list[Mapping[str, float]]:
-        """``fit`` on each model (same parameters, different seeds), trained as one batched velocity network.
+        """``fit`` on each model (one configuration; seeds and policies differ), trained as one batched network.
 
         Each model ends exactly as its own ``fit`` leaves it (benchmark.torch_support.batched). Images (the
         UNet) and other devices than the CPU are fitted one by one: off the CPU, the solo loss draws t from the

@@ -87,10 +87,9 @@ def _stacked_loss(diffusion: Diffusion) -> Callable[..., torch.Tensor]:
 
     from plugins.families.stacked_mlp import stacked_named_linear, stacked_residual_mlp
 
-    denoiser = diffusion.model
     if not (
         isinstance(diffusion, GaussianDiffusion1D)
-        and isinstance(denoiser, _mlp_denoiser())
+        and isinstance(denoiser := diffusion.model, _mlp_denoiser())
         and diffusion.objective == "pred_noise"
         and not diffusion.self_condition
         and diffusion.normalize is identity
@@ -316,7 +315,7 @@ class DDPMFamily(ModelFamily):
         warm_start: bool,
         rngs: Sequence[np.random.Generator],
     ) -> list[Mapping[str, float]]:
-        """``fit`` on each model (same parameters, different seeds), trained as one batched denoiser.
+        """``fit`` on each model (one configuration; seeds and policies differ), trained as one batched denoiser.
 
         Each model ends exactly as its own ``fit`` leaves it (benchmark.torch_support.batched); images
         (the library's Unet) are fitted one by one.

@@ -85,13 +85,18 @@ def _stacked_loss(diffusion: ElucidatedDiffusion) -> Callable[..., torch.Tensor]
     import math
 
     import torch
+    from denoising_diffusion_pytorch import ElucidatedDiffusion
     from denoising_diffusion_pytorch.elucidated_diffusion import normalize_to_neg_one_to_one
     from einops import reduce
     from torch.nn import functional
 
     from plugins.families.stacked_mlp import stacked_named_linear, stacked_residual_mlp
 
-    if not (isinstance(diffusion.net, _mlp_denoiser()) and not diffusion.self_condition):
+    if not (
+        isinstance(diffusion, ElucidatedDiffusion)
+        and isinstance(diffusion.net, _mlp_denoiser())
+        and not diffusion.self_condition
+    ):
         raise TypeError("edm: the diffusion's network is not the vector MLP _new_network makes")
     blocks = len(diffusion.net.blocks)
 
@@ -339,7 +344,7 @@ class EDMFamily(ModelFamily):
         warm_start: bool,
         rngs: Sequence[np.random.Generator],
     ) -> list[Mapping[str, float]]:
-        """``fit`` on each model (same parameters, different seeds), trained as one batched denoiser.
+        """``fit`` on each model (one configuration; seeds and policies differ), trained as one batched denoiser.
 
         Each model ends exactly as its own ``fit`` leaves it (benchmark.torch_support.batched); images
         (the library's Unet) are fitted one by one.

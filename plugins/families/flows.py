@@ -418,7 +418,7 @@ class FlowFamily(ModelFamily):
         warm_start: bool,
         rngs: Sequence[np.random.Generator],
     ) -> list[Mapping[str, float]]:
-        """``fit`` on each model (same parameters, different seeds), trained as one batched RealNVP.
+        """``fit`` on each model (one configuration; seeds and policies differ), trained as one batched RealNVP.
 
         Each model ends exactly as its own ``fit`` leaves it (benchmark.torch_support.batched). Other
         architectures, 1-D data and images are fitted one by one.
