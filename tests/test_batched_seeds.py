@@ -270,17 +270,23 @@ def test_a_run_whose_fit_raises_in_a_group_fails_alone_and_its_siblings_store_wh
 
 @pytest.mark.parametrize("family", BATCHED_FAMILIES)
 def test_a_group_resumed_after_a_kill_equals_an_uninterrupted_one(registry, tmp_path, family):
-    """A store killed mid-group (seed 0 at generation 2, seeds 1 and 2 at generation 1) resumes in sub-groups to the
-    numbers and checkpoints of an uninterrupted batched grid."""
+    """A store killed mid-group (2 seeds of 3 policies; seed 0 of accumulate at generation 2, the others at
+    generation 1) resumes in sub-groups to the numbers and checkpoints of an uninterrupted batched grid."""
     whole, cut = Store(tmp_path / "whole"), Store(tmp_path / "cut")
-    run(registry, tiny_grid(registry, family, generations=2), whole)
-    run(registry, tiny_grid(registry, family, generations=1), cut)  # the group stopped after generation 1
-    run(registry, tiny_grid(registry, family, generations=2, seeds=[0], batch_seeds=False), cut)
-    resumed = run(registry, tiny_grid(registry, family, generations=2), cut)
-    assert resumed.counts == {RunStatus.DONE: 3}
+
+    def grid(generations: int, seeds=(0, 1), policies=POLICIES, batch_seeds: bool = True):
+        return tiny_grid(
+            registry, family, generations=generations, seeds=seeds, policies=policies, batch_seeds=batch_seeds
+        )
+
+    run(registry, grid(2), whole)
+    run(registry, grid(1), cut)  # the group stopped after generation 1
+    run(registry, grid(2, seeds=[0], policies=POLICIES[1:2], batch_seeds=False), cut)
+    resumed = run(registry, grid(2), cut)
+    assert resumed.counts == {RunStatus.DONE: 6}
     assert numbers(cut).equals(numbers(whole))
-    grid = tiny_grid(registry, family, generations=2)
-    (a, torch), (b, _) = checkpoints(cut, grid), checkpoints(whole, grid)
+    whole_grid = grid(2)
+    (a, torch), (b, _) = checkpoints(cut, whole_grid), checkpoints(whole, whole_grid)
     assert_same_tensors(a, b, torch)
 
 
