@@ -490,3 +490,20 @@ def test_runs_on_several_torch_threads_fit_one_by_one_and_end_as_alone(registry)
             train_together([], lambda *a: None, steps=1, batch_size=32)
     finally:
         torch.set_num_threads(1)  # as the test session runs
+
+
+@pytest.mark.skipif(bool(FlowFamily.missing_requirements()), reason=FlowFamily.install_hint)
+def test_a_grid_whose_runs_get_several_threads_says_they_fit_one_by_one(registry, tmp_path, monkeypatch, capsys):
+    """An executor giving each run more than one torch thread (``--workers 1`` on a machine of several cores)
+    gets no batched training: the grid says so once, and its runs still finish."""
+    from benchmark.executors.inline import InlineExecutor
+
+    monkeypatch.setattr(InlineExecutor, "threads_per_run", 2, raising=False)
+    try:
+        summary = run(registry, tiny_grid(registry, "flow", seeds=(0, 1)), Store(tmp_path / "store"))
+    finally:
+        import torch
+
+        torch.set_num_threads(1)  # as the test session runs
+    assert summary.counts == {RunStatus.DONE: 2}
+    assert capsys.readouterr().err.count("each run gets 2 torch threads, so the runs of a configuration fit one") == 1

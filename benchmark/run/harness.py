@@ -420,6 +420,12 @@ def run_grid(
         make_group=group_task,
         workers=getattr(executor, "workers", None) or 1,
     )
+    if threads is not None and threads > 1 and any(isinstance(t, GroupTask) for t in tasks):
+        print(
+            f"retrainbench: note: each run gets {threads} torch threads, so the runs of a configuration fit one by "
+            "one: they train together as one batched model only on one thread each (a worker per core)",
+            file=sys.stderr,
+        )
     fn = partial(execute_task, registry=registry) if getattr(executor, "in_process", False) else execute_task
     bar = Progress(store, runs, bar=sys.stderr.isatty() if progress is None else progress)
     summary = GridSummary()
