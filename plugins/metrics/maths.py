@@ -27,6 +27,11 @@ WORKING_MEMORY_MB = 64
 #: Up to this dimension distances are summed coordinate by coordinate (exact zeros for equal points);
 #: above it, through -2 x.y + |x|^2 + |y|^2 as scikit-learn does (one matrix product).
 DIRECT_DIMENSIONS = 8
+#: Above this ratio of the points' largest squared norm to their spread (mean squared distance to their common
+#: mean), -2 x.y + |x|^2 + |y|^2 cancels away digits the distances need: 10-D points 1e8 from the origin with a
+#: spread of 1 gave exact zeros (W2 = 0). Such points are centred first, which leaves their distances as they
+#: are; below the ratio nothing changes, so no result computed before changes either.
+CENTRING_RATIO = 1e6
 
 
 def flatten(x: np.ndarray) -> np.ndarray:
@@ -111,6 +116,7 @@ def squared_distance_batches(x: np.ndarray, y: np.ndarray | None = None) -> Iter
     rows = max(1, WORKING_MEMORY_MB * 2**20 // (8 * max(len(y), 1)))
     direct = x.shape[1] <= DIRECT_DIMENSIONS
     if not direct:
+        x, y = _centred_when_far(x, y, same)
         yy = np.einsum("ij,ij->i", y, y)
         xx = yy if same else np.einsum("ij,ij->i", x, x)
     for start in range(0, len(x), rows):
@@ -129,6 +135,20 @@ def squared_distance_batches(x: np.ndarray, y: np.ndarray | None = None) -> Iter
         if same:
             block[np.arange(len(block)), np.arange(start, start + len(block))] = 0.0
         yield start, block
+
+
+def _centred_when_far(x: np.ndarray, y: np.ndarray, same: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``y`` as they are, or both moved by their common mean when they lie so far from the origin,
+    for their spread, that the expansion of the squared distances would lose them (``CENTRING_RATIO``)."""
+    both = x if same else np.concatenate([x, y])
+    if not len(both):
+        return x, y
+    centre = both.mean(axis=0)
+    spread = float(np.mean(np.einsum("ij,ij->i", both - centre, both - centre)))
+    if float(np.max(np.einsum("ij,ij->i", both, both))) <= CENTRING_RATIO * spread:
+        return x, y
+    x = x - centre
+    return x, x if same else y - centre
 
 
 def squared_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
