@@ -286,3 +286,17 @@ def test_distance_metrics_of_points_far_from_the_origin_are_those_of_the_points_
     far = measure(registry, name, make_evaluation(registry, x + 1e8, y + 1e8)).value
     assert near > 0
     assert far == pytest.approx(near, rel=1e-6, abs=0)
+
+
+@pytest.mark.parametrize("name", ["precision", "recall", "density", "coverage"])
+def test_knn_metrics_say_when_repeated_points_leave_their_balls_empty(registry, name):
+    """50 test points each repeated 6 times (k = 5): every ball has radius 0 and, with the prdc package's strict
+    inequalities, holds nothing, so samples equal to the test set score 0. The value stays the published
+    definition's; its detail says why it is 0, and says nothing on points that are not repeated."""
+    rng = stream(32, "repeated")
+    test = np.repeat(rng.normal(size=(50, 2)), 6, axis=0)
+    result = measure(registry, name, make_evaluation(registry, test.copy(), test))
+    assert result.value == 0.0
+    assert "300 of 300 test balls and 300 of 300 sample balls have radius 0" in result.detail
+    plain = measure(registry, name, make_evaluation(registry, rng.normal(size=(300, 2)), rng.normal(size=(300, 2))))
+    assert "radius 0" not in plain.detail

@@ -31,6 +31,8 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
     k-nearest-neighbour balls around real points estimate the real manifold (and around fake points
     the fake one), with the conventions of the ``prdc`` package: strict inequalities, radius = distance
     to the k-th nearest other point. Memoised on the arrays' contents, so the four metrics share one pass.
+    A point repeated more than k times has a ball of radius 0, inside which nothing lies: samples equal to a
+    test set of such points score 0. The counts of these empty balls come with the values (``empty_balls``).
     """
 
     def compute() -> dict[str, float]:
@@ -52,6 +54,8 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
             "recall": float(recalled.mean()),
             "density": float(real_balls_hit.mean() / k),
             "coverage": float(covered.mean()),
+            "empty_real_balls": int(np.sum(real_radii == 0)),
+            "empty_sample_balls": int(np.sum(fake_radii == 0)),
         }
 
     return memo(("prdc", digest(real), digest(fake), k), compute)
@@ -79,13 +83,24 @@ class _PRDC(Metric):
         k, extractor = self.params["k"], self.params["extractor"]
         if extractor is None:
             samples, test = samples_and_test(evaluation)
-            return Measured(prdc(test, samples, k)[self.key], f"k={k}")
+            return self._measured(prdc(test, samples, k), len(test), len(samples), f"k={k}")
         if evaluation.features is None:
             raise ValueError(
                 f"metric {self.name!r} with an extractor needs feature extraction, which this evaluation lacks"
             )
         fake, real = evaluation.features(extractor, "samples"), evaluation.features(extractor, "test")
-        return Measured(prdc(real, fake, k)[self.key], f"{extractor} features; k={k}")
+        return self._measured(prdc(real, fake, k), len(real), len(fake), f"{extractor} features; k={k}")
+
+    def _measured(self, values: dict[str, float], real: int, samples: int, detail: str) -> Measured:
+        """The value, its detail saying how many balls are empty (points repeated more than k times) when any is."""
+        empty = [
+            f"{values[key]:.0f} of {n} {what} balls"
+            for key, n, what in (("empty_real_balls", real, "test"), ("empty_sample_balls", samples, "sample"))
+            if values[key]
+        ]
+        if empty:
+            detail += f"; {' and '.join(empty)} have radius 0 (a point repeated more than k times): nothing is inside"
+        return Measured(values[self.key], detail)
 
 
 class Precision(_PRDC):
