@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -49,6 +49,26 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, durable: bo
         raise
     if durable:
         fsync_dir(path.parent)
+
+
+def write_all_atomic(files: Sequence[tuple[Path, bytes]]) -> None:
+    """Replace every path by its bytes, or none of them: all are written beside their targets first, and renamed
+    into place only once every one is written (a full disk or an error then leaves the old files whole)."""
+    written: list[tuple[str, Path]] = []
+    try:
+        for path, data in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            written.append((tmp, path))
+            with naming(path), os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+    except BaseException:
+        for tmp, _ in written:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise
+    for tmp, path in written:
+        os.replace(tmp, path)
 
 
 def read_json(path: Path) -> Any:

@@ -364,6 +364,27 @@ def test_results_frame_is_tidy_and_typed(store):
     assert frame.groupby("config")["seed"].nunique().eq(2).all()
 
 
+def test_a_report_that_fails_to_write_leaves_the_old_one_whole(store, tmp_path, registry):
+    """A full disk while writing a report (here: a file-size limit the page exceeds) fails with the file's name,
+    and leaves the earlier report exactly as it was, with no temporary files: before, the tables were already
+    replaced and index.html was left cut short."""
+    import resource
+
+    out = tmp_path / "out"
+    write_report(store, out, grid="tiny", registry=registry)  # the old report: its title names the grid
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    largest_table = max(len(data) for name, data in before.items() if name != "index.html")
+    assert len(before["index.html"]) > 2 * largest_table  # so a limit between them stops the page alone
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2 * largest_table, limits[1]))
+    try:  # python ignores SIGXFSZ: a write past the limit raises OSError (EFBIG), as a full disk raises ENOSPC
+        with pytest.raises(OSError, match=r"index\.html"):
+            write_report(store, out, registry=registry)  # another title: every table but the CSVs would differ
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_write_report_outputs(store, tmp_path, registry):
     paths = write_report(store, tmp_path / "out", registry=registry)
     assert [p.name for p in paths] == ["results.csv", "runs.csv", "leaderboard.csv", "leaderboard.md", "index.html"]

@@ -292,14 +292,23 @@ def test_a_full_disk_while_committing_a_generation_names_it(tmp_path, monkeypatc
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux), a device that is always full")
-def test_a_full_disk_while_writing_a_report_names_the_file(capsys, tmp_path, clean):
+def test_a_full_disk_while_writing_a_report_names_the_file_and_writes_nothing(capsys, tmp_path, clean):
+    """A write that fails (a file-size limit of 1 byte: Python ignores SIGXFSZ, so the write raises EFBIG as a
+    full disk raises ENOSPC) is one line naming the file, and leaves no file and no temporary behind."""
+    import resource
+
     out = tmp_path / "report"
     out.mkdir()
-    (out / "results.csv").symlink_to("/dev/full")
-    code, _, err = cli(capsys, "report", "--store", clean[1], "--out", out)
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1, limits[1]))
+    try:
+        code, _, err = cli(capsys, "report", "--store", clean[1], "--out", out)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
     assert code == 2
     one_error_naming(err, out / "results.csv")
-    assert "No space left on device" in err
+    assert "File too large" in err
+    assert list(out.iterdir()) == []
 
 
 def test_report_into_an_existing_file_is_one_line(capsys, tmp_path, clean):

@@ -24,7 +24,7 @@ import pandas as pd
 from benchmark import SCHEMA_VERSION
 from benchmark.api.registry import Registry
 from benchmark.errors import StoreError
-from benchmark.files import naming
+from benchmark.files import write_all_atomic
 from benchmark.report import stats, tables
 from benchmark.report.findings import metric_order
 from benchmark.run.settings import RESULT_COLUMNS
@@ -192,16 +192,15 @@ def write_report(store_root: Path, out: Path, grid: str | None = None, registry:
     run_ids = selected_runs(store, grid)
     order = metric_order(store, run_ids)  # the grid's metrics in its order: the first directed one is the headline
     page = render_report(store, run_ids, results, runs, board, dirs, title=title, grid=grid, order=order)
-    out.mkdir(parents=True, exist_ok=True)  # only once the whole store was read: damage leaves nothing half-written
-    paths = [out / name for name in ("results.csv", "runs.csv", "leaderboard.csv", "leaderboard.md", "index.html")]
-    writers = [
-        lambda path: results.to_csv(path, index=False),
-        lambda path: runs.to_csv(path, index=False),
-        lambda path: board[BOARD_COLUMNS].to_csv(path, index=False),
-        lambda path: path.write_text(tables.markdown(board, title, order) + "\n", encoding="utf-8"),
-        lambda path: path.write_text(page, encoding="utf-8"),
+    contents = [
+        results.to_csv(index=False),
+        runs.to_csv(index=False),
+        board[BOARD_COLUMNS].to_csv(index=False),
+        tables.markdown(board, title, order) + "\n",
+        page,
     ]
-    for path, write in zip(paths, writers, strict=True):
-        with naming(path):  # a full disk then says which file it failed to write
-            write(path)
+    paths = [out / name for name in ("results.csv", "runs.csv", "leaderboard.csv", "leaderboard.md", "index.html")]
+    # only once the whole store was read, and all five or none: a damaged store or a full disk leaves the old
+    # report whole, not some files new and one cut short
+    write_all_atomic([(path, text.encode("utf-8")) for path, text in zip(paths, contents, strict=True)])
     return paths
