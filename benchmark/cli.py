@@ -223,6 +223,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     store.check_place()
     for note in grid.skipped:
         print(f"retrainbench: note: skipped: {note}", file=sys.stderr)
+    for note in grid.smoke_notes:
+        print(f"retrainbench: note: smoke mode: {note}", file=sys.stderr)
     print(
         f"retrainbench: grid {grid.name!r}: {len(grid.runs)} runs on executor {name!r}, store {store.root}",
         file=sys.stderr,

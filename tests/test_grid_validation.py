@@ -465,6 +465,35 @@ def test_a_default_written_out_gives_the_same_run_id(registry):
     assert not {r.run_id for r in changed} & {r.run_id for r in a}
 
 
+@pytest.mark.parametrize(
+    ("component", "key", "message"),
+    [
+        (
+            {"policies": [{"name": "fresh", "params": {"n_fresh": 300}}]},
+            "policies[0].params.n_fresh",
+            "must be <= n_real = 200",
+        ),
+        ({"models": [{"name": "gmm", "params": {"components": 300}}]}, "models[0].params.components", "200"),
+    ],
+)
+def test_smoke_mode_says_which_sizes_its_shrunk_grid_cannot_hold(registry, component, key, message):
+    """Valid at the file's n_real = 500, not at smoke mode's 200: smoke mode still runs any grid, but says which
+    component's smoke runs compute something else (unsaid, fresh took 300 fresh points of 200 and trained on no
+    synthetic data at all, and gmm failed). Sizes that fit leave no note."""
+    sections = {
+        "datasets": [{"name": "moons"}],
+        "models": [{"name": "gaussian"}],
+        "policies": [{"name": "replace"}],
+        "metrics": [{"name": "w2"}],
+    }
+    doc = _doc(**{**sections, "n_real": 500, "n_test": 500, "n_eval": 500, **component})
+    assert parse_grid(doc, registry).smoke_notes == ()
+    (note,) = parse_grid(doc, registry, smoke=True).smoke_notes
+    assert note.startswith(f"{key}: ") and message in note
+    assert "once smoke mode shrinks" in note and "n_real 500 to 200" in note
+    assert parse_grid(_doc(**sections, n_real=500, n_test=500, n_eval=500), registry, smoke=True).smoke_notes == ()
+
+
 def test_smoke_shrinks_to_the_limits_and_keeps_results_apart(registry):
     big = {"generations": 10, "n_real": 5000, "n_test": 4000, "n_eval": 3000, "train_steps": 1000, "seeds": [4, 5, 6]}
     doc = _doc(

@@ -23,7 +23,7 @@ from benchmark.api.params import ParamError, resolve
 from benchmark.api.registry import Entry, Registry
 from benchmark.errors import GridError, RegistryError, suggestion
 from benchmark.hashing import digest
-from benchmark.run.settings import FILE_SETTINGS, RUN_SETTINGS, RunSettings, read_settings
+from benchmark.run.settings import FILE_SETTINGS, RUN_SETTINGS, SMOKE_LIMITS, RunSettings, read_settings
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,8 @@ class GridSpec:
     description: str = ""
     #: Combinations left out as incompatible (for example an image dataset with a vector-only family).
     skipped: tuple[str, ...] = field(default=())
+    #: In smoke mode, components whose sizes do not fit the shrunk grid (their smoke runs compute something else).
+    smoke_notes: tuple[str, ...] = field(default=())
     source: str = ""
     #: Seeds of one configuration train together where the family can (numbers unchanged either way).
     batch_seeds: bool = True
@@ -145,10 +147,18 @@ def _expand(where: str, key: str, params: Mapping[str, Any]) -> list[dict[str, A
 
 
 def _components(
-    where: str, raw: Any, section: str, kind: str, registry: Registry, settings: Mapping[str, Any]
+    where: str,
+    raw: Any,
+    section: str,
+    kind: str,
+    registry: Registry,
+    settings: Mapping[str, Any],
+    smoke_settings: Mapping[str, Any] | None = None,
+    smoke_notes: list[str] | None = None,
 ) -> list[tuple[ComponentSpec, Entry]]:
     """The components of one section, resolved and checked: parameters against their declarations, names of
-    other components against the registry, sizes against the grid's ``settings``; each once only."""
+    other components against the registry, sizes against the grid's ``settings``; each once only. In smoke
+    mode, sizes that do not fit the shrunk ``smoke_settings`` the runs get add a line to ``smoke_notes``."""
     if not isinstance(raw, list) or not raw:
         raise GridError(where, section, f"needs at least one [[{section}]] table with a name")
     out = []
@@ -173,6 +183,19 @@ def _components(
                 entry.component.check_sizes(resolved, settings)
             except ParamError as exc:
                 raise GridError(where, f"{key}.params.{exc.key}", str(exc)) from None
+            if smoke_settings is not None and smoke_notes is not None:
+                try:
+                    entry.component.check_sizes(resolved, smoke_settings)
+                except ParamError as exc:
+                    shrunk = ", ".join(
+                        f"{name} {settings[name]} to {value}"
+                        for name, value in smoke_settings.items()
+                        if name in FILE_SETTINGS and name in SMOKE_LIMITS and settings[name] != value
+                    )
+                    smoke_notes.append(
+                        f"{key}.params.{exc.key}: {exc} once smoke mode shrinks {shrunk}: "
+                        f"the smoke runs of {entry.component.name!r} do not compute what the grid's runs do"
+                    )
             for param_key, param in entry.component.parameters.items():
                 if param.registered is not None and resolved[param_key] is not None:
                     _available(where, f"{key}.params.{param_key}", param.registered, resolved[param_key], registry)
@@ -227,11 +250,16 @@ def parse_grid(
         hint = suggestion(unknown[0], [*FILE_SETTINGS, *GRID_SECTIONS])
         raise GridError(where, unknown[0], f"unknown key{hint}")
     grid, settings = read_settings(where, doc, smoke=smoke)
-    # Components are checked against the sizes the file sets, so a valid grid stays valid in smoke mode.
+    # Components are checked against the sizes the file sets, so a valid grid stays valid in smoke mode; sizes that
+    # do not fit the shrunk grid are said (a `fresh` policy taking more fresh points than smoke mode's n_real
+    # trains on no synthetic data at all).
+    smoke_notes: list[str] = []
     file_settings = read_settings(where, doc)[1] if smoke else settings
 
     sections = {
-        section: _components(where, doc.get(section), section, kind, registry, file_settings)
+        section: _components(
+            where, doc.get(section), section, kind, registry, file_settings, settings if smoke else None, smoke_notes
+        )
         for section, kind in GRID_SECTIONS.items()
     }
 
@@ -305,6 +333,7 @@ def parse_grid(
         executor=executor,
         description=grid.description,
         skipped=tuple(dict.fromkeys(skipped)),
+        smoke_notes=tuple(smoke_notes),
         source=source,
         batch_seeds=grid.batch_seeds,
     )
