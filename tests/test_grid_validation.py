@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.errors import GridError
 from benchmark.run.settings import SMOKE_LIMITS
 from benchmark.run.spec import GridSpec, parse_grid
 
@@ -517,3 +518,31 @@ def test_smoke_shrinks_to_the_limits_and_keeps_results_apart(registry):
     # sizes already under the budget are kept
     small = parse_grid({**doc, "n_eval": 7, "generations": 1}, registry, smoke=True).runs[0]
     assert (small.n_eval, small.generations, small.n_real) == (7, 1, SMOKE_LIMITS["n_real"])
+
+
+@pytest.mark.parametrize(
+    ("policy", "key", "what"),
+    [
+        ({"name": "mix", "params": {"lambda": 1e9}}, "lambda", "1e+11 synthetic points a generation"),
+        ({"name": "mix", "params": {"lambda": 1e300}}, "lambda", "1e+302 synthetic points a generation"),
+        ({"name": "curate", "params": {"lambda": 1e6}}, "lambda", "1e+08 synthetic points kept a generation"),
+        ({"name": "curate", "params": {"oversample": 1e12}}, "oversample", "1e+14 samples drawn a generation"),
+        ({"name": "fresh", "params": {"n_synthetic": 10**11}}, "n_synthetic", "1e+11 synthetic points a generation"),
+    ],
+)
+def test_a_policy_asking_for_more_points_than_any_size_may_be_is_refused_before_anything_runs(
+    registry, policy, key, what
+):
+    """Sizes derived from lambda, oversample and n_synthetic are bounded as n_real is (10 million): unbounded, the
+    grid was accepted, its store made and generation 0 computed, then generation 1 failed with a MemoryError."""
+    doc = _doc(
+        datasets=[{"name": "moons"}],
+        models=[{"name": "kde"}],
+        policies=[policy],
+        metrics=[{"name": "w2"}],
+        n_real=100,
+    )
+    with pytest.raises(GridError) as refused:
+        parse_grid(doc, registry)
+    assert refused.value.key == f"policies[0].params.{key}"
+    assert f"asks for {what}, more than the 10,000,000 a size may be" in str(refused.value)

@@ -17,10 +17,13 @@ oversample]              under the previous model (oversample = 1: exactly ``mix
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from benchmark import Param, Policy, PolicyStep, TrainingSet
+from plugins.policies.mixing import check_points
 
 
 class Curate(Policy):
@@ -32,6 +35,12 @@ class Curate(Policy):
         "lambda": Param(1.0, float, "synthetic points kept per real point", low=0),
         "oversample": Param(2.0, float, "samples drawn per synthetic point kept (1: no curation)", low=1),
     }
+
+    @classmethod
+    def check_sizes(cls, params: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
+        kept = params["lambda"] * settings["n_real"]
+        check_points("lambda", kept, "synthetic points kept a generation")
+        check_points("oversample", params["oversample"] * kept, "samples drawn a generation")
 
     def build(self, step: PolicyStep) -> TrainingSet:
         n = len(step.real)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from benchmark import Param, ParamError, Policy, PolicyStep, TrainingSet
+from benchmark.run.settings import MAX_POINTS
 
 
 def _accumulated(step: PolicyStep, n: int) -> np.ndarray:
@@ -31,11 +32,22 @@ def _accumulated(step: PolicyStep, n: int) -> np.ndarray:
     return new if old is None or len(old) == 0 else np.concatenate([old, new])
 
 
+def check_points(key: str, count: float, what: str) -> None:
+    """Refuse a parameter that asks for more ``what`` than any size setting may hold (``MAX_POINTS``): found
+    only at generation 1, after the store is made, as a MemoryError (or a ValueError for an infinite count)."""
+    if not count <= MAX_POINTS:
+        raise ParamError(key, f"asks for {count:.3g} {what}, more than the {MAX_POINTS:,} a size may be")
+
+
 class Mix(Policy):
     """The whole real set plus round(lambda * n) fresh samples of the previous model."""
 
     name = "mix"
     parameters = {"lambda": Param(1.0, float, "synthetic points per real point", low=0)}
+
+    @classmethod
+    def check_sizes(cls, params: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
+        check_points("lambda", params["lambda"] * settings["n_real"], "synthetic points a generation")
 
     def build(self, step: PolicyStep) -> TrainingSet:
         n = len(step.real)
@@ -94,6 +106,8 @@ class Fresh(Policy):
 
     @classmethod
     def check_sizes(cls, params: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
+        if params["n_synthetic"] is not None:
+            check_points("n_synthetic", params["n_synthetic"], "synthetic points a generation")
         n_real, n_fresh = settings["n_real"], params["n_fresh"]
         if n_fresh is not None and n_fresh > n_real:
             raise ParamError(
