@@ -546,3 +546,17 @@ def test_a_policy_asking_for_more_points_than_any_size_may_be_is_refused_before_
         parse_grid(doc, registry)
     assert refused.value.key == f"policies[0].params.{key}"
     assert f"asks for {what}, more than the 10,000,000 a size may be" in str(refused.value)
+
+
+def test_fresh_whose_default_fresh_points_are_none_and_no_synthetic_ones_is_refused(registry):
+    """n_real = 1 makes the default n_fresh (n // 2) zero: with n_synthetic = 0 every training set is empty, which
+    the grid check missed (it tested only an explicit n_fresh = 0) and generation 1 found."""
+    doc = _doc(
+        datasets=[{"name": "moons"}],
+        models=[{"name": "kde"}],
+        policies=[{"name": "fresh", "params": {"n_synthetic": 0}}],
+        metrics=[{"name": "mean-distance"}],
+        n_real=1,
+    )
+    with pytest.raises(GridError, match=r"n_synthetic: must be > 0 when n_fresh is 0 \(n_real = 1\)"):
+        parse_grid(doc, registry)

@@ -113,19 +113,23 @@ class Fresh(Policy):
             raise ParamError(
                 "n_fresh", f"must be <= n_real = {n_real}: fresh points replace part of the n real ones (got {n_fresh})"
             )
-        if n_fresh == 0 and params["n_synthetic"] == 0:
-            raise ParamError("n_synthetic", "must be > 0 when n_fresh = 0: the training set would be empty")
+        fresh, synthetic = cls._sizes(params, n_real)
+        if fresh + synthetic == 0:
+            empty = f"must be > 0 when n_fresh is {fresh} (n_real = {n_real}): the training set would be empty"
+            raise ParamError("n_synthetic", empty)
 
-    def _sizes(self, n_real: int) -> tuple[int, int]:
-        fresh = self.params["n_fresh"] if self.params["n_fresh"] is not None else n_real // 2
-        synthetic = self.params["n_synthetic"] if self.params["n_synthetic"] is not None else max(n_real - fresh, 0)
+    @staticmethod
+    def _sizes(params: Mapping[str, Any], n_real: int) -> tuple[int, int]:
+        """(fresh, synthetic) points a generation, the defaults filled in."""
+        fresh = params["n_fresh"] if params["n_fresh"] is not None else n_real // 2
+        synthetic = params["n_synthetic"] if params["n_synthetic"] is not None else max(n_real - fresh, 0)
         return fresh, synthetic
 
     def pool_size(self, n_real: int, generations: int) -> int:
-        return self._sizes(n_real)[0] * generations
+        return self._sizes(self.params, n_real)[0] * generations
 
     def build(self, step: PolicyStep) -> TrainingSet:
-        fresh, synthetic = self._sizes(len(step.real))
+        fresh, synthetic = self._sizes(self.params, len(step.real))
         if fresh + synthetic == 0:
             raise ValueError("fresh policy with n_fresh = n_synthetic = 0 builds an empty training set")
         real = step.pool[(step.generation - 1) * fresh : step.generation * fresh]
