@@ -139,13 +139,19 @@ def squared_distance_batches(x: np.ndarray, y: np.ndarray | None = None) -> Iter
 
 def _centred_when_far(x: np.ndarray, y: np.ndarray, same: bool) -> tuple[np.ndarray, np.ndarray]:
     """``x`` and ``y`` as they are, or both moved by their common mean when they lie so far from the origin,
-    for their spread, that the expansion of the squared distances would lose them (``CENTRING_RATIO``)."""
-    both = x if same else np.concatenate([x, y])
-    if not len(both):
+    for their spread, that the expansion of the squared distances would lose them (``CENTRING_RATIO``).
+
+    The spread is mean |p|^2 - |mean p|^2, from the squared norms alone (no copy of the points): it cancels too
+    when the points are far, which only makes the test say "centre", as it should.
+    """
+    sets = [x] if same else [x, y]
+    count = sum(len(s) for s in sets)
+    if not count:
         return x, y
-    centre = both.mean(axis=0)
-    spread = float(np.mean(np.einsum("ij,ij->i", both - centre, both - centre)))
-    if float(np.max(np.einsum("ij,ij->i", both, both))) <= CENTRING_RATIO * spread:
+    norms = [np.einsum("ij,ij->i", s, s) for s in sets]
+    centre = sum(s.sum(axis=0) for s in sets) / count
+    spread = sum(float(n.sum()) for n in norms) / count - float(centre @ centre)
+    if max(float(n.max(initial=0.0)) for n in norms) <= CENTRING_RATIO * spread:
         return x, y
     x = x - centre
     return x, x if same else y - centre
