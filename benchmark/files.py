@@ -52,23 +52,37 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, durable: bo
 
 
 def write_all_atomic(files: Sequence[tuple[Path, bytes]]) -> None:
-    """Replace every path by its bytes, or none of them: all are written beside their targets first, and renamed
-    into place only once every one is written (a full disk or an error then leaves the old files whole)."""
+    """Replace every path by its bytes: all are written beside their targets first, and renamed into place only
+    once every one is written, so a write that fails (a full disk) leaves the old files whole and no temporaries.
+    The files get the permissions a plain write gives (the umask's), not a temporary file's private ones."""
     written: list[tuple[str, Path]] = []
     try:
         for path, data in files:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            written.append((tmp, path))
-            with naming(path), os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+            with naming(path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fh, tmp = _temp_beside(path)
+                written.append((tmp, path))
+                with fh:
+                    fh.write(data)
+        for i, (tmp, path) in enumerate(written):
+            with naming(path):
+                os.replace(tmp, path)
+            written[i] = ("", path)  # in place: nothing left to remove
     except BaseException:
         for tmp, _ in written:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            if tmp:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
         raise
-    for tmp, path in written:
-        os.replace(tmp, path)
+
+
+def _temp_beside(path: Path) -> tuple[BinaryIO, str]:
+    """A new empty file next to ``path``, open for writing, readable as the umask allows (mkstemp makes 0600)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    mask = os.umask(0)
+    os.umask(mask)
+    os.fchmod(fd, 0o666 & ~mask)
+    return os.fdopen(fd, "wb"), tmp
 
 
 def read_json(path: Path) -> Any:

@@ -364,24 +364,51 @@ def test_results_frame_is_tidy_and_typed(store):
     assert frame.groupby("config")["seed"].nunique().eq(2).all()
 
 
-def test_a_report_that_fails_to_write_leaves_the_old_one_whole(store, tmp_path, registry):
-    """A full disk while writing a report (here: a file-size limit the page exceeds) fails with the file's name,
-    and leaves the earlier report exactly as it was, with no temporary files: before, the tables were already
-    replaced and index.html was left cut short."""
-    import resource
+class FullDisk:
+    """A file whose writes fail as on a full disk (ENOSPC, no file name): what ``_temp_beside`` hands out for
+    the files a test names (tests only)."""
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def write(self, data):
+        import errno
+
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def full_disk_for(monkeypatch, *names: str) -> None:
+    """Make writes of the report files ``names`` fail as on a full disk."""
+    from benchmark import files
+
+    real = files._temp_beside
+
+    def temp_beside(path):
+        fh, tmp = real(path)
+        if path.name not in names:
+            return fh, tmp
+        fh.close()
+        return FullDisk(), tmp
+
+    monkeypatch.setattr(files, "_temp_beside", temp_beside)
+
+
+def test_a_report_that_fails_to_write_leaves_the_old_one_whole(store, tmp_path, registry, monkeypatch):
+    """A full disk while writing a report's page fails with the file's name, and leaves the earlier report exactly
+    as it was, with no temporary files: before, the tables were already replaced and index.html was cut short.
+    Written, the files are readable as any other (a temporary file is private)."""
     out = tmp_path / "out"
     write_report(store, out, grid="tiny", registry=registry)  # the old report: its title names the grid
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    largest_table = max(len(data) for name, data in before.items() if name != "index.html")
-    assert len(before["index.html"]) > 2 * largest_table  # so a limit between them stops the page alone
-    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (2 * largest_table, limits[1]))
-    try:  # python ignores SIGXFSZ: a write past the limit raises OSError (EFBIG), as a full disk raises ENOSPC
-        with pytest.raises(OSError, match=r"index\.html"):
-            write_report(store, out, registry=registry)  # another title: every table but the CSVs would differ
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert {p.stat().st_mode & 0o777 for p in out.iterdir()} == {0o666 & ~mask}
+    full_disk_for(monkeypatch, "index.html")
+    with pytest.raises(OSError, match=r"No space left on device: '.*index\.html'"):
+        write_report(store, out, registry=registry)  # another title: the tables and the page would differ
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 

@@ -273,14 +273,18 @@ def test_variance_ratio_of_huge_samples_against_ordinary_data_is_their_ratio(reg
 # ---------------------------------------------------------------- distances far from the origin
 
 
+@pytest.mark.parametrize("outlier", [False, True])
 @pytest.mark.parametrize("name", ["w1", "w2", "energy", "mmd", "pairwise-distance", "precision", "recall", "coverage"])
-def test_distance_metrics_of_points_far_from_the_origin_are_those_of_the_points_at_it(registry, name):
+def test_distance_metrics_of_points_far_from_the_origin_are_those_of_the_points_at_it(registry, name, outlier):
     """10-D points 1e8 from the origin with a spread of 1: the expansion -2 x.y + |x|^2 + |y|^2 lost the distances
-    (W2 = 0, precision = 0), though every one of these metrics is invariant to moving both sets. Moved back, the
-    values agree to float64's resolution at 1e8 (an ulp of 1.5e-8 per coordinate, so about 1e-8 of distances of
-    order 4: rtol 1e-6 is a hundred times that); the k-NN metrics, counts of points inside balls, agree exactly."""
+    (W2 = 0, precision = 0), though every one of these metrics is invariant to moving both sets; also with one
+    diverged sample 3e7 further out, which inflated a mean spread enough to hide the rest. Moved back, the values
+    agree to float64's resolution at 1e8 (an ulp of 1.5e-8 per coordinate, so about 1e-8 of distances of order 4:
+    rtol 1e-6 is a hundred times that); the k-NN metrics, counts of points inside balls, agree exactly."""
     rng = stream(31, "far")
     x, y = rng.normal(size=(200, 10)), rng.normal(size=(200, 10))
+    if outlier:
+        x[0, 0] += 3e7
     near = measure(registry, name, make_evaluation(registry, x, y)).value
     maths.forget()  # the far values from an empty memo
     far = measure(registry, name, make_evaluation(registry, x + 1e8, y + 1e8)).value

@@ -32,7 +32,8 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
     the fake one), with the conventions of the ``prdc`` package: strict inequalities, radius = distance
     to the k-th nearest other point. Memoised on the arrays' contents, so the four metrics share one pass.
     A point repeated more than k times has a ball of radius 0, inside which nothing lies: samples equal to a
-    test set of such points score 0. The counts of these empty balls come with the values (``empty_balls``).
+    test set of such points score 0. The counts of these empty balls come with the values (``empty_real_balls``,
+    ``empty_sample_balls``).
     """
 
     def compute() -> dict[str, float]:

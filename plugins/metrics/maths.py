@@ -138,23 +138,28 @@ def squared_distance_batches(x: np.ndarray, y: np.ndarray | None = None) -> Iter
 
 
 def _centred_when_far(x: np.ndarray, y: np.ndarray, same: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``x`` and ``y`` as they are, or both moved by their common mean when they lie so far from the origin,
-    for their spread, that the expansion of the squared distances would lose them (``CENTRING_RATIO``).
+    """``x`` and ``y`` as they are, or both moved to a point among them when they lie so far from the origin, for
+    their spread, that the expansion of the squared distances would lose them (``CENTRING_RATIO``).
 
-    The spread is mean |p|^2 - |mean p|^2, from the squared norms alone (no copy of the points): it cancels too
-    when the points are far, which only makes the test say "centre", as it should.
+    Typical squared norm against typical squared distance to the mean, both medians, so that one diverged point
+    cannot hide the rest (a mean spread would). Squared distances to the mean come from the norms (no copy of the
+    points); far out they cancel too, which only makes the test say "move", as it should. The points move to the
+    one nearest their mean, which lies among the bulk of them, outliers or not.
     """
     sets = [x] if same else [x, y]
     count = sum(len(s) for s in sets)
     if not count:
         return x, y
     norms = [np.einsum("ij,ij->i", s, s) for s in sets]
-    centre = sum(s.sum(axis=0) for s in sets) / count
-    spread = sum(float(n.sum()) for n in norms) / count - float(centre @ centre)
-    if max(float(n.max(initial=0.0)) for n in norms) <= CENTRING_RATIO * spread:
+    mean = sum(s.sum(axis=0) for s in sets) / count
+    to_mean = [n - 2 * (s @ mean) + mean @ mean for s, n in zip(sets, norms, strict=True)]
+    if float(np.median(np.concatenate(norms))) <= CENTRING_RATIO * float(np.median(np.concatenate(to_mean))):
         return x, y
-    x = x - centre
-    return x, x if same else y - centre
+    nearest = [int(np.argmin(d)) for d in to_mean]
+    which = int(np.argmin([d[i] for d, i in zip(to_mean, nearest, strict=True)]))
+    anchor = sets[which][nearest[which]].copy()
+    x = x - anchor
+    return x, x if same else y - anchor
 
 
 def squared_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
