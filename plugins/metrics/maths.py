@@ -27,10 +27,11 @@ WORKING_MEMORY_MB = 64
 #: Up to this dimension distances are summed coordinate by coordinate (exact zeros for equal points);
 #: above it, through -2 x.y + |x|^2 + |y|^2 as scikit-learn does (one matrix product).
 DIRECT_DIMENSIONS = 8
-#: Above this ratio of the points' largest squared norm to their spread (mean squared distance to their common
-#: mean), -2 x.y + |x|^2 + |y|^2 cancels away digits the distances need: 10-D points 1e8 from the origin with a
-#: spread of 1 gave exact zeros (W2 = 0). Such points are centred first, which leaves their distances as they
-#: are; below the ratio nothing changes, so no result computed before changes either.
+#: Above this ratio of the points' typical squared norm to their typical squared distance to their mean (both
+#: medians), -2 x.y + |x|^2 + |y|^2 cancels away digits the distances need: 10-D points 1e8 from the origin with
+#: a spread of 1 gave exact zeros (W2 = 0). Such points are first moved to one among them
+#: (``_centred_when_far``), which leaves their distances as they are; below the ratio nothing changes, so no
+#: result computed before changes either.
 CENTRING_RATIO = 1e6
 
 
